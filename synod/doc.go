@@ -1,0 +1,2 @@
+// Package synod is the CASPaxos protocol.
+package synod
