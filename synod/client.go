@@ -1,0 +1,301 @@
+package synod
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// Transport carries a phase's request to acceptors and their replies back.
+//
+// Prepare and Accept send req to every acceptor in to and return without
+// waiting for replies. Until ctx is done, the transport delivers each reply it
+// receives to replies with a send that never blocks (if replies is full, the
+// reply is dropped); the caller gives replies room for one reply per acceptor. A
+// transport may drop, delay, duplicate and reorder replies; the Proposal ignores
+// replies that do not belong to the current attempt. An error means the request
+// may not have reached every acceptor; replies that do arrive are still delivered.
+type Transport interface {
+	Prepare(ctx context.Context, to []string, req PrepareRequest, replies chan<- PrepareReply) error
+	Accept(ctx context.Context, to []string, req AcceptRequest, replies chan<- AcceptReply) error
+}
+
+// Client runs changes of registers against a set of acceptors: it is the thin
+// driver that adds contexts, timers, backoff and a Transport to the pure
+// Proposer. It is safe for concurrent use. Changes of one key from one Client run
+// one at a time, in call order as far as the Go scheduler allows, so that a
+// sequence of changes of a key takes the one-round-trip path.
+type Client struct {
+	tr   Transport
+	cfg  Config
+	opts clientOptions
+
+	mu   sync.Mutex // guards p and rng
+	p    *Proposer
+	rng  *rand.Rand
+	keys keyLocks
+}
+
+type clientOptions struct {
+	phaseTimeout   time.Duration
+	defaultTimeout time.Duration
+	backoffMin     time.Duration
+	backoffMax     time.Duration
+	rng            *rand.Rand
+	logger         *slog.Logger
+	proposer       []ProposerOption
+}
+
+func defaultClientOptions() clientOptions {
+	return clientOptions{
+		phaseTimeout:   time.Second,
+		defaultTimeout: 10 * time.Second,
+		backoffMin:     time.Millisecond,
+		backoffMax:     100 * time.Millisecond,
+		logger:         slog.New(slog.DiscardHandler),
+	}
+}
+
+// Option configures a Client.
+type Option func(*clientOptions)
+
+// WithPhaseTimeout sets how long one phase waits for a quorum before the
+// attempt is retried with a higher ballot (default 1s). Lost messages cost this
+// long.
+func WithPhaseTimeout(d time.Duration) Option { return func(o *clientOptions) { o.phaseTimeout = d } }
+
+// WithDefaultTimeout bounds a change whose context has no deadline (default 10s),
+// so a change without a deadline still ends when no quorum answers.
+func WithDefaultTimeout(d time.Duration) Option {
+	return func(o *clientOptions) { o.defaultTimeout = d }
+}
+
+// WithBackoff sets the range of the jittered exponential backoff between
+// attempts that competing proposers refused (default 1ms to 100ms).
+func WithBackoff(lo, hi time.Duration) Option {
+	return func(o *clientOptions) { o.backoffMin, o.backoffMax = lo, hi }
+}
+
+// WithRand sets the source of backoff jitter; seed it for reproducible runs.
+func WithRand(r *rand.Rand) Option { return func(o *clientOptions) { o.rng = r } }
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(o *clientOptions) { o.logger = l } }
+
+// WithProposerOptions passes options to the underlying Proposer, such as
+// WithFastPath(false).
+func WithProposerOptions(opts ...ProposerOption) Option {
+	return func(o *clientOptions) { o.proposer = append(o.proposer, opts...) }
+}
+
+// NewClient returns a Client that proposes as proposerID (see RandomProposerID;
+// it must be unique to this process run) to the acceptors of cfg over tr.
+func NewClient(proposerID string, cfg Config, tr Transport, opts ...Option) (*Client, error) {
+	o := defaultClientOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	switch {
+	case tr == nil:
+		return nil, errorf(ErrInvalidConfig, "nil transport")
+	case o.phaseTimeout <= 0 || o.defaultTimeout <= 0:
+		return nil, errorf(ErrInvalidConfig, "timeouts must be positive")
+	case o.backoffMin <= 0 || o.backoffMax < o.backoffMin:
+		return nil, errorf(ErrInvalidConfig, "backoff range %v..%v", o.backoffMin, o.backoffMax)
+	}
+	p, err := NewProposer(proposerID, cfg, o.proposer...)
+	if err != nil {
+		return nil, err
+	}
+	rng := o.rng
+	if rng == nil {
+		rng = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
+	return &Client{tr: tr, cfg: p.Config(), opts: o, p: p, rng: rng}, nil
+}
+
+// ID returns the client's proposer ID.
+func (c *Client) ID() string { return c.p.ID() }
+
+// Change applies f to the register key atomically and returns the new value.
+//
+// If f returns an error, the register keeps its value, which is written back
+// through a quorum before Change returns that value with f's error unchanged, so
+// the error was computed from a value that is really the latest. Other errors:
+// ErrIndeterminate (the change may or may not have been applied), a
+// *ConflictError matching ErrConflict, or ErrUnavailable; the last two mean the
+// change was not applied, and when ctx ended they also wrap ctx.Err().
+func (c *Client) Change(ctx context.Context, key string, f ChangeFunc) ([]byte, error) {
+	if f == nil {
+		return nil, errorf(ErrInvalidRequest, "change %q: nil change function", key)
+	}
+	return c.do(ctx, key, f)
+}
+
+// Read returns the register's value through a full round (the identity change),
+// so it is linearizable: it reflects every change that completed before it began.
+func (c *Client) Read(ctx context.Context, key string) ([]byte, error) {
+	return c.do(ctx, key, nil)
+}
+
+func (c *Client) do(ctx context.Context, key string, f ChangeFunc) ([]byte, error) {
+	if key == "" {
+		return nil, errorf(ErrInvalidRequest, "empty key")
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.defaultTimeout)
+		defer cancel()
+	}
+	unlock, err := c.keys.lock(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("synod: change %q: %w (%w)", key, ErrUnavailable, err)
+	}
+	defer unlock()
+
+	c.mu.Lock()
+	pr := c.p.Begin(key, f)
+	c.mu.Unlock()
+	for {
+		switch pr.Status() {
+		case StatusApply:
+			pr.Apply()
+		case StatusPreparing, StatusAccepting:
+			if !c.phase(ctx, pr) {
+				c.retry(ctx, pr)
+			}
+		case StatusRefused:
+			c.retry(ctx, pr)
+		case StatusDone:
+			c.mu.Lock()
+			c.p.Complete(pr)
+			c.mu.Unlock()
+			v, err := pr.Result()
+			if err != nil && (err == ErrIndeterminate || err == ErrUnavailable || isConflict(err)) {
+				c.opts.logger.Debug("synod: change failed", "key", key, "attempts", pr.Attempts(), "err", err)
+				if ctx.Err() != nil {
+					return nil, fmt.Errorf("synod: change %q after %d attempts: %w (%w)", key, pr.Attempts(), err, ctx.Err())
+				}
+				return nil, fmt.Errorf("synod: change %q after %d attempts: %w", key, pr.Attempts(), err)
+			}
+			return v, err
+		}
+	}
+}
+
+func isConflict(err error) bool {
+	_, ok := err.(*ConflictError)
+	return ok
+}
+
+// retry backs off, then starts a new attempt, or abandons the proposal once ctx
+// is done.
+func (c *Client) retry(ctx context.Context, pr *Proposal) {
+	if ctx.Err() == nil {
+		c.mu.Lock()
+		d := c.backoff(pr.Attempts())
+		c.mu.Unlock()
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	if ctx.Err() != nil {
+		pr.Abandon()
+		return
+	}
+	c.mu.Lock()
+	pr.Retry(c.p)
+	c.mu.Unlock()
+}
+
+// backoff returns a full-jitter exponential delay for the given attempt.
+func (c *Client) backoff(attempt int) time.Duration {
+	hi := c.opts.backoffMin << min(attempt, 20)
+	if hi > c.opts.backoffMax || hi <= 0 {
+		hi = c.opts.backoffMax
+	}
+	return c.opts.backoffMin + time.Duration(c.rng.Int64N(int64(hi-c.opts.backoffMin)+1))
+}
+
+// phase broadcasts the current request and feeds replies to pr until the phase
+// ends. It reports false if the phase timed out or ctx ended first.
+func (c *Client) phase(ctx context.Context, pr *Proposal) bool {
+	pctx, cancel := context.WithTimeout(ctx, c.opts.phaseTimeout)
+	defer cancel()
+	st := pr.Status()
+	req := pr.Request()
+	n := len(c.cfg.Acceptors)
+	if req.Prepare != nil {
+		ch := make(chan PrepareReply, n)
+		if err := c.tr.Prepare(pctx, c.cfg.Acceptors, *req.Prepare, ch); err != nil {
+			c.opts.logger.Debug("synod: prepare send failed", "key", pr.Key(), "err", err)
+		}
+		for pr.Status() == st {
+			select {
+			case r := <-ch:
+				pr.OnPrepareReply(r)
+			case <-pctx.Done():
+				return false
+			}
+		}
+		return true
+	}
+	ch := make(chan AcceptReply, n)
+	if err := c.tr.Accept(pctx, c.cfg.Acceptors, *req.Accept, ch); err != nil {
+		c.opts.logger.Debug("synod: accept send failed", "key", pr.Key(), "err", err)
+	}
+	for pr.Status() == st {
+		select {
+		case r := <-ch:
+			pr.OnAcceptReply(r)
+		case <-pctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
+// keyLocks serializes a Client's changes per key, with context-aware waiting.
+type keyLocks struct {
+	mu sync.Mutex
+	m  map[string]*keyQueue
+}
+
+type keyQueue struct {
+	ch   chan struct{} // holds a token while the key is locked
+	refs int
+}
+
+func (l *keyLocks) lock(ctx context.Context, key string) (func(), error) {
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = make(map[string]*keyQueue)
+	}
+	q := l.m[key]
+	if q == nil {
+		q = &keyQueue{ch: make(chan struct{}, 1)}
+		l.m[key] = q
+	}
+	q.refs++
+	l.mu.Unlock()
+	release := func() {
+		l.mu.Lock()
+		if q.refs--; q.refs == 0 {
+			delete(l.m, key)
+		}
+		l.mu.Unlock()
+	}
+	select {
+	case q.ch <- struct{}{}:
+		return func() { <-q.ch; release() }, nil
+	case <-ctx.Done():
+		release()
+		return nil, ctx.Err()
+	}
+}

@@ -1,0 +1,378 @@
+package synod
+
+import "slices"
+
+// ChangeFunc computes a register's new value from its current one (nil for an
+// empty register). It must be pure: a proposer may run it several times for one
+// change, and only the run whose result a quorum accepted takes effect. It must
+// not modify or retain current. An error leaves the register unchanged.
+type ChangeFunc func(current []byte) ([]byte, error)
+
+// Proposer is the pure state of one proposer: its ID, its ballot counter and its
+// one-round-trip cache. It does no I/O, reads no clock and is not safe for
+// concurrent use: the caller serializes calls to a Proposer and to the Begin,
+// Retry and Complete methods of its Proposals. Other Proposal methods touch only
+// the Proposal, so different Proposals may step concurrently.
+type Proposer struct {
+	id      string
+	cfg     Config
+	counter uint64
+	fast    map[string]fastEntry
+	maxFast int
+	noFast  bool
+}
+
+// fastEntry records that a quorum accepted value and promised next for a key.
+type fastEntry struct {
+	next  Ballot
+	value []byte
+}
+
+// ProposerOption configures a Proposer.
+type ProposerOption func(*Proposer)
+
+// WithFastPath enables (the default) or disables the one-round-trip path.
+func WithFastPath(on bool) ProposerOption { return func(p *Proposer) { p.noFast = !on } }
+
+// WithFastPathEntries bounds how many keys the one-round-trip cache remembers
+// (default 100,000). A key evicted from it takes the two-phase round next time.
+func WithFastPathEntries(n int) ProposerOption { return func(p *Proposer) { p.maxFast = n } }
+
+// NewProposer returns a Proposer with the given ID (see ProposerID) and
+// configuration, which it validates.
+func NewProposer(id string, cfg Config, opts ...ProposerOption) (*Proposer, error) {
+	if id == "" {
+		return nil, errorf(ErrInvalidConfig, "empty proposer ID")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.Acceptors = slices.Clone(cfg.Acceptors)
+	p := &Proposer{id: id, cfg: cfg, fast: make(map[string]fastEntry), maxFast: 100_000}
+	for _, o := range opts {
+		o(p)
+	}
+	return p, nil
+}
+
+// ID returns the proposer's ID.
+func (p *Proposer) ID() string { return p.id }
+
+// Config returns the proposer's configuration.
+func (p *Proposer) Config() Config { return p.cfg }
+
+// observe fast-forwards the counter past b, so the next ballot beats it.
+func (p *Proposer) observe(b Ballot) {
+	if b.Counter > p.counter {
+		p.counter = b.Counter
+	}
+}
+
+// reserve returns a fresh ballot.
+func (p *Proposer) reserve() Ballot {
+	p.counter++
+	return Ballot{Counter: p.counter, Proposer: p.id}
+}
+
+// Forget drops key's one-round-trip entry, so its next change takes two phases.
+func (p *Proposer) Forget(key string) { delete(p.fast, key) }
+
+// Status is where a Proposal stands; it says what the caller does next.
+type Status uint8
+
+const (
+	// StatusPreparing: broadcast Request().Prepare, feed replies to OnPrepareReply.
+	StatusPreparing Status = iota
+	// StatusApply: call Apply, which runs the change function.
+	StatusApply
+	// StatusAccepting: broadcast Request().Accept, feed replies to OnAcceptReply.
+	StatusAccepting
+	// StatusRefused: a quorum refused this attempt; back off, then Retry or Abandon.
+	StatusRefused
+	// StatusDone: finished; call Complete on the Proposer, then read Result.
+	StatusDone
+)
+
+// String implements fmt.Stringer.
+func (s Status) String() string {
+	return [...]string{"Preparing", "Apply", "Accepting", "Refused", "Done"}[s]
+}
+
+// Request is the message an attempt broadcasts to every acceptor: exactly one of
+// Prepare and Accept is set.
+type Request struct {
+	Prepare *PrepareRequest
+	Accept  *AcceptRequest
+}
+
+// Proposal is one change of one key, across all the attempts it takes. It is a
+// step-driven state machine: the caller sends Request() to the acceptors, feeds
+// back their replies, runs Apply when asked, and retries or abandons refused or
+// timed-out attempts.
+//
+// A retry must not apply the change twice. Once an accept carrying the change's
+// result may have reached an acceptor, another proposer may adopt it, so a retry
+// cannot simply run the change function again. A Proposal remembers the ballots
+// of its own accepts and, when a later prepare quorum reports the latest value:
+//   - if that value is one of its own results, the change is in it exactly once:
+//     it commits that value again instead of running the function;
+//   - if the value's ballot is below all of its own results (or is one of its
+//     write-backs), no result of it can be part of that value: it runs the function;
+//   - otherwise the value may or may not contain the change: ErrIndeterminate.
+type Proposal struct {
+	key  string
+	f    ChangeFunc // nil for a read
+	cfg  Config
+	stat Status
+
+	// The current attempt.
+	ballot   Ballot
+	next     Ballot
+	prepare  PrepareRequest
+	accept   AcceptRequest
+	voted    map[string]bool
+	yes, no  int
+	highest  Ballot
+	current  []byte
+	isResult bool // the accept carries the change's result
+	fErr     error
+	seen     Ballot // greatest ballot in any refusal
+
+	// Across attempts.
+	attempts   int
+	results    map[Ballot][]byte // accepts that carried the change's result
+	writeBacks map[Ballot]bool   // accepts that carried an unchanged value
+	cacheable  bool
+	value      []byte
+	err        error
+}
+
+// Begin starts a change of key by f. If the proposer holds a one-round-trip
+// entry for key, the Proposal starts at StatusApply with the cached value and
+// skips the prepare phase; otherwise it starts at StatusPreparing. A nil f is a
+// read: the identity change, which is never applied twice and never
+// indeterminate.
+func (p *Proposer) Begin(key string, f ChangeFunc) *Proposal {
+	pr := &Proposal{key: key, f: f, cfg: p.cfg, voted: make(map[string]bool, len(p.cfg.Acceptors))}
+	if e, ok := p.fast[key]; ok && !p.noFast {
+		// Claim the entry: its ballot may carry one value only.
+		delete(p.fast, key)
+		p.observe(e.next)
+		pr.attempts = 1
+		pr.ballot, pr.next = e.next, p.reserve()
+		pr.current = e.value
+		pr.stat = StatusApply
+		return pr
+	}
+	pr.start(p)
+	return pr
+}
+
+// start begins a two-phase attempt with fresh ballots.
+func (pr *Proposal) start(p *Proposer) {
+	pr.attempts++
+	pr.ballot = p.reserve()
+	pr.next = p.reserve()
+	pr.prepare = PrepareRequest{Key: pr.key, Ballot: pr.ballot}
+	pr.resetVotes()
+	pr.highest, pr.current = Ballot{}, nil
+	pr.stat = StatusPreparing
+}
+
+func (pr *Proposal) resetVotes() {
+	clear(pr.voted)
+	pr.yes, pr.no = 0, 0
+}
+
+// Key returns the key the proposal changes.
+func (pr *Proposal) Key() string { return pr.key }
+
+// Status returns where the proposal stands.
+func (pr *Proposal) Status() Status { return pr.stat }
+
+// Ballot returns the current attempt's ballot.
+func (pr *Proposal) Ballot() Ballot { return pr.ballot }
+
+// Attempts returns how many attempts the proposal has started.
+func (pr *Proposal) Attempts() int { return pr.attempts }
+
+// Request returns the message of the current phase; it is meaningful in
+// StatusPreparing and StatusAccepting.
+func (pr *Proposal) Request() Request {
+	switch pr.stat {
+	case StatusPreparing:
+		return Request{Prepare: &pr.prepare}
+	case StatusAccepting:
+		return Request{Accept: &pr.accept}
+	}
+	return Request{}
+}
+
+// vote counts one acceptor's answer to the current phase, once per acceptor. It
+// returns false for replies that do not belong to the current phase: stale,
+// duplicated or from an unknown acceptor.
+func (pr *Proposal) vote(from, key string, b Ballot, ok bool, seen Ballot) bool {
+	if key != pr.key || b != pr.ballot || pr.voted[from] || !pr.cfg.Has(from) {
+		return false
+	}
+	pr.voted[from] = true
+	if ok {
+		pr.yes++
+	} else {
+		pr.no++
+		pr.seen = maxBallot(pr.seen, seen)
+	}
+	return true
+}
+
+// OnPrepareReply feeds one prepare reply. Replies for other attempts or phases
+// are ignored.
+func (pr *Proposal) OnPrepareReply(r PrepareReply) {
+	if pr.stat != StatusPreparing || !pr.vote(r.From, r.Key, r.Ballot, r.OK, r.Seen) {
+		return
+	}
+	if r.OK && pr.highest.Less(r.Accepted) {
+		pr.highest, pr.current = r.Accepted, r.Value
+	}
+	switch tally(len(pr.cfg.Acceptors), pr.cfg.Q1(), pr.yes, pr.no) {
+	case VoteLost:
+		pr.stat = StatusRefused
+	case VoteWon:
+		pr.stat = StatusApply
+	}
+}
+
+// Apply decides the value of the accept phase, running the change function if
+// it must (see Proposal), and moves to StatusAccepting, or to StatusDone when the
+// outcome is indeterminate.
+func (pr *Proposal) Apply() {
+	if pr.stat != StatusApply {
+		return
+	}
+	pr.isResult, pr.fErr = false, nil
+	newValue := pr.current
+	switch res, ours := pr.results[pr.highest]; {
+	case ours && !pr.highest.IsZero():
+		newValue, pr.isResult = res, true
+	case pr.writeBacks[pr.highest]:
+		newValue, pr.isResult, pr.fErr = pr.run()
+	case len(pr.results) > 0 && pr.minResult().Less(pr.highest):
+		pr.finish(nil, ErrIndeterminate)
+		return
+	default:
+		newValue, pr.isResult, pr.fErr = pr.run()
+	}
+	if pr.isResult {
+		if pr.results == nil {
+			pr.results = make(map[Ballot][]byte)
+		}
+		pr.results[pr.ballot] = newValue
+	} else {
+		if pr.writeBacks == nil {
+			pr.writeBacks = make(map[Ballot]bool)
+		}
+		pr.writeBacks[pr.ballot] = true
+	}
+	pr.accept = AcceptRequest{Key: pr.key, Ballot: pr.ballot, Value: newValue, Next: pr.next}
+	pr.resetVotes()
+	pr.stat = StatusAccepting
+}
+
+// run applies the change function to the current value. Reads and errors write
+// the current value back unchanged.
+func (pr *Proposal) run() (value []byte, isResult bool, err error) {
+	if pr.f == nil {
+		return pr.current, false, nil
+	}
+	v, err := pr.f(pr.current)
+	if err != nil {
+		return pr.current, false, err
+	}
+	return v, true, nil
+}
+
+func (pr *Proposal) minResult() Ballot {
+	var m Ballot
+	for b := range pr.results {
+		if m.IsZero() || b.Less(m) {
+			m = b
+		}
+	}
+	return m
+}
+
+// OnAcceptReply feeds one accept reply. Replies for other attempts or phases
+// are ignored.
+func (pr *Proposal) OnAcceptReply(r AcceptReply) {
+	if pr.stat != StatusAccepting || !pr.vote(r.From, r.Key, r.Ballot, r.OK, r.Seen) {
+		return
+	}
+	n := len(pr.cfg.Acceptors)
+	if pr.no == n {
+		// Every acceptor refused: the value is nowhere, so it cannot resurface.
+		delete(pr.results, pr.ballot)
+	}
+	switch tally(n, pr.cfg.Q2(), pr.yes, pr.no) {
+	case VoteLost:
+		pr.stat = StatusRefused
+	case VoteWon:
+		// The entry is a virtual prepare quorum for next, so it needs Q1 promises.
+		pr.cacheable = pr.yes >= pr.cfg.Q1()
+		pr.finish(pr.accept.Value, pr.fErr)
+	}
+}
+
+func (pr *Proposal) finish(v []byte, err error) {
+	pr.value, pr.err, pr.stat = v, err, StatusDone
+}
+
+// Retry starts a new two-phase attempt after a refusal or a timeout, with a
+// ballot above every ballot the acceptors reported. It does nothing once the
+// proposal is done.
+func (pr *Proposal) Retry(p *Proposer) {
+	if pr.stat == StatusDone {
+		return
+	}
+	p.observe(pr.seen)
+	pr.start(p)
+}
+
+// Abandon ends the proposal unfinished, as when its deadline passes, and returns
+// its error: ErrIndeterminate if an accept carrying the change's result may have
+// reached an acceptor, otherwise a *ConflictError if the last attempt was refused,
+// otherwise ErrUnavailable.
+func (pr *Proposal) Abandon() error {
+	if pr.stat == StatusDone {
+		return pr.err
+	}
+	switch {
+	case len(pr.results) > 0:
+		pr.finish(nil, ErrIndeterminate)
+	case pr.stat == StatusRefused:
+		pr.finish(nil, &ConflictError{Key: pr.key, Proposed: pr.ballot, Existing: pr.seen})
+	default:
+		pr.finish(nil, ErrUnavailable)
+	}
+	return pr.err
+}
+
+// Complete records a finished proposal in the proposer: it fast-forwards past
+// refused ballots and, after a commit, caches the one-round-trip entry.
+func (p *Proposer) Complete(pr *Proposal) {
+	p.observe(pr.seen)
+	if pr.stat != StatusDone || pr.err == ErrIndeterminate || !pr.cacheable || p.noFast {
+		return
+	}
+	if _, ok := p.fast[pr.key]; !ok && len(p.fast) >= p.maxFast {
+		for k := range p.fast {
+			delete(p.fast, k)
+			break
+		}
+	}
+	p.fast[pr.key] = fastEntry{next: pr.next, value: pr.value}
+}
+
+// Result returns the committed value and the change function's error, or the
+// proposal's error. It is meaningful in StatusDone. After a change function
+// error the value is the unchanged current value.
+func (pr *Proposal) Result() ([]byte, error) { return pr.value, pr.err }

@@ -1,0 +1,55 @@
+package synod_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/protosynod/protosynod/synod"
+	"github.com/protosynod/protosynod/synod/synodtest"
+)
+
+func incr(old []byte) ([]byte, error) {
+	n, _ := strconv.Atoi(string(old))
+	return []byte(strconv.Itoa(n + 1)), nil
+}
+
+func TestSmokeConcurrentIncrements(t *testing.T) {
+	tr, cfg, _ := synodtest.NewLocalCluster(3)
+	var clients []*synod.Client
+	for i := range 3 {
+		c, err := synod.NewClient(synod.ProposerID("p", uint64(i)), cfg, tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok := 0
+	for _, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				if _, err := c.Change(context.Background(), "k", incr); err == nil {
+					mu.Lock()
+					ok++
+					mu.Unlock()
+				} else if !errors.Is(err, synod.ErrIndeterminate) {
+					t.Errorf("change: %v", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	v, err := clients[0].Read(context.Background(), "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(v); got != strconv.Itoa(ok) {
+		t.Fatalf("value = %s, want %d acknowledged increments", got, ok)
+	}
+}

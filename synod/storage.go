@@ -1,0 +1,77 @@
+package synod
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"sync"
+)
+
+// Storage holds acceptor state durably, one AcceptorState per key.
+//
+// Load of a key never stored returns the zero AcceptorState and a nil error.
+// Store must not return until st is durable (synced to stable storage): the
+// acceptor replies right after it, and a reply is a promise that survives crashes.
+// Implementations must be safe for concurrent use; the Acceptor never calls Store
+// concurrently for the same key, but does for different keys, which lets a store
+// commit concurrent writes together (group commit).
+type Storage interface {
+	Load(ctx context.Context, key string) (AcceptorState, error)
+	Store(ctx context.Context, key string, st AcceptorState) error
+}
+
+// KeyLister is an optional Storage ability: listing stored keys, for tools
+// that inspect registers and for membership-change rescans.
+type KeyLister interface {
+	// Keys calls fn for every stored key in order until fn returns false.
+	Keys(ctx context.Context, fn func(key string) bool) error
+}
+
+// MemoryStorage is a Storage in memory, for tests and simulations. "Durable"
+// means it survives an Acceptor being discarded and rebuilt on the same
+// MemoryStorage, which is how simulations model a crash and restart.
+type MemoryStorage struct {
+	mu sync.Mutex
+	m  map[string]AcceptorState
+}
+
+var (
+	_ Storage   = (*MemoryStorage)(nil)
+	_ KeyLister = (*MemoryStorage)(nil)
+)
+
+// NewMemoryStorage returns an empty MemoryStorage.
+func NewMemoryStorage() *MemoryStorage {
+	return &MemoryStorage{m: make(map[string]AcceptorState)}
+}
+
+// Load implements Storage. It returns a copy, so callers may not alias storage.
+func (s *MemoryStorage) Load(_ context.Context, key string) (AcceptorState, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.m[key]
+	st.Value = slices.Clone(st.Value)
+	return st, nil
+}
+
+// Store implements Storage.
+func (s *MemoryStorage) Store(_ context.Context, key string, st AcceptorState) error {
+	st.Value = slices.Clone(st.Value)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[key] = st
+	return nil
+}
+
+// Keys implements KeyLister.
+func (s *MemoryStorage) Keys(_ context.Context, fn func(string) bool) error {
+	s.mu.Lock()
+	keys := slices.Sorted(maps.Keys(s.m))
+	s.mu.Unlock()
+	for _, k := range keys {
+		if !fn(k) {
+			break
+		}
+	}
+	return nil
+}

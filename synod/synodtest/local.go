@@ -1,0 +1,112 @@
+package synodtest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/protosynod/protosynod/synod"
+)
+
+// LocalTransport is a synod.Transport that calls in-process Acceptors directly,
+// one goroutine per acceptor per request. It is for tests and benchmarks of the
+// layers above synod; Isolate and Heal make acceptors unreachable and back.
+type LocalTransport struct {
+	mu        sync.RWMutex
+	acceptors map[string]*synod.Acceptor
+	down      map[string]bool
+}
+
+var _ synod.Transport = (*LocalTransport)(nil)
+
+// NewLocalTransport returns a transport reaching the given acceptors by ID.
+func NewLocalTransport(acceptors ...*synod.Acceptor) *LocalTransport {
+	t := &LocalTransport{acceptors: make(map[string]*synod.Acceptor), down: make(map[string]bool)}
+	for _, a := range acceptors {
+		t.acceptors[a.ID()] = a
+	}
+	return t
+}
+
+// NewLocalCluster returns n acceptors named a0..a(n-1) over fresh
+// MemoryStorages, the transport reaching them, and their majority Config.
+func NewLocalCluster(n int) (*LocalTransport, synod.Config, []*synod.MemoryStorage) {
+	var (
+		cfg    synod.Config
+		acs    []*synod.Acceptor
+		stores []*synod.MemoryStorage
+	)
+	for i := range n {
+		id := fmt.Sprintf("a%d", i)
+		s := synod.NewMemoryStorage()
+		stores = append(stores, s)
+		acs = append(acs, synod.NewAcceptor(id, s))
+		cfg.Acceptors = append(cfg.Acceptors, id)
+	}
+	return NewLocalTransport(acs...), cfg, stores
+}
+
+// Isolate makes acceptor id unreachable: requests to it are dropped.
+func (t *LocalTransport) Isolate(id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.down[id] = true
+}
+
+// Heal makes every acceptor reachable again.
+func (t *LocalTransport) Heal() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	clear(t.down)
+}
+
+func (t *LocalTransport) reachable(id string) *synod.Acceptor {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.down[id] {
+		return nil
+	}
+	return t.acceptors[id]
+}
+
+// Prepare implements synod.Transport.
+func (t *LocalTransport) Prepare(ctx context.Context, to []string, req synod.PrepareRequest, replies chan<- synod.PrepareReply) error {
+	for _, id := range to {
+		a := t.reachable(id)
+		if a == nil {
+			continue
+		}
+		go func() {
+			if rep, err := a.Prepare(ctx, req); err == nil {
+				deliver(ctx, replies, rep)
+			}
+		}()
+	}
+	return nil
+}
+
+// Accept implements synod.Transport.
+func (t *LocalTransport) Accept(ctx context.Context, to []string, req synod.AcceptRequest, replies chan<- synod.AcceptReply) error {
+	for _, id := range to {
+		a := t.reachable(id)
+		if a == nil {
+			continue
+		}
+		go func() {
+			if rep, err := a.Accept(ctx, req); err == nil {
+				deliver(ctx, replies, rep)
+			}
+		}()
+	}
+	return nil
+}
+
+func deliver[T any](ctx context.Context, ch chan<- T, v T) {
+	if ctx.Err() != nil {
+		return
+	}
+	select {
+	case ch <- v:
+	default:
+	}
+}
