@@ -164,11 +164,16 @@ func (c *Client) do(ctx context.Context, key string, f ChangeFunc) ([]byte, erro
 		case StatusApply:
 			pr.Apply()
 		case StatusPreparing, StatusAccepting:
-			if !c.phase(ctx, pr) {
-				c.retry(ctx, pr)
+			ok, accepts, cancel := c.phase(ctx, pr)
+			if !ok || pr.Status() == StatusRefused {
+				if !pr.Unsettled() {
+					accepts = nil
+				}
+				c.retry(ctx, pr, accepts)
 			}
+			cancel()
 		case StatusRefused:
-			c.retry(ctx, pr)
+			c.retry(ctx, pr, nil)
 		case StatusDone:
 			c.mu.Lock()
 			c.p.Complete(pr)
@@ -192,18 +197,36 @@ func isConflict(err error) bool {
 }
 
 // retry backs off, then starts a new attempt, or abandons the proposal once ctx
-// is done.
-func (c *Client) retry(ctx context.Context, pr *Proposal) {
+// is done. While it backs off it keeps feeding late replies to a refused accept,
+// waiting for the rest of them up to a quarter of the phase timeout, so that a
+// value every acceptor refused does not make the retry indeterminate.
+func (c *Client) retry(ctx context.Context, pr *Proposal, late <-chan AcceptReply) {
 	if ctx.Err() == nil {
 		c.mu.Lock()
 		d := c.backoff(pr.Attempts())
 		c.mu.Unlock()
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-		case <-t.C:
+		backoff := time.NewTimer(d)
+		defer backoff.Stop()
+		var settle <-chan time.Time
+		if late != nil {
+			t := time.NewTimer(c.opts.phaseTimeout / 4)
+			defer t.Stop()
+			settle = t.C
 		}
-		t.Stop()
+		for backedOff := false; !backedOff || late != nil; {
+			select {
+			case <-ctx.Done():
+				backedOff, late = true, nil
+			case r := <-late:
+				if pr.OnAcceptReply(r); !pr.Unsettled() {
+					late = nil
+				}
+			case <-backoff.C:
+				backedOff = true
+			case <-settle:
+				late = nil
+			}
+		}
 	}
 	if ctx.Err() != nil {
 		pr.Abandon()
@@ -224,10 +247,11 @@ func (c *Client) backoff(attempt int) time.Duration {
 }
 
 // phase broadcasts the current request and feeds replies to pr until the phase
-// ends. It reports false if the phase timed out or ctx ended first.
-func (c *Client) phase(ctx context.Context, pr *Proposal) bool {
+// ends. It reports false if the phase timed out or ctx ended first. The phase's
+// context lives until the caller calls cancel, so that replies to an accept can
+// still arrive on accepts after the phase was decided.
+func (c *Client) phase(ctx context.Context, pr *Proposal) (ok bool, accepts <-chan AcceptReply, cancel context.CancelFunc) {
 	pctx, cancel := context.WithTimeout(ctx, c.opts.phaseTimeout)
-	defer cancel()
 	st := pr.Status()
 	req := pr.Request()
 	n := len(c.cfg.Acceptors)
@@ -241,10 +265,10 @@ func (c *Client) phase(ctx context.Context, pr *Proposal) bool {
 			case r := <-ch:
 				pr.OnPrepareReply(r)
 			case <-pctx.Done():
-				return false
+				return false, nil, cancel
 			}
 		}
-		return true
+		return true, nil, cancel
 	}
 	ch := make(chan AcceptReply, n)
 	if err := c.tr.Accept(pctx, c.cfg.Acceptors, *req.Accept, ch); err != nil {
@@ -255,10 +279,10 @@ func (c *Client) phase(ctx context.Context, pr *Proposal) bool {
 		case r := <-ch:
 			pr.OnAcceptReply(r)
 		case <-pctx.Done():
-			return false
+			return false, nil, cancel
 		}
 	}
-	return true
+	return true, ch, cancel
 }
 
 // keyLocks serializes a Client's changes per key, with context-aware waiting.

@@ -135,6 +135,7 @@ type Proposal struct {
 	highest  Ballot
 	current  []byte
 	isResult bool // the accept carries the change's result
+	inAccept bool // the attempt reached the accept phase
 	fErr     error
 	seen     Ballot // greatest ballot in any refusal
 
@@ -176,6 +177,7 @@ func (pr *Proposal) start(p *Proposer) {
 	pr.prepare = PrepareRequest{Key: pr.key, Ballot: pr.ballot}
 	pr.resetVotes()
 	pr.highest, pr.current = Ballot{}, nil
+	pr.inAccept = false
 	pr.stat = StatusPreparing
 }
 
@@ -275,6 +277,7 @@ func (pr *Proposal) Apply() {
 	}
 	pr.accept = AcceptRequest{Key: pr.key, Ballot: pr.ballot, Value: newValue, Next: pr.next}
 	pr.resetVotes()
+	pr.inAccept = true
 	pr.stat = StatusAccepting
 }
 
@@ -302,15 +305,20 @@ func (pr *Proposal) minResult() Ballot {
 }
 
 // OnAcceptReply feeds one accept reply. Replies for other attempts or phases
-// are ignored.
+// are ignored. After a refusal, late replies to the refused accept still count
+// (see Unsettled): if every acceptor refused it, the result it carried is
+// nowhere and cannot make a later attempt indeterminate.
 func (pr *Proposal) OnAcceptReply(r AcceptReply) {
-	if pr.stat != StatusAccepting || !pr.vote(r.From, r.Key, r.Ballot, r.OK, r.Seen) {
+	refused := pr.stat == StatusRefused && pr.inAccept
+	if (pr.stat != StatusAccepting && !refused) || !pr.vote(r.From, r.Key, r.Ballot, r.OK, r.Seen) {
 		return
 	}
 	n := len(pr.cfg.Acceptors)
 	if pr.no == n {
-		// Every acceptor refused: the value is nowhere, so it cannot resurface.
 		delete(pr.results, pr.ballot)
+	}
+	if refused {
+		return
 	}
 	switch tally(n, pr.cfg.Q2(), pr.yes, pr.no) {
 	case VoteLost:
@@ -320,6 +328,15 @@ func (pr *Proposal) OnAcceptReply(r AcceptReply) {
 		pr.cacheable = pr.yes >= pr.cfg.Q1()
 		pr.finish(pr.accept.Value, pr.fErr)
 	}
+}
+
+// Unsettled reports whether the attempt's accept was refused while carrying the
+// change's result and not every acceptor has answered yet: a caller that waits
+// for the remaining replies (during its backoff, say) may learn that every
+// acceptor refused, which keeps a retry determinate.
+func (pr *Proposal) Unsettled() bool {
+	_, pending := pr.results[pr.ballot]
+	return pr.stat == StatusRefused && pr.inAccept && pending && pr.yes+pr.no < len(pr.cfg.Acceptors)
 }
 
 func (pr *Proposal) finish(v []byte, err error) {
