@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// natsCluster is n embedded nats-servers joined by routes on loopback, with
+// JetStream on and every write synced before it is acknowledged
+// (sync_interval: always), the durability an acceptor gives.
+type natsCluster struct {
+	servers []*server.Server
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func startNATSCluster(n int, dir string) (*natsCluster, error) {
+	ports := make([]int, n)
+	for i := range ports {
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		ports[i] = p
+	}
+	c := &natsCluster{}
+	for i := range n {
+		opts := &server.Options{
+			ServerName: fmt.Sprintf("n%d", i),
+			Host:       "127.0.0.1",
+			Port:       -1,
+			NoLog:      true,
+			NoSigs:     true,
+			JetStream:  true,
+			StoreDir:   filepath.Join(dir, fmt.Sprintf("js%d", i)),
+			SyncAlways: true,
+		}
+		if n > 1 {
+			opts.Cluster = server.ClusterOpts{Name: "bench", Host: "127.0.0.1", Port: ports[i]}
+			for j := range n {
+				if j != i {
+					opts.Routes = append(opts.Routes, server.RoutesFromStr(fmt.Sprintf("nats://127.0.0.1:%d", ports[j]))...)
+				}
+			}
+		}
+		s, err := server.NewServer(opts)
+		if err != nil {
+			c.shutdown()
+			return nil, fmt.Errorf("nats-server %d: %w", i, err)
+		}
+		go s.Start()
+		c.servers = append(c.servers, s)
+	}
+	for i, s := range c.servers {
+		if !s.ReadyForConnections(10 * time.Second) {
+			c.shutdown()
+			return nil, fmt.Errorf("nats-server %d not ready", i)
+		}
+	}
+	return c, nil
+}
+
+func (c *natsCluster) url(i int) string { return c.servers[i%len(c.servers)].ClientURL() }
+
+func (c *natsCluster) shutdown() {
+	for _, s := range c.servers {
+		s.Shutdown()
+		s.WaitForShutdown()
+	}
+}
+
+// jsKV is JetStream KV compare-and-set: Get, then Update with the revision read.
+type jsKV struct {
+	conns []*nats.Conn
+	kvs   []jetstream.KeyValue
+}
+
+func newJSKV(ctx context.Context, c *natsCluster, replicas int) (*jsKV, error) {
+	e := &jsKV{}
+	for i := range c.servers {
+		nc, err := nats.Connect(c.url(i))
+		if err != nil {
+			e.close()
+			return nil, err
+		}
+		e.conns = append(e.conns, nc)
+	}
+	js, err := jetstream.New(e.conns[0])
+	if err != nil {
+		e.close()
+		return nil, err
+	}
+	// The cluster may still be electing its meta leader.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		_, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "bench", Replicas: replicas, Storage: jetstream.FileStorage})
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err != nil {
+		e.close()
+		return nil, fmt.Errorf("create KV bucket: %w", err)
+	}
+	// Direct gets may be served by a lagging replica; a fair CAS needs reads
+	// from the stream leader, as BASELINES.md notes.
+	s, err := js.Stream(ctx, "KV_bench")
+	if err != nil {
+		e.close()
+		return nil, err
+	}
+	cfg := s.CachedInfo().Config
+	cfg.AllowDirect = false
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		e.close()
+		return nil, fmt.Errorf("disable direct get: %w", err)
+	}
+	for _, nc := range e.conns {
+		js, err := jetstream.New(nc)
+		if err != nil {
+			e.close()
+			return nil, err
+		}
+		kv, err := js.KeyValue(ctx, "bench")
+		if err != nil {
+			e.close()
+			return nil, err
+		}
+		e.kvs = append(e.kvs, kv)
+	}
+	return e, nil
+}
+
+func (e *jsKV) name() string { return "jetstream-kv" }
+
+func (e *jsKV) client(worker int) changeFunc {
+	kv := e.kvs[worker%len(e.kvs)]
+	return func(ctx context.Context, key string, f func([]byte) []byte) error {
+		return kvCAS(ctx, kv, key, f)
+	}
+}
+
+func kvCAS(ctx context.Context, kv jetstream.KeyValue, key string, f func([]byte) []byte) error {
+	var old []byte
+	var rev uint64
+	entry, err := kv.Get(ctx, key)
+	switch {
+	case err == nil:
+		old, rev = entry.Value(), entry.Revision()
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+	default:
+		return err
+	}
+	if rev == 0 {
+		_, err = kv.Create(ctx, key, f(old))
+	} else {
+		_, err = kv.Update(ctx, key, f(old), rev)
+	}
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+		return errConflict
+	}
+	return err
+}
+
+func (e *jsKV) close() {
+	for _, nc := range e.conns {
+		nc.Close()
+	}
+}
