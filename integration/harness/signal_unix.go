@@ -1,0 +1,10 @@
+//go:build unix
+
+package harness
+
+import "syscall"
+
+// signalGroup sends sig to the process group led by pid.
+func signalGroup(pid int, sig syscall.Signal) error {
+	return syscall.Kill(-pid, sig)
+}
