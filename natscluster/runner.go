@@ -1,0 +1,167 @@
+package natscluster
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// msgBuffer is the capacity of the subscription channel. When it is full
+// NATS drops messages and reports a slow consumer on the connection; a lost
+// heartbeat costs nothing while the TTL spans several intervals.
+const msgBuffer = 1024
+
+// runner is the provider's I/O driver around a table. Everything but
+// construction runs on the provider's single goroutine.
+type runner struct {
+	nc       *nats.Conn
+	opts     options
+	rc       runConfig
+	subjects subjects
+	table    *table
+	log      *slog.Logger
+
+	msgs chan *nats.Msg
+	sub  *nats.Subscription
+
+	heartbeat  []byte // encoded rc.self
+	publishErr bool   // the last heartbeat failed, to log transitions only
+}
+
+func newRunner(nc *nats.Conn, opts options, rc runConfig) *runner {
+	r := &runner{
+		nc:       nc,
+		opts:     opts,
+		rc:       rc,
+		subjects: newSubjects(opts.prefix, rc.clusterName),
+		table:    newTable(rc.self, opts.ttl),
+		log:      opts.logger.With(slog.String("cluster", rc.clusterName), slog.String("member", rc.id)),
+		msgs:     make(chan *nats.Msg, msgBuffer),
+	}
+	if rc.self != nil {
+		r.heartbeat = encode(*rc.self)
+	}
+	return r
+}
+
+// subscribe subscribes to the cluster's membership subjects and publishes
+// the hello and, for a member, the first heartbeat. The subscription goes
+// out before the hello on the same connection, so no answer is missed.
+func (r *runner) subscribe() error {
+	sub, err := r.nc.ChanSubscribe(r.subjects.all, r.msgs)
+	if err != nil {
+		return fmt.Errorf("natscluster: subscribe %s: %w", r.subjects.all, err)
+	}
+	r.sub = sub
+	if err := r.nc.Publish(r.subjects.hello, encode(hello{Version: wireVersion, ID: r.rc.id})); err != nil {
+		_ = sub.Unsubscribe()
+		return fmt.Errorf("natscluster: publish hello: %w", err)
+	}
+	r.sendHeartbeat()
+	return nil
+}
+
+// loop handles messages and timers until stop is closed or the actor system
+// has stopped. ready is closed after the first topology is published, at the
+// end of the join window.
+func (r *runner) loop(stop <-chan struct{}, ready chan<- struct{}) {
+	tick := time.NewTicker(r.opts.interval)
+	defer tick.Stop()
+	join := time.NewTimer(r.opts.joinWindow)
+	defer join.Stop()
+	expiry := time.NewTimer(time.Hour)
+	expiry.Stop()
+	defer expiry.Stop()
+
+	joined, changed := false, false
+	for {
+		select {
+		case <-stop:
+			return
+		case m := <-r.msgs:
+			if r.handle(m, time.Now()) {
+				changed = true
+			}
+		case <-tick.C:
+			if r.rc.stopped != nil && r.rc.stopped() {
+				r.log.Info("actor system stopped; leaving")
+				return
+			}
+			r.sendHeartbeat()
+		case <-expiry.C:
+			for _, id := range r.table.expire(time.Now()) {
+				r.log.Info("member expired", slog.String("id", id))
+				changed = true
+			}
+		case <-join.C:
+			joined, changed = true, true
+		}
+		if joined && changed {
+			changed = false
+			r.rc.publish(r.table.members())
+			if ready != nil {
+				close(ready)
+				ready = nil
+			}
+		}
+		if next, ok := r.table.nextDeadline(); ok {
+			expiry.Reset(time.Until(next))
+		} else {
+			expiry.Stop()
+		}
+	}
+}
+
+// handle applies one membership message and reports whether the topology
+// changed.
+func (r *runner) handle(m *nats.Msg, now time.Time) bool {
+	switch m.Subject {
+	case r.subjects.heartbeat:
+		hb, err := decodeHeartbeat(m.Data)
+		if err != nil {
+			r.log.Debug("dropped heartbeat", slog.Any("error", err))
+			return false
+		}
+		if r.table.heartbeat(hb, now) {
+			r.log.Info("member joined or changed", slog.String("id", hb.ID), slog.String("host", hb.Host), slog.Int("port", int(hb.Port)))
+			return true
+		}
+	case r.subjects.leave:
+		l, err := decodeLeave(m.Data)
+		if err != nil {
+			r.log.Debug("dropped leave", slog.Any("error", err))
+			return false
+		}
+		if r.table.leave(l.ID, now) {
+			r.log.Info("member left", slog.String("id", l.ID))
+			return true
+		}
+	case r.subjects.hello:
+		h, err := decodeLeave(m.Data)
+		if err != nil {
+			r.log.Debug("dropped hello", slog.Any("error", err))
+			return false
+		}
+		if h.ID != r.rc.id {
+			r.sendHeartbeat()
+		}
+	}
+	return false
+}
+
+// sendHeartbeat publishes the member's heartbeat; clients send none.
+func (r *runner) sendHeartbeat() {
+	if r.heartbeat == nil {
+		return
+	}
+	err := r.nc.Publish(r.subjects.heartbeat, r.heartbeat)
+	switch {
+	case err != nil && !r.publishErr:
+		r.log.Warn("heartbeat not published", slog.Any("error", err))
+	case err == nil && r.publishErr:
+		r.log.Info("heartbeat published again")
+	}
+	r.publishErr = err != nil
+}

@@ -1,0 +1,131 @@
+package natscluster
+
+import (
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/asynkron/protoactor-go/cluster"
+)
+
+// table is the membership view of one provider. It is pure: it does no I/O,
+// never reads the clock (callers pass now) and is not safe for concurrent
+// use. The provider's run loop owns it.
+type table struct {
+	self *heartbeat // nil for a cluster client
+	ttl  time.Duration
+	live map[string]entry
+	// left remembers members that said goodbye, until the time stored, so
+	// a stray heartbeat cannot bring them back. protoactor's block list
+	// keeps them out of the cluster for good anyway.
+	left map[string]time.Time
+}
+
+type entry struct {
+	hb       heartbeat
+	deadline time.Time
+}
+
+// newTable returns a table that always contains self (when not nil) and
+// expires other members by the TTL they announce, or by ttl when they
+// announce none.
+func newTable(self *heartbeat, ttl time.Duration) *table {
+	return &table{
+		self: self,
+		ttl:  ttl,
+		live: make(map[string]entry),
+		left: make(map[string]time.Time),
+	}
+}
+
+// heartbeat records hb received at now. It reports whether the topology
+// changed: a new member, or a known member with a new address or kinds.
+func (t *table) heartbeat(hb heartbeat, now time.Time) bool {
+	if t.isSelf(hb.ID) {
+		return false
+	}
+	if until, ok := t.left[hb.ID]; ok && now.Before(until) {
+		return false
+	}
+	ttl := hb.ttl()
+	if ttl <= 0 {
+		ttl = t.ttl
+	}
+	old, known := t.live[hb.ID]
+	t.live[hb.ID] = entry{hb: hb, deadline: now.Add(ttl)}
+	return !known || !sameMember(old.hb, hb)
+}
+
+// leave removes the member id at now and ignores its heartbeats for one
+// TTL. It reports whether the member was live.
+func (t *table) leave(id string, now time.Time) bool {
+	if t.isSelf(id) {
+		return false
+	}
+	t.left[id] = now.Add(t.ttl)
+	if _, ok := t.live[id]; !ok {
+		return false
+	}
+	delete(t.live, id)
+	return true
+}
+
+// expire removes every member whose deadline is not after now and forgets
+// old departures. It returns the IDs of the expired members, sorted.
+func (t *table) expire(now time.Time) []string {
+	var gone []string
+	for id, e := range t.live {
+		if !now.Before(e.deadline) {
+			gone = append(gone, id)
+			delete(t.live, id)
+		}
+	}
+	for id, until := range t.left {
+		if !now.Before(until) {
+			delete(t.left, id)
+		}
+	}
+	sort.Strings(gone)
+	return gone
+}
+
+// nextDeadline returns the earliest time at which expire would remove a
+// member, and false when no other member is live.
+func (t *table) nextDeadline() (time.Time, bool) {
+	var next time.Time
+	for _, e := range t.live {
+		if next.IsZero() || e.deadline.Before(next) {
+			next = e.deadline
+		}
+	}
+	return next, !next.IsZero()
+}
+
+// members returns the live members, self included, sorted by ID. The
+// returned values are fresh copies that the caller may keep.
+func (t *table) members() cluster.Members {
+	ms := make(cluster.Members, 0, len(t.live)+1)
+	if t.self != nil {
+		ms = append(ms, toMember(*t.self))
+	}
+	for _, e := range t.live {
+		ms = append(ms, toMember(e.hb))
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].Id < ms[j].Id })
+	return ms
+}
+
+func (t *table) isSelf(id string) bool { return t.self != nil && t.self.ID == id }
+
+func sameMember(a, b heartbeat) bool {
+	return a.Host == b.Host && a.Port == b.Port && slices.Equal(a.Kinds, b.Kinds)
+}
+
+func toMember(hb heartbeat) *cluster.Member {
+	return &cluster.Member{
+		Id:    hb.ID,
+		Host:  hb.Host,
+		Port:  hb.Port,
+		Kinds: slices.Clone(hb.Kinds),
+	}
+}

@@ -1,0 +1,186 @@
+package natscluster
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+var t0 = time.Unix(1_700_000_000, 0)
+
+func hb(id string, port int32, ttl time.Duration, kinds ...string) heartbeat {
+	return heartbeat{Version: wireVersion, ID: id, Host: "127.0.0.1", Port: port, Kinds: kinds, TTLMillis: ttl.Milliseconds()}
+}
+
+func ids(tb *table) []string {
+	var out []string
+	for _, m := range tb.members() {
+		out = append(out, m.Id)
+	}
+	return out
+}
+
+// step is one event applied to a table in TestTable.
+type step struct {
+	at      time.Duration // offset from t0
+	beat    *heartbeat
+	leave   string
+	expire  bool
+	changed bool     // want: the step changed the topology
+	members []string // want: the members after the step
+}
+
+func TestTable(t *testing.T) {
+	self := hb("self", 1, 3*time.Second, "k")
+	b := hb("b", 2, 0, "k")
+	bMoved := hb("b", 3, 0, "k")
+	bKinds := hb("b", 2, 0, "k", "z")
+	short := hb("c", 4, 100*time.Millisecond)
+	tests := []struct {
+		name  string
+		self  *heartbeat
+		steps []step
+	}{
+		{
+			name:  "self only",
+			self:  &self,
+			steps: []step{{expire: true, members: []string{"self"}}},
+		},
+		{
+			name: "new member changes, repeat does not",
+			self: &self,
+			steps: []step{
+				{beat: &b, changed: true, members: []string{"b", "self"}},
+				{at: time.Second, beat: &b, changed: false, members: []string{"b", "self"}},
+			},
+		},
+		{
+			name: "own heartbeat is ignored",
+			self: &self,
+			steps: []step{
+				{beat: &self, changed: false, members: []string{"self"}},
+			},
+		},
+		{
+			name: "new address or kinds change",
+			self: &self,
+			steps: []step{
+				{beat: &b, changed: true, members: []string{"b", "self"}},
+				{beat: &bMoved, changed: true, members: []string{"b", "self"}},
+				{beat: &bKinds, changed: true, members: []string{"b", "self"}},
+			},
+		},
+		{
+			name: "expires after table TTL when none announced",
+			self: &self,
+			steps: []step{
+				{beat: &b, changed: true, members: []string{"b", "self"}},
+				{at: 2999 * time.Millisecond, expire: true, changed: false, members: []string{"b", "self"}},
+				{at: 3 * time.Second, expire: true, changed: true, members: []string{"self"}},
+			},
+		},
+		{
+			name: "heartbeat extends the deadline",
+			self: &self,
+			steps: []step{
+				{beat: &b, changed: true, members: []string{"b", "self"}},
+				{at: 2 * time.Second, beat: &b},
+				{at: 4 * time.Second, expire: true, changed: false, members: []string{"b", "self"}},
+				{at: 5 * time.Second, expire: true, changed: true, members: []string{"self"}},
+			},
+		},
+		{
+			name: "announced TTL wins",
+			self: &self,
+			steps: []step{
+				{beat: &short, changed: true, members: []string{"c", "self"}},
+				{at: 100 * time.Millisecond, expire: true, changed: true, members: []string{"self"}},
+			},
+		},
+		{
+			name: "leave removes and blocks stray heartbeats for one TTL",
+			self: &self,
+			steps: []step{
+				{beat: &b, changed: true, members: []string{"b", "self"}},
+				{at: time.Second, leave: "b", changed: true, members: []string{"self"}},
+				{at: 2 * time.Second, beat: &b, changed: false, members: []string{"self"}},
+				{at: 4 * time.Second, expire: true, changed: false, members: []string{"self"}},
+				{at: 4 * time.Second, beat: &b, changed: true, members: []string{"b", "self"}},
+			},
+		},
+		{
+			name: "leave of unknown or self changes nothing",
+			self: &self,
+			steps: []step{
+				{leave: "nobody", changed: false, members: []string{"self"}},
+				{leave: "self", changed: false, members: []string{"self"}},
+			},
+		},
+		{
+			name: "client table has no self",
+			steps: []step{
+				{expire: true, members: nil},
+				{beat: &b, changed: true, members: []string{"b"}},
+				{beat: &self, changed: true, members: []string{"b", "self"}},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tb := newTable(tt.self, 3*time.Second)
+			for i, s := range tt.steps {
+				now := t0.Add(s.at)
+				var changed bool
+				switch {
+				case s.beat != nil:
+					changed = tb.heartbeat(*s.beat, now)
+				case s.leave != "":
+					changed = tb.leave(s.leave, now)
+				case s.expire:
+					changed = len(tb.expire(now)) > 0
+				}
+				if changed != s.changed {
+					t.Errorf("step %d: changed: got %v, want %v", i, changed, s.changed)
+				}
+				if s.members != nil || s.expire {
+					if got := ids(tb); !slices.Equal(got, s.members) {
+						t.Errorf("step %d: members: got %v, want %v", i, got, s.members)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestTableNextDeadline(t *testing.T) {
+	tb := newTable(nil, 3*time.Second)
+	if _, ok := tb.nextDeadline(); ok {
+		t.Fatal("empty table has a deadline")
+	}
+	tb.heartbeat(hb("a", 1, 0), t0)
+	tb.heartbeat(hb("b", 2, time.Second), t0.Add(500*time.Millisecond))
+	got, ok := tb.nextDeadline()
+	if want := t0.Add(1500 * time.Millisecond); !ok || !got.Equal(want) {
+		t.Fatalf("got %v %v, want %v true", got, ok, want)
+	}
+	if gone := tb.expire(got); !slices.Equal(gone, []string{"b"}) {
+		t.Fatalf("expired: got %v, want [b]", gone)
+	}
+	got, ok = tb.nextDeadline()
+	if want := t0.Add(3 * time.Second); !ok || !got.Equal(want) {
+		t.Fatalf("got %v %v, want %v true", got, ok, want)
+	}
+}
+
+func TestTableMembersAreCopies(t *testing.T) {
+	b := hb("b", 2, 0, "k")
+	tb := newTable(nil, time.Second)
+	tb.heartbeat(b, t0)
+	ms := tb.members()
+	ms[0].Kinds[0] = "changed"
+	ms[0].Port = 9
+	again := tb.members()
+	if again[0].Kinds[0] != "k" || again[0].Port != 2 {
+		t.Fatalf("table shares memory with returned members: %v", again[0])
+	}
+}
