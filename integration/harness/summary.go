@@ -56,10 +56,16 @@ func (s *Summary) Print(w io.Writer) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tok\tfailed\tindeterminate\tlongest unavailable\tlinearizable\tviolations\tlost writes\t")
+	// Numbers align right; the scenario column is padded to one width so
+	// it reads left-aligned.
+	width := len("scenario")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%d\t%d\t\n", r.Scenario, r.OK, r.Failed,
+		width = max(width, len(r.Scenario))
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "%-*s\tok\tfailed\tindeterminate\tlongest unavailable\tlinearizable\tviolations\tlost writes\t\n", width, "scenario")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%-*s\t%d\t%d\t%d\t%s\t%s\t%d\t%d\t\n", width, r.Scenario, r.OK, r.Failed,
 			r.Indeterminate, formatDuration(r.LongestUnavailable), r.Linearizable, r.Violations, r.LostWrites)
 	}
 	if err := tw.Flush(); err != nil {
