@@ -60,20 +60,10 @@ func (p *Provider) StartMember(c *cluster.Cluster) error {
 	if port <= 0 || port > 65535 {
 		return fmt.Errorf("%w: member port %d: is remoting started?", ErrInvalidConfig, port)
 	}
-	kinds := c.GetClusterKinds()
-	slices.Sort(kinds)
-	self := &heartbeat{
-		Version:   wireVersion,
-		ID:        c.ActorSystem.ID,
-		Host:      host,
-		Port:      int32(port),
-		Kinds:     kinds,
-		TTLMillis: max(p.opts.ttl.Milliseconds(), 1),
-	}
 	return p.start(runConfig{
 		clusterName: c.Config.Name,
 		id:          c.ActorSystem.ID,
-		self:        self,
+		self:        p.announcement(c.ActorSystem.ID, host, int32(port), c.GetClusterKinds()),
 		publish:     c.MemberList.UpdateClusterTopology,
 		stopped:     c.ActorSystem.IsStopped,
 	})
@@ -118,6 +108,20 @@ func (p *Provider) Shutdown(graceful bool) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.err
+}
+
+// announcement returns the heartbeat a member with these details sends.
+func (p *Provider) announcement(id, host string, port int32, kinds []string) *heartbeat {
+	kinds = slices.Clone(kinds)
+	slices.Sort(kinds)
+	return &heartbeat{
+		Version:   wireVersion,
+		ID:        id,
+		Host:      host,
+		Port:      port,
+		Kinds:     kinds,
+		TTLMillis: max(p.opts.ttl.Milliseconds(), 1),
+	}
 }
 
 // runConfig is what the run loop needs from protoactor-go. Tests fill it

@@ -1,0 +1,233 @@
+package natscluster
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/protosynod/protosynod/internal/natstest"
+)
+
+// These tests drive the provider without an actor system: a recorder stands
+// in for cluster.MemberList.
+
+const testCluster = "test"
+
+// fake is a provider started with a recorder instead of a protoactor
+// cluster.
+type fake struct {
+	p       *Provider
+	rec     *recorder
+	stopped atomic.Bool // what the provider sees as ActorSystem.IsStopped
+}
+
+var nextPort atomic.Int32
+
+// startFake starts a member (or, with client, a client) named id on nc.
+func startFake(t *testing.T, nc *nats.Conn, id string, client bool, opts ...Option) *fake {
+	t.Helper()
+	f := &fake{p: New(nc, opts...), rec: newRecorder()}
+	rc := runConfig{clusterName: testCluster, id: id, publish: f.rec.record, stopped: f.stopped.Load}
+	if !client {
+		rc.self = f.p.announcement(id, "127.0.0.1", 10000+nextPort.Add(1), []string{"kind"})
+	}
+	if err := f.p.start(rc); err != nil {
+		t.Fatalf("start %s: %v", id, err)
+	}
+	t.Cleanup(func() { _ = f.p.Shutdown(false) })
+	return f
+}
+
+// slowBeats makes heartbeats too rare to matter, so only hello, leave and
+// TTL can explain what a test sees.
+var slowBeats = []Option{WithHeartbeatInterval(time.Minute), WithTTL(time.Hour)}
+
+func TestStartReturnsFullTopology(t *testing.T) {
+	s := natstest.RunServer(t)
+	a := startFake(t, natstest.Connect(t, s), "a", false, slowBeats...)
+	if got, _ := a.rec.snapshot(); fmt.Sprint(got) != "[a]" {
+		t.Fatalf("a after start: got %v, want [a]", got)
+	}
+	b := startFake(t, natstest.Connect(t, s), "b", false, slowBeats...)
+	// b's hello made a heartbeat at once, within b's join window.
+	if got, _ := b.rec.snapshot(); fmt.Sprint(got) != "[a b]" {
+		t.Fatalf("b after start: got %v, want [a b]", got)
+	}
+	a.rec.waitFor(t, 5*time.Second, "a", "b")
+
+	c := startFake(t, natstest.Connect(t, s), "c", true, slowBeats...)
+	if got, _ := c.rec.snapshot(); fmt.Sprint(got) != "[a b]" {
+		t.Fatalf("client after start: got %v, want [a b]", got)
+	}
+}
+
+func TestLeaveDropsMemberAtOnce(t *testing.T) {
+	s := natstest.RunServer(t)
+	a := startFake(t, natstest.Connect(t, s), "a", false, slowBeats...)
+	ncB := natstest.Connect(t, s)
+	base := ncB.NumSubscriptions()
+	b := startFake(t, ncB, "b", false, slowBeats...)
+	a.rec.waitFor(t, 5*time.Second, "a", "b")
+	if got, want := ncB.NumSubscriptions(), base+1; got != want {
+		t.Fatalf("subscriptions while running: got %d, want %d", got, want)
+	}
+
+	if err := b.p.Shutdown(true); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	took := a.rec.waitFor(t, 5*time.Second, "a")
+	t.Logf("leave seen after %v", took)
+	if got := ncB.NumSubscriptions(); got != base {
+		t.Fatalf("subscriptions after shutdown: got %d, want %d", got, base)
+	}
+	if ncB.IsClosed() {
+		t.Fatal("provider closed the caller's connection")
+	}
+	if err := b.p.Shutdown(true); err != nil {
+		t.Fatalf("second shutdown: %v", err)
+	}
+	if err := a.p.Shutdown(false); err != nil {
+		t.Fatalf("shutdown a: %v", err)
+	}
+	waitNoRunLoops(t)
+}
+
+func TestCrashedMemberExpires(t *testing.T) {
+	const ttl = 300 * time.Millisecond
+	opts := []Option{WithHeartbeatInterval(50 * time.Millisecond), WithTTL(ttl)}
+	s := natstest.RunServer(t)
+	a := startFake(t, natstest.Connect(t, s), "a", false, opts...)
+	ncB := natstest.Connect(t, s)
+	b := startFake(t, ncB, "b", false, opts...)
+	a.rec.waitFor(t, 5*time.Second, "a", "b")
+	b.rec.waitFor(t, 5*time.Second, "a", "b")
+
+	ncB.Close() // b can neither heartbeat nor say goodbye
+	took := a.rec.waitFor(t, ttl+3*time.Second, "a")
+	t.Logf("crash detected after %v (TTL %v)", took, ttl)
+	b.rec.waitFor(t, ttl+3*time.Second, "b") // b's view shrinks too
+
+	if err := b.p.Shutdown(false); !errors.Is(err, nats.ErrConnectionClosed) {
+		t.Fatalf("shutdown on closed connection: got %v, want ErrConnectionClosed", err)
+	}
+}
+
+func TestStoppedActorSystemLeaves(t *testing.T) {
+	opts := []Option{WithHeartbeatInterval(20 * time.Millisecond), WithTTL(time.Hour)}
+	s := natstest.RunServer(t)
+	a := startFake(t, natstest.Connect(t, s), "a", false, opts...)
+	b := startFake(t, natstest.Connect(t, s), "b", false, opts...)
+	a.rec.waitFor(t, 5*time.Second, "a", "b")
+
+	b.stopped.Store(true)
+	a.rec.waitFor(t, 5*time.Second, "a")
+	select {
+	case <-b.p.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("provider still running after its actor system stopped")
+	}
+	if err := b.p.Shutdown(true); err != nil {
+		t.Fatalf("shutdown after self-stop: %v", err)
+	}
+}
+
+func TestAnnouncedTTLAndRawMessages(t *testing.T) {
+	s := natstest.RunServer(t)
+	a := startFake(t, natstest.Connect(t, s), "a", false, slowBeats...)
+	raw := natstest.Connect(t, s)
+	subj := newSubjects(DefaultSubjectPrefix, testCluster)
+
+	beats := make(chan *nats.Msg, 16)
+	if _, err := raw.ChanSubscribe(subj.heartbeat, beats); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(subject, data string) {
+		t.Helper()
+		if err := raw.Publish(subject, []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Junk is dropped; the hello after it is still answered.
+	publish(subj.heartbeat, `{"v":1,"id":"junk"`)
+	publish(subj.leave, `nope`)
+	publish(subj.hello, `{"v":9,"id":"x"}`)
+	publish(subj.hello, `{"v":1,"id":"stranger"}`)
+	deadline := time.After(5 * time.Second)
+	for answered := false; !answered; {
+		select {
+		case m := <-beats: // our own junk arrives here too
+			h, err := decodeHeartbeat(m.Data)
+			answered = err == nil && h.ID == "a"
+		case <-deadline:
+			t.Fatal("hello not answered")
+		}
+	}
+
+	// A ghost announcing a 200ms TTL expires by its TTL, not a's hour.
+	publish(subj.heartbeat, `{"v":1,"id":"ghost","host":"127.0.0.1","port":9,"ttl_ms":200}`)
+	a.rec.waitFor(t, 5*time.Second, "a", "ghost")
+	took := a.rec.waitFor(t, 5*time.Second, "a")
+	t.Logf("ghost expired after %v", took)
+}
+
+func TestStartErrors(t *testing.T) {
+	s := natstest.RunServer(t)
+	nc := natstest.Connect(t, s)
+	rc := func() runConfig {
+		return runConfig{clusterName: testCluster, id: "x", publish: newRecorder().record}
+	}
+	tests := []struct {
+		name string
+		p    *Provider
+		rc   runConfig
+		want error
+	}{
+		{"nil connection", New(nil), rc(), ErrInvalidConfig},
+		{"bad option", New(nc, WithTTL(0)), rc(), ErrInvalidConfig},
+		{"bad cluster name", New(nc), runConfig{clusterName: "a.>", id: "x"}, ErrInvalidConfig},
+		{"empty cluster name", New(nc), runConfig{id: "x"}, ErrInvalidConfig},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.p.start(tt.rc); !errors.Is(err, tt.want) {
+				t.Fatalf("got %v, want %v", err, tt.want)
+			}
+		})
+	}
+
+	t.Run("twice", func(t *testing.T) {
+		p := New(nc, WithJoinWindow(0))
+		if err := p.start(rc()); err != nil {
+			t.Fatal(err)
+		}
+		defer p.Shutdown(false)
+		if err := p.start(rc()); !errors.Is(err, ErrStarted) {
+			t.Fatalf("got %v, want ErrStarted", err)
+		}
+	})
+	t.Run("after shutdown", func(t *testing.T) {
+		p := New(nc, WithJoinWindow(0))
+		if err := p.Shutdown(false); err != nil {
+			t.Fatalf("shutdown before start: %v", err)
+		}
+		if err := p.start(rc()); !errors.Is(err, ErrClosed) {
+			t.Fatalf("got %v, want ErrClosed", err)
+		}
+	})
+	t.Run("closed connection", func(t *testing.T) {
+		closed := natstest.Connect(t, s)
+		closed.Close()
+		if err := New(closed).start(rc()); !errors.Is(err, nats.ErrConnectionClosed) {
+			t.Fatalf("got %v, want ErrConnectionClosed", err)
+		}
+	})
+	waitNoRunLoops(t)
+}
