@@ -36,6 +36,7 @@ type natsOptions struct {
 	clientOpts   []nats.Option
 	readyTimeout time.Duration
 	probe        bool
+	pickPorts    func(n int) ([]int, error) // FreePorts; tests replace it
 }
 
 func defaultNATSOptions() natsOptions {
@@ -43,6 +44,7 @@ func defaultNATSOptions() natsOptions {
 		clusterName:  "protosynod",
 		readyTimeout: 30 * time.Second,
 		probe:        true,
+		pickPorts:    FreePorts,
 	}
 }
 
@@ -155,7 +157,7 @@ func StartNATSCluster(t testing.TB, n int, opts ...NATSOption) *NATSCluster {
 var errBind = errors.New("harness: address in use")
 
 func (c *NATSCluster) start(ctx context.Context, t testing.TB, n int) error {
-	ports, err := FreePorts(3 * n)
+	ports, err := c.opts.pickPorts(3 * n)
 	if err != nil {
 		return err
 	}
@@ -186,15 +188,24 @@ func (c *NATSCluster) start(ctx context.Context, t testing.TB, n int) error {
 		}
 		s.proc = p
 	}
+	err = nil
 	for _, s := range c.servers {
-		if err := s.proc.WaitOutput(ctx, natsReadyLine); err != nil {
-			if strings.Contains(s.proc.Tail(), "address already in use") {
-				return fmt.Errorf("%w: %w", errBind, err)
-			}
-			return err
+		if err = s.proc.WaitOutput(ctx, natsReadyLine); err != nil {
+			break
 		}
 	}
-	return c.WaitReady(ctx)
+	if err == nil {
+		err = c.WaitReady(ctx)
+	}
+	if err != nil {
+		// Any listener (client, cluster, monitoring) may have lost its port.
+		for _, s := range c.servers {
+			if line := lineContaining(s.proc.Tail(), "address already in use"); line != "" {
+				return fmt.Errorf("%w: %s: %s", errBind, s.name, line)
+			}
+		}
+	}
+	return err
 }
 
 func (c *NATSCluster) killAll() {
@@ -486,4 +497,14 @@ func httpGet(ctx context.Context, url string, into any) (int, error) {
 		}
 	}
 	return resp.StatusCode, nil
+}
+
+// lineContaining returns the first line of s that contains substr, or "".
+func lineContaining(s, substr string) string {
+	for line := range strings.Lines(s) {
+		if strings.Contains(line, substr) {
+			return strings.TrimSpace(line)
+		}
+	}
+	return ""
 }

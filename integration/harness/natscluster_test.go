@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -35,6 +36,9 @@ func respond(t *testing.T, nc *nats.Conn, subject string) {
 // take a moment to cross routes.
 func requestUntil(ctx context.Context, t *testing.T, nc *nats.Conn, subject string) {
 	t.Helper()
+	if _, ok := ctx.Deadline(); !ok {
+		t.Fatal("requestUntil needs a context with a deadline")
+	}
 	for {
 		rctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
 		_, err := nc.RequestWithContext(rctx, subject, nil)
@@ -186,5 +190,58 @@ func TestNATSClusterWithAuthorization(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("publish by a user without publish permission raised no error")
+	}
+}
+
+func TestNATSClusterRetriesWhenAPortIsTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", hostPort(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	attempts := 0
+	pick := func(n int) ([]int, error) {
+		attempts++
+		ports, err := FreePorts(n)
+		if err == nil && attempts == 1 {
+			ports[0] = taken.Addr().(*net.TCPAddr).Port // server 0's client port
+		}
+		return ports, err
+	}
+	c := startCluster(t, 2, func(o *natsOptions) { o.pickPorts = pick })
+	if attempts != 2 {
+		t.Errorf("picked ports %d times, want 2", attempts)
+	}
+	if c.ClientAddr(0) == taken.Addr().String() {
+		t.Errorf("server 0 kept the taken port %s", c.ClientAddr(0))
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	respond(t, c.ConnectTo(t, 0), "svc")
+	requestUntil(ctx, t, c.ConnectTo(t, 1), "svc")
+}
+
+func TestNATSClusterWithTLS(t *testing.T) {
+	files, err := WriteTLSFiles(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := startCluster(t, 2, WithServerConfig(files.ServerConfig(true)),
+		WithClientOptions(files.ClientOptions()...))
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if nc, err := nats.Connect(c.ClientURL(0), nats.NoReconnect()); err == nil {
+		nc.Close()
+		t.Error("connected without TLS to a cluster requiring it")
+	}
+	if nc, err := nats.Connect(c.ClientURL(0), nats.NoReconnect(), nats.RootCAs(files.CA)); err == nil {
+		nc.Close()
+		t.Error("connected without a client certificate to a cluster verifying them")
+	}
+	respond(t, c.ConnectTo(t, 1), "svc")
+	nc := c.Connect(t)
+	requestUntil(ctx, t, nc, "svc")
+	if !nc.TLSRequired() {
+		t.Error("connection does not use TLS")
 	}
 }
