@@ -256,8 +256,8 @@ func (s *State) change(op, actorName string, index int, edit func(*record) error
 			return nil, err
 		}
 		if n := r.size(); n > limit {
-			return nil, fmt.Errorf("%w: the value of actor %q would be %d bytes, over the limit of %d "+
-				"(a snapshot of %d bytes and %d events since index %d); "+
+			return nil, fmt.Errorf("%w: the value of actor %q would be %d bytes, over the limit of %d, "+
+				"with a snapshot of %d bytes and %d events since index %d; "+
 				"lower the snapshot interval (now %d) or persist smaller events and snapshots",
 				ErrTooLarge, actorName, n, limit, len(r.snapshot), len(r.events), r.snapshotIndex, s.p.opts.snapshotInterval)
 		}
