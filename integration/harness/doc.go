@@ -17,6 +17,8 @@
 //     and, on Linux, dies with the test binary (Pdeathsig).
 //   - NATS: [StartNATSCluster] runs n nats-server processes as one cluster and
 //     waits until routes carry messages between every server and server 0.
+//     [WithServerConfig] passes accounts, authorization and tls blocks through;
+//     [WriteTLSFiles] makes a throwaway CA and certificates for TLS scenarios.
 //   - Network faults: [NewProxy] puts a toxiproxy proxy in front of an address
 //     (latency, bandwidth, blackhole, reset, disable, heal).
 //   - History: a [Recorder] collects register operations (read, write, CAS)
@@ -40,13 +42,24 @@
 //		c := harness.StartNATSCluster(t, 3, harness.WithNATSServerBinary(bin))
 //		nc := c.Connect(t)
 //		rec := harness.NewRecorder()
-//		// ... workers call rec.Call(id, harness.Write(k, v)) and complete the
-//		// returned *Pending with Return, Fail or Indeterminate; a nemesis
-//		// calls c.Server(1).Kill() and c.Server(1).Restart() ...
-//		res := rec.Check(t, 30*time.Second, harness.WithLogs(c),
+//		// ... workers use nc and call rec.Call(id, harness.Write(k, v)),
+//		// completing the returned *Pending with Return, Fail or
+//		// Indeterminate; a nemesis marks its faults with rec.Annotate and
+//		// calls c.Server(1).Kill(), c.Server(1).Restart(), c.WaitReady(ctx);
+//		// then every key is read once more ...
+//		rec.Check(t, 30*time.Second, harness.WithLogs(c),
 //			harness.WithSummary(suite.Summary, t.Name()))
-//		_ = res
 //	}
+//
+// # Recording operations
+//
+// Call [Recorder.Call] right before a request and complete the [Pending] right
+// after the answer: Return with the result, Fail only when the operation
+// certainly had no effect (synod.ErrConflict, synod.ErrUnavailable), and
+// Indeterminate when it may have taken effect (synod.ErrIndeterminate, a
+// timeout, a crash). Write unique values per key, and after the faults heal
+// read every key once more: that final read is what the lost-write check
+// compares with the acknowledged writes (see [Recorder.Analyze]).
 //
 // The library keeps no global state: the build cache and the summary live in
 // values the test package owns.

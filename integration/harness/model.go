@@ -21,6 +21,7 @@ type opMeta struct {
 	err    error
 }
 
+// String describes the operation's client, status and error.
 func (m opMeta) String() string {
 	s := fmt.Sprintf("client %d, %v", m.client, m.status)
 	if m.err != nil {

@@ -68,7 +68,9 @@ func (p *Proxy) AddLatency(latency, jitter time.Duration) error {
 }
 
 // Bandwidth limits each direction to kbps kilobytes per second. It replaces
-// an earlier bandwidth fault.
+// an earlier bandwidth fault. (toxiproxy's bandwidth toxic logs a trace line
+// to stderr through zerolog's global logger when it is removed; the harness
+// leaves that global alone.)
 func (p *Proxy) Bandwidth(kbps int64) error {
 	return p.addBoth("bandwidth", map[string]any{"rate": kbps})
 }
