@@ -29,6 +29,11 @@ func (r *recorder) record(ms cluster.Members) {
 	for _, m := range ms {
 		ids = append(ids, m.Id)
 	}
+	r.recordIDs(ids)
+}
+
+func (r *recorder) recordIDs(ids []string) {
+	ids = slices.Clone(ids)
 	slices.Sort(ids)
 	r.mu.Lock()
 	r.latest = ids

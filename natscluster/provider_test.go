@@ -231,3 +231,28 @@ func TestStartErrors(t *testing.T) {
 	})
 	waitNoRunLoops(t)
 }
+
+func TestStallPostponesExpiry(t *testing.T) {
+	o := defaultOptions()
+	o.interval, o.ttl = 100*time.Millisecond, time.Second
+	r := newRunner(nil, o, runConfig{clusterName: testCluster, id: "self"})
+	r.table.heartbeat(hb("a", 1, 0), t0)
+
+	tests := []struct {
+		name string
+		gap  time.Duration
+		want time.Time // a's deadline afterwards
+	}{
+		{"on time", 100 * time.Millisecond, t0.Add(time.Second)},
+		{"late but not stalled", 200 * time.Millisecond, t0.Add(time.Second)},
+		{"stalled", 5 * time.Second, t0.Add(time.Second + 4900*time.Millisecond)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r.checkStall(tt.gap)
+			if got, _ := r.table.nextDeadline(); !got.Equal(tt.want) {
+				t.Fatalf("deadline: got %v, want %v", got.Sub(t0), tt.want.Sub(t0))
+			}
+		})
+	}
+}

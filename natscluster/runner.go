@@ -63,6 +63,14 @@ func (r *runner) subscribe() error {
 	return nil
 }
 
+// Events the loop reacts to, after select has picked one.
+const (
+	evMessage = iota
+	evTick
+	evExpire
+	evJoin
+)
+
 // loop handles messages and timers until stop is closed or the actor system
 // has stopped. ready is closed after the first topology is published, at the
 // end of the join window.
@@ -76,26 +84,47 @@ func (r *runner) loop(stop <-chan struct{}, ready chan<- struct{}) {
 	defer expiry.Stop()
 
 	joined, changed := false, false
+	last := time.Now()
 	for {
+		var (
+			ev  int
+			msg *nats.Msg
+		)
 		select {
 		case <-stop:
 			return
-		case m := <-r.msgs:
-			if r.handle(m, time.Now()) {
-				changed = true
-			}
+		case msg = <-r.msgs:
+			ev = evMessage
 		case <-tick.C:
+			ev = evTick
+		case <-expiry.C:
+			ev = evExpire
+		case <-join.C:
+			ev = evJoin
+		}
+		now := time.Now()
+		r.checkStall(now.Sub(last))
+		last = now
+
+		switch ev {
+		case evMessage:
+			changed = r.handle(msg, now) || changed
+		case evTick:
 			if r.rc.stopped != nil && r.rc.stopped() {
 				r.log.Info("actor system stopped; leaving")
 				return
 			}
 			r.sendHeartbeat()
-		case <-expiry.C:
-			for _, id := range r.table.expire(time.Now()) {
+		case evExpire:
+			// Heartbeats already queued were received in time.
+			for range len(r.msgs) {
+				changed = r.handle(<-r.msgs, now) || changed
+			}
+			for _, id := range r.table.expire(now) {
 				r.log.Info("member expired", slog.String("id", id))
 				changed = true
 			}
-		case <-join.C:
+		case evJoin:
 			joined, changed = true, true
 		}
 		if joined && changed {
@@ -112,6 +141,21 @@ func (r *runner) loop(stop <-chan struct{}, ready chan<- struct{}) {
 			expiry.Stop()
 		}
 	}
+}
+
+// checkStall postpones every expiry when the loop itself did not run for
+// longer than expected. The ticker wakes the loop every interval, so a
+// longer gap means this process was paused (CPU starvation, a long GC
+// pause, a suspended VM) or the loop was blocked handing a topology to
+// protoactor. Heartbeats could not be received meanwhile, and expiring
+// their senders now would block them in protoactor for good.
+func (r *runner) checkStall(gap time.Duration) {
+	stall := gap - r.opts.interval
+	if stall <= r.opts.interval {
+		return
+	}
+	r.table.postpone(stall)
+	r.log.Warn("provider stalled; postponing expiry", slog.Duration("stall", stall))
 }
 
 // handle applies one membership message and reports whether the topology

@@ -89,6 +89,15 @@ func (t *table) expire(now time.Time) []string {
 	return gone
 }
 
+// postpone moves every live member's deadline d later. The provider calls
+// it after a pause of its own, during which no heartbeat could arrive.
+func (t *table) postpone(d time.Duration) {
+	for id, e := range t.live {
+		e.deadline = e.deadline.Add(d)
+		t.live[id] = e
+	}
+}
+
 // nextDeadline returns the earliest time at which expire would remove a
 // member, and false when no other member is live.
 func (t *table) nextDeadline() (time.Time, bool) {

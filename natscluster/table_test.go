@@ -12,7 +12,7 @@ func hb(id string, port int32, ttl time.Duration, kinds ...string) heartbeat {
 	return heartbeat{Version: wireVersion, ID: id, Host: "127.0.0.1", Port: port, Kinds: kinds, TTLMillis: ttl.Milliseconds()}
 }
 
-func ids(tb *table) []string {
+func tableIDs(tb *table) []string {
 	var out []string
 	for _, m := range tb.members() {
 		out = append(out, m.Id)
@@ -143,7 +143,7 @@ func TestTable(t *testing.T) {
 					t.Errorf("step %d: changed: got %v, want %v", i, changed, s.changed)
 				}
 				if s.members != nil || s.expire {
-					if got := ids(tb); !slices.Equal(got, s.members) {
+					if got := tableIDs(tb); !slices.Equal(got, s.members) {
 						t.Errorf("step %d: members: got %v, want %v", i, got, s.members)
 					}
 				}
@@ -169,6 +169,18 @@ func TestTableNextDeadline(t *testing.T) {
 	got, ok = tb.nextDeadline()
 	if want := t0.Add(3 * time.Second); !ok || !got.Equal(want) {
 		t.Fatalf("got %v %v, want %v true", got, ok, want)
+	}
+}
+
+func TestTablePostpone(t *testing.T) {
+	tb := newTable(nil, time.Second)
+	tb.heartbeat(hb("a", 1, 0), t0)
+	tb.postpone(5 * time.Second)
+	if gone := tb.expire(t0.Add(5999 * time.Millisecond)); len(gone) != 0 {
+		t.Fatalf("expired %v before the postponed deadline", gone)
+	}
+	if gone := tb.expire(t0.Add(6 * time.Second)); !slices.Equal(gone, []string{"a"}) {
+		t.Fatalf("expired: got %v, want [a]", gone)
 	}
 }
 

@@ -1,0 +1,393 @@
+package natscluster
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/protosynod/protosynod/internal/natstest"
+)
+
+// These tests run real protoactor-go cluster members, each in its own
+// process (see member_main_test.go), whose only membership service is the
+// provider.
+
+// proc is a cluster member or client running in a child process.
+type proc struct {
+	owner  *testing.T // the test whose cleanup stops the child
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stderr syncBuffer
+
+	started chan struct{} // closed when id and addr are set
+	id      string
+	addr    string
+	rec     *recorder  // topologies the member's MemberList published
+	replies chan event // answers to cmdRequest
+	exited  chan struct{}
+	killed  bool
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and readers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// timing is a heartbeat interval and TTL for the children.
+type timing struct{ interval, ttl time.Duration }
+
+// spawn starts a child running role ("member" or "client") of cluster name.
+// Call waitStarted before using its id.
+func spawn(t *testing.T, s *server.Server, role, name string, tm timing) *proc {
+	t.Helper()
+	p := &proc{
+		owner:   t,
+		started: make(chan struct{}),
+		rec:     newRecorder(),
+		replies: make(chan event, 64),
+		exited:  make(chan struct{}),
+	}
+	p.cmd = exec.Command(os.Args[0], "-test.run=^$")
+	p.cmd.Env = append(os.Environ(),
+		envRole+"="+role,
+		envURL+"="+s.ClientURL(),
+		envCluster+"="+name,
+		envInterval+"="+tm.interval.String(),
+		envTTL+"="+tm.ttl.String(),
+	)
+	p.cmd.Stderr = &p.stderr
+	var err error
+	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", role, err)
+	}
+	go p.read(stdout)
+	t.Cleanup(p.stop)
+	return p
+}
+
+// read handles the child's events until it exits.
+func (p *proc) read(stdout io.Reader) {
+	defer close(p.exited)
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		var e event
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			continue
+		}
+		switch e.Event {
+		case "started":
+			p.id, p.addr = e.ID, e.Addr
+			close(p.started)
+		case "topology":
+			p.rec.recordIDs(e.Members)
+		case "reply":
+			p.replies <- e
+		}
+	}
+	_ = p.cmd.Wait()
+}
+
+func (p *proc) waitStarted(t *testing.T) {
+	t.Helper()
+	select {
+	case <-p.started:
+	case <-p.exited:
+		t.Fatalf("child exited before starting:\n%s", p.stderr.String())
+	case <-time.After(30 * time.Second):
+		t.Fatal("child did not start within 30s")
+	}
+}
+
+func (p *proc) send(t *testing.T, cmd string) {
+	t.Helper()
+	if _, err := fmt.Fprintln(p.stdin, cmd); err != nil {
+		t.Fatalf("send %q: %v", cmd, err)
+	}
+}
+
+// reply waits for the child's next answer to cmdRequest.
+func (p *proc) reply(t *testing.T) event {
+	t.Helper()
+	select {
+	case r := <-p.replies:
+		return r
+	case <-time.After(15 * time.Second):
+		t.Fatal("no reply within 15s")
+		return event{}
+	}
+}
+
+// kill crashes the child: no leave, no goodbye on the NATS connection.
+func (p *proc) kill() {
+	p.killed = true
+	_ = p.cmd.Process.Kill()
+	<-p.exited
+}
+
+// stop closes the child's stdin, which shuts it down, and checks how it
+// ended and what the race detector said.
+func (p *proc) stop() {
+	t := p.owner
+	_ = p.stdin.Close()
+	select {
+	case <-p.exited:
+	case <-time.After(15 * time.Second):
+		t.Errorf("child did not exit within 15s; killing it")
+		p.kill()
+	}
+	stderr := p.stderr.String()
+	ours, theirs := classifyRaces(stderr)
+	for _, r := range ours {
+		t.Errorf("data race in natscluster:\n%s", r)
+	}
+	if len(theirs) > 0 {
+		t.Logf("tolerated %d data race report(s) inside dependencies", len(theirs))
+	}
+	if code := p.cmd.ProcessState.ExitCode(); !p.killed && code != 0 && code != raceExitCode {
+		t.Errorf("child exited with %d", code)
+	}
+	if t.Failed() {
+		t.Logf("child %s stderr:\n%s", p.id, stderr)
+	}
+}
+
+// raceExitCode is the race detector's default exit code.
+const raceExitCode = 66
+
+// classifyRaces splits the race reports in a child's stderr into those
+// where a racing access happens in this module and the others. An access is
+// attributed to the innermost stack frame outside the standard library.
+func classifyRaces(stderr string) (ours, theirs []string) {
+	const start, end = "WARNING: DATA RACE", "=================="
+	for _, chunk := range strings.Split(stderr, start)[1:] {
+		report, _, _ := strings.Cut(chunk, end)
+		if racesInModule(report) {
+			ours = append(ours, start+report)
+		} else {
+			theirs = append(theirs, start+report)
+		}
+	}
+	return ours, theirs
+}
+
+func racesInModule(report string) bool {
+	lines := strings.Split(report, "\n")
+	for i, l := range lines {
+		if !strings.Contains(l, " at 0x") || strings.HasPrefix(l, "Goroutine") {
+			continue
+		}
+		// Frames follow as "  pkg.func(...)" / "      file:line" pairs.
+		for _, f := range lines[i+1:] {
+			if !strings.HasPrefix(f, "  ") {
+				break
+			}
+			fn := strings.TrimSpace(f)
+			if strings.HasPrefix(f, "      ") || isStdFrame(fn) {
+				continue
+			}
+			if strings.HasPrefix(fn, "github.com/protosynod/protosynod/") {
+				return true
+			}
+			break
+		}
+	}
+	return false
+}
+
+// isStdFrame reports whether fn belongs to the standard library, whose
+// import paths have no dot in their first element.
+func isStdFrame(fn string) bool {
+	first, _, _ := strings.Cut(fn, "/")
+	return !strings.Contains(first, ".") || strings.HasPrefix(fn, "runtime.") || strings.HasPrefix(fn, "sync")
+}
+
+func procIDs(ps ...*proc) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.id
+	}
+	return out
+}
+
+// TestClusterMembership runs one cluster through its life. Each process is
+// a race-instrumented protoactor-go member, and a cluster member sleeps a
+// second in StartMember, so one scenario is much cheaper than a test per
+// step. Members announce their own TTL: a and b a short one so that b's
+// crash is detected quickly, c and d a minute so that only their leave
+// message can explain a quick drop.
+func TestClusterMembership(t *testing.T) {
+	s := natstest.RunServer(t)
+	const name = "scenario"
+	short := timing{interval: 100 * time.Millisecond, ttl: 1500 * time.Millisecond}
+	long := timing{interval: 100 * time.Millisecond, ttl: time.Minute}
+	a := spawn(t, s, "member", name, short)
+	b := spawn(t, s, "member", name, short)
+	c := spawn(t, s, "member", name, long)
+	d := spawn(t, s, "member", name, long)
+	for _, p := range []*proc{a, b, c, d} {
+		p.waitStarted(t)
+	}
+	root := t // owns every child, including those spawned in a step
+	var client *proc
+
+	// want waits until every process in ps sees exactly members.
+	want := func(t *testing.T, ps []*proc, members ...*proc) {
+		t.Helper()
+		for _, p := range ps {
+			took := p.rec.waitFor(t, 10*time.Second, procIDs(members...)...)
+			t.Logf("%s saw %d member(s) after %v", p.id, len(members), took)
+		}
+	}
+	step := func(name string, f func(t *testing.T)) {
+		if !t.Run(name, f) {
+			t.FailNow() // later steps build on this one
+		}
+	}
+
+	step("forms", func(t *testing.T) {
+		want(t, []*proc{a, b, c, d}, a, b, c, d)
+	})
+
+	step("serves grains", func(t *testing.T) {
+		// Grains are placed by the topology the provider built, so
+		// requests from one member reach grains on the others.
+		const grains = 16
+		for i := range grains {
+			a.send(t, fmt.Sprintf("%s grain-%d", cmdRequest, i))
+		}
+		hosts := map[string]int{}
+		for range grains {
+			r := a.reply(t)
+			if r.Err != "" {
+				t.Fatalf("request %s: %s", r.Identity, r.Err)
+			}
+			hosts[r.From]++
+		}
+		t.Logf("grains per member: %v", hosts)
+		if len(hosts) < 2 {
+			t.Fatalf("%d grains on %d member(s), want them spread", grains, len(hosts))
+		}
+	})
+
+	step("client follows", func(t *testing.T) {
+		client = spawn(root, s, "client", name, short)
+		client.waitStarted(t)
+		// StartClient returned with the full membership.
+		if got, _ := client.rec.snapshot(); !equalSet(got, procIDs(a, b, c, d)) {
+			t.Fatalf("client topology at start: got %v, want %v", got, procIDs(a, b, c, d))
+		}
+		client.send(t, cmdRequest+" from-client")
+		if r := client.reply(t); r.Err != "" {
+			t.Fatalf("request from client: %s", r.Err)
+		}
+		for _, p := range []*proc{a, b, c, d} { // members never list the client
+			if got, _ := p.rec.snapshot(); !equalSet(got, procIDs(a, b, c, d)) {
+				t.Fatalf("member topology: got %v, want %v", got, procIDs(a, b, c, d))
+			}
+		}
+	})
+
+	step("graceful shutdown leaves", func(t *testing.T) {
+		d.send(t, cmdLeave) // cluster.Shutdown(true) calls the provider's Shutdown
+		want(t, []*proc{a, b, c, client}, a, b, c)
+		d.kill() // skip protoactor's slow graceful gRPC stop
+	})
+
+	step("abrupt shutdown leaves", func(t *testing.T) {
+		// cluster.Shutdown(false) never calls the provider; the provider
+		// sees the stopped actor system at its next tick and leaves.
+		c.send(t, cmdAbrupt)
+		want(t, []*proc{a, b, client}, a, b)
+	})
+
+	step("crash expires", func(t *testing.T) {
+		b.kill() // no leave: the others must notice the silence
+		want(t, []*proc{a, client}, a)
+	})
+}
+
+func equalSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	seen := map[string]bool{}
+	for _, x := range a {
+		seen[x] = true
+	}
+	for _, x := range b {
+		if !seen[x] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestClassifyRaces(t *testing.T) {
+	const theirs = `WARNING: DATA RACE
+Write at 0x00c000 by goroutine 7:
+  runtime.mapassign_faststr()
+      /go/src/runtime/map.go:1
+  github.com/asynkron/protoactor-go/cluster.(*MemberList).UpdateClusterTopology()
+      /mod/member_list.go:1
+  github.com/protosynod/protosynod/natscluster.(*runner).loop()
+      /work/natscluster/runner.go:1
+
+Previous read at 0x00c000 by goroutine 9:
+  github.com/asynkron/protoactor-go/cluster.(*MemberSet).ContainsID()
+      /mod/members.go:1
+
+Goroutine 7 (running) created at:
+  github.com/protosynod/protosynod/natscluster.(*Provider).start()
+      /work/natscluster/provider.go:1
+==================
+`
+	const ours = `WARNING: DATA RACE
+Read at 0x00c000 by goroutine 8:
+  sync/atomic.LoadInt32()
+      /go/src/sync/atomic/doc.go:1
+  github.com/protosynod/protosynod/natscluster.(*runner).handle()
+      /work/natscluster/runner.go:1
+
+Previous write at 0x00c000 by goroutine 9:
+  github.com/asynkron/protoactor-go/cluster.(*MemberSet).ContainsID()
+      /mod/members.go:1
+==================
+`
+	o, th := classifyRaces("noise\n" + theirs + "more noise\n" + ours)
+	if len(o) != 1 || len(th) != 1 || !strings.Contains(o[0], "handle") {
+		t.Fatalf("got ours=%d theirs=%d, want 1 and 1", len(o), len(th))
+	}
+	if o, th := classifyRaces(""); o != nil || th != nil {
+		t.Fatal("races found in empty output")
+	}
+}
