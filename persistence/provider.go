@@ -166,7 +166,7 @@ func (s *State) PersistEvent(actorName string, eventIndex int, event proto.Messa
 		if eventIndex != r.nextIndex {
 			return fmt.Errorf("%w (event index %d, but the register's next index is %d)", ErrFenced, eventIndex, r.nextIndex)
 		}
-		r.events = append(r.events[:len(r.events):len(r.events)], ev)
+		r.events = append(r.events, ev) // decodeRecord allocated r.events; it aliases nothing
 		r.nextIndex++
 		return nil
 	})

@@ -56,6 +56,11 @@ func decodeRecord(b []byte) (record, error) {
 	if len(b) == 0 {
 		return r, nil
 	}
+	if n := countEvents(b); n > 0 {
+		// One spare slot, so that PersistEvent appends without copying. n is
+		// bounded by len(b)/2: every field takes at least two bytes.
+		r.events = make([][]byte, 0, n+1)
+	}
 	version := uint64(0)
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
@@ -130,6 +135,27 @@ func decodeRecord(b []byte) (record, error) {
 			len(r.events), r.snapshotIndex, r.nextIndex)
 	}
 	return r, nil
+}
+
+// countEvents returns how many events fields b holds, or -1 if b does not
+// parse; decodeRecord reports the error.
+func countEvents(b []byte) int {
+	n := 0
+	for len(b) > 0 {
+		num, typ, m := protowire.ConsumeTag(b)
+		if m < 0 {
+			return -1
+		}
+		b = b[m:]
+		if m = protowire.ConsumeFieldValue(num, typ, b); m < 0 {
+			return -1
+		}
+		b = b[m:]
+		if num == fieldEvents {
+			n++
+		}
+	}
+	return n
 }
 
 // size returns the length of r's encoding.
