@@ -32,8 +32,9 @@
 //     register's next index, and otherwise fails with ErrFenced (below).
 //   - PersistSnapshot(name, i, s) replaces the snapshot and discards the events
 //     before i. The mixin asks for a snapshot every GetSnapshotInterval events,
-//     so the register stays bounded: one snapshot and at most about an
-//     interval's worth of events. DeleteEvents and DeleteSnapshots do nothing:
+//     so the register of an actor that answers RequestSnapshot with
+//     PersistSnapshot stays bounded: one snapshot and at most interval+1
+//     events. DeleteEvents and DeleteSnapshots do nothing:
 //     what they could remove is already gone, and removing more would change
 //     what recovery replays.
 //   - Recovery costs one read round: GetSnapshot reads the register and keeps
@@ -48,6 +49,29 @@
 // replays the events from the snapshot's index on. So an actor that persists
 // an event before applying it (as protoactor's own tests do) snapshots the
 // state before that event, which the replay then applies.
+//
+// The mixin names an actor by its PID's ID (ctx.Self().Id). That is stable
+// for actors spawned with a fixed name, but not for cluster grains: with
+// protoactor's disthash identity lookup a grain is spawned as
+// "partition-activator/<identity>$<counter>", the counter local to the node.
+// Two activations of one grain would then use two registers, so they would
+// neither fence each other nor recover each other's events. For grains, give
+// each kind its own Provider with WithKeyFunc mapping the name to a stable
+// key, for example:
+//
+//	synodpersistence.WithKeyFunc(func(name string) string {
+//		id := strings.TrimPrefix(name, "partition-activator/")
+//		if i := strings.LastIndexByte(id, '$'); i >= 0 {
+//			id = id[:i]
+//		}
+//		return "persistence/account/" + id
+//	})
+//
+// A pitfall of protoactor's mixin, with any provider: when PersistReceive
+// requests a snapshot, it delivers RequestSnapshot through the actor's
+// context, which afterwards has forgotten the current message and sender, so
+// ctx.Respond after PersistReceive goes to dead letters. Take ctx.Sender()
+// before persisting and reply with ctx.Send (see Example).
 //
 // # Fencing
 //

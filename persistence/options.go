@@ -21,6 +21,7 @@ const (
 type options struct {
 	snapshotInterval int
 	keyPrefix        string
+	keyFunc          func(actorName string) string
 	timeout          time.Duration
 	maxValueSize     int
 	logger           *slog.Logger
@@ -62,6 +63,16 @@ func WithSnapshotInterval(n int) Option { return func(o *options) { o.snapshotIn
 // WithKeyPrefix sets the prefix of register keys (default DefaultKeyPrefix):
 // the register of actor name is prefix+name.
 func WithKeyPrefix(prefix string) Option { return func(o *options) { o.keyPrefix = prefix } }
+
+// WithKeyFunc sets how an actor's name maps to its register key, replacing
+// the prefix scheme of WithKeyPrefix. Use it when an actor's name is not
+// stable across activations: a cluster grain's name (its Self().Id) carries a
+// node-local suffix, so two activations of one grain would otherwise write
+// to different registers and neither fence nor recover each other (see the
+// package documentation). f must return a non-empty key.
+func WithKeyFunc(f func(actorName string) string) Option {
+	return func(o *options) { o.keyFunc = f }
+}
 
 // WithTimeout bounds each register operation (default DefaultTimeout). An
 // operation that runs out of time panics with synod.ErrUnavailable,

@@ -61,7 +61,12 @@ func (p *Provider) GetState() protopersistence.ProviderState { return p.NewState
 func (p *Provider) NewState() *State { return &State{p: p} }
 
 // Key returns the register key of the actor named actorName.
-func (p *Provider) Key(actorName string) string { return p.opts.keyPrefix + actorName }
+func (p *Provider) Key(actorName string) string {
+	if p.opts.keyFunc != nil {
+		return p.opts.keyFunc(actorName)
+	}
+	return p.opts.keyPrefix + actorName
+}
 
 // State implements protoactor's persistence.ProviderState over a Provider's
 // registers. Every method that fails panics with an *OpError (see the package

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -419,5 +420,34 @@ func TestCorruptAndUndecodableValues(t *testing.T) {
 	v, err := regs.Read(context.Background(), p.Key("corrupt"))
 	if err != nil || string(v) != "not a record" {
 		t.Fatalf("corrupt register now %q, %v; want it left alone", v, err)
+	}
+}
+
+// TestKeyFunc maps two activation names of one grain to one register, so
+// the second activation recovers and fences against the first.
+func TestKeyFunc(t *testing.T) {
+	grainKey := func(name string) string {
+		id := strings.TrimPrefix(name, "partition-activator/")
+		if i := strings.LastIndexByte(id, '$'); i >= 0 {
+			id = id[:i]
+		}
+		return "persistence/account/" + id
+	}
+	p, _, _ := newTestProvider(t, WithKeyFunc(grainKey))
+	const first, second = "partition-activator/bob$1", "partition-activator/bob$2f"
+	if got, want := p.Key(second), "persistence/account/bob"; got != want {
+		t.Fatalf("Key(%q) = %q, want %q", second, got, want)
+	}
+	a, b := p.NewState(), p.NewState()
+	a.PersistEvent(first, 0, wrapperspb.String("deposit"))
+	if got := events(b, second, 0, 0); !slices.Equal(got, []string{"deposit"}) {
+		t.Fatalf("second activation recovered %v, want [deposit]", got)
+	}
+	if err := catch(t, func() { b.PersistEvent(second, 0, wrapperspb.String("again")) }); err == nil || !errors.Is(err, ErrFenced) {
+		t.Fatalf("PersistEvent at a taken index through the other name: panic %v, want ErrFenced", err)
+	}
+	v, err := p.regs.Read(context.Background(), "persistence/account/bob")
+	if err != nil || len(v) == 0 {
+		t.Fatalf("register persistence/account/bob = %x, %v; want the record", v, err)
 	}
 }
