@@ -1,0 +1,536 @@
+package natstransport
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
+
+	"github.com/protosynod/protosynod/synod"
+)
+
+// WireVersion is the version of the wire format this package writes and the
+// only one it reads. It is the first field of every frame.
+const WireVersion = 1
+
+// Size limits of the wire format. Keys and IDs are fixed; the value limit is
+// configurable (see Limits).
+const (
+	// MaxKeySize is the longest register key, in bytes.
+	MaxKeySize = 1 << 10
+	// MaxIDSize is the longest acceptor ID and the longest proposer ID inside a
+	// ballot, in bytes.
+	MaxIDSize = 256
+	// DefaultMaxValue is the default value limit: 512 KiB, well under NATS's
+	// default max_payload of 1 MiB.
+	DefaultMaxValue = 512 << 10
+
+	// frameOverhead bounds everything in a frame but the value: version, from,
+	// key, three ballots, flags and msgpack headers.
+	frameOverhead = 4 << 10
+	// maxCodeSize and maxMessageSize bound the fields of an ErrorReply.
+	maxCodeSize    = 16
+	maxMessageSize = 4 << 10
+)
+
+// Limits bounds what a decoder accepts. Decoders check the frame size before
+// decoding and every length header before reading what it announces, so a
+// frame never makes them allocate more than its own size.
+type Limits struct {
+	// MaxValue is the largest register value, in bytes (DefaultMaxValue if
+	// zero or negative).
+	MaxValue int
+	// MaxMessage is the largest frame, in bytes (if zero or negative, MaxValue
+	// plus room for the other fields).
+	MaxMessage int
+}
+
+// DefaultLimits returns the limits for DefaultMaxValue.
+func DefaultLimits() Limits { return Limits{MaxValue: DefaultMaxValue} }
+
+func (l Limits) maxValue() int {
+	if l.MaxValue <= 0 {
+		return DefaultMaxValue
+	}
+	return l.MaxValue
+}
+
+func (l Limits) maxMessage() int {
+	if l.MaxMessage <= 0 {
+		return l.maxValue() + frameOverhead
+	}
+	return l.MaxMessage
+}
+
+// The wire structs fix the layout of each frame: a msgpack array whose first
+// element is the wire version. Encoding goes through them with compact
+// integers; decoding reads the same layout field by field (see reader), strictly.
+
+type wireBallot struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Counter  uint64
+	Proposer string
+}
+
+type wirePrepareRequest struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Version  uint8
+	Key      string
+	Ballot   wireBallot
+}
+
+type wireAcceptRequest struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Version  uint8
+	Key      string
+	Ballot   wireBallot
+	Value    []byte // nil encodes as msgpack nil: an empty register
+	Next     wireBallot
+}
+
+type wirePrepareReply struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Version  uint8
+	From     string
+	Key      string
+	Ballot   wireBallot
+	OK       bool
+	Seen     wireBallot
+	Accepted wireBallot
+	Value    []byte
+}
+
+type wireAcceptReply struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Version  uint8
+	From     string
+	Key      string
+	Ballot   wireBallot
+	OK       bool
+	Seen     wireBallot
+}
+
+type wireErrorReply struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Version  uint8
+	Code     string
+	Message  string
+}
+
+// Field counts of each frame, version included, checked exactly on decode.
+const (
+	ballotFields         = 2
+	prepareRequestFields = 3
+	acceptRequestFields  = 5
+	prepareReplyFields   = 8
+	acceptReplyFields    = 6
+	errorReplyFields     = 3
+)
+
+// ErrorReply is the body of an error reply: the same code and description as
+// the reply's micro error headers, for clients that read only the body.
+type ErrorReply struct {
+	Code    string
+	Message string
+}
+
+func toWire(b synod.Ballot) wireBallot { return wireBallot{Counter: b.Counter, Proposer: b.Proposer} }
+
+func fromWire(b wireBallot) synod.Ballot {
+	return synod.Ballot{Counter: b.Counter, Proposer: b.Proposer}
+}
+
+// encode marshals a wire struct with compact integers.
+func encode(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := msgpack.GetEncoder()
+	enc.Reset(&buf)
+	enc.UseCompactInts(true)
+	err := enc.Encode(v)
+	msgpack.PutEncoder(enc)
+	if err != nil {
+		return nil, fmt.Errorf("natstransport: encode: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// EncodePrepareRequest returns the frame of req.
+func EncodePrepareRequest(req synod.PrepareRequest) ([]byte, error) {
+	return encode(&wirePrepareRequest{Version: WireVersion, Key: req.Key, Ballot: toWire(req.Ballot)})
+}
+
+// EncodeAcceptRequest returns the frame of req.
+func EncodeAcceptRequest(req synod.AcceptRequest) ([]byte, error) {
+	return encode(&wireAcceptRequest{
+		Version: WireVersion, Key: req.Key, Ballot: toWire(req.Ballot), Value: req.Value, Next: toWire(req.Next),
+	})
+}
+
+// EncodePrepareReply returns the frame of rep.
+func EncodePrepareReply(rep synod.PrepareReply) ([]byte, error) {
+	return encode(&wirePrepareReply{
+		Version: WireVersion, From: rep.From, Key: rep.Key, Ballot: toWire(rep.Ballot), OK: rep.OK,
+		Seen: toWire(rep.Seen), Accepted: toWire(rep.Accepted), Value: rep.Value,
+	})
+}
+
+// EncodeAcceptReply returns the frame of rep.
+func EncodeAcceptReply(rep synod.AcceptReply) ([]byte, error) {
+	return encode(&wireAcceptReply{
+		Version: WireVersion, From: rep.From, Key: rep.Key, Ballot: toWire(rep.Ballot), OK: rep.OK, Seen: toWire(rep.Seen),
+	})
+}
+
+// EncodeErrorReply returns the frame of rep.
+func EncodeErrorReply(rep ErrorReply) ([]byte, error) {
+	return encode(&wireErrorReply{Version: WireVersion, Code: rep.Code, Message: rep.Message})
+}
+
+// DecodePrepareRequest decodes and validates a prepare request frame. Errors
+// wrap ErrMalformed, ErrVersion, ErrTooLarge or synod.ErrInvalidRequest.
+func DecodePrepareRequest(data []byte, lim Limits) (synod.PrepareRequest, error) {
+	var req synod.PrepareRequest
+	r, err := newReader("prepare request", data, lim, prepareRequestFields)
+	if err != nil {
+		return req, err
+	}
+	req.Key = r.key()
+	req.Ballot = r.ballot("ballot")
+	if err := r.finish(); err != nil {
+		return synod.PrepareRequest{}, err
+	}
+	if err := req.Validate(); err != nil {
+		return synod.PrepareRequest{}, fmt.Errorf("natstransport: decode prepare request: %w", err)
+	}
+	return req, nil
+}
+
+// DecodeAcceptRequest decodes and validates an accept request frame. The
+// value aliases data. Errors wrap ErrMalformed, ErrVersion, ErrTooLarge or
+// synod.ErrInvalidRequest.
+func DecodeAcceptRequest(data []byte, lim Limits) (synod.AcceptRequest, error) {
+	var req synod.AcceptRequest
+	r, err := newReader("accept request", data, lim, acceptRequestFields)
+	if err != nil {
+		return req, err
+	}
+	req.Key = r.key()
+	req.Ballot = r.ballot("ballot")
+	req.Value = r.value()
+	req.Next = r.ballot("next")
+	if err := r.finish(); err != nil {
+		return synod.AcceptRequest{}, err
+	}
+	if err := req.Validate(); err != nil {
+		return synod.AcceptRequest{}, fmt.Errorf("natstransport: decode accept request: %w", err)
+	}
+	return req, nil
+}
+
+// DecodePrepareReply decodes and validates a prepare reply frame: a non-empty
+// sender and key, a valid request ballot, and other ballots zero or valid. The
+// value aliases data.
+func DecodePrepareReply(data []byte, lim Limits) (synod.PrepareReply, error) {
+	var rep synod.PrepareReply
+	r, err := newReader("prepare reply", data, lim, prepareReplyFields)
+	if err != nil {
+		return rep, err
+	}
+	rep.From = r.from()
+	rep.Key = r.key()
+	rep.Ballot = r.ballot("ballot")
+	rep.OK = r.boolean("ok")
+	rep.Seen = r.ballot("seen")
+	rep.Accepted = r.ballot("accepted")
+	rep.Value = r.value()
+	if err := r.finish(); err != nil {
+		return synod.PrepareReply{}, err
+	}
+	if err := validateReply("prepare reply", rep.Key, rep.Ballot, rep.Seen, rep.Accepted); err != nil {
+		return synod.PrepareReply{}, err
+	}
+	return rep, nil
+}
+
+// DecodeAcceptReply decodes and validates an accept reply frame, as
+// DecodePrepareReply does.
+func DecodeAcceptReply(data []byte, lim Limits) (synod.AcceptReply, error) {
+	var rep synod.AcceptReply
+	r, err := newReader("accept reply", data, lim, acceptReplyFields)
+	if err != nil {
+		return rep, err
+	}
+	rep.From = r.from()
+	rep.Key = r.key()
+	rep.Ballot = r.ballot("ballot")
+	rep.OK = r.boolean("ok")
+	rep.Seen = r.ballot("seen")
+	if err := r.finish(); err != nil {
+		return synod.AcceptReply{}, err
+	}
+	if err := validateReply("accept reply", rep.Key, rep.Ballot, rep.Seen); err != nil {
+		return synod.AcceptReply{}, err
+	}
+	return rep, nil
+}
+
+// DecodeErrorReply decodes an error reply frame; the code must be non-empty.
+func DecodeErrorReply(data []byte, lim Limits) (ErrorReply, error) {
+	var rep ErrorReply
+	r, err := newReader("error reply", data, lim, errorReplyFields)
+	if err != nil {
+		return rep, err
+	}
+	rep.Code = r.str("code", maxCodeSize)
+	rep.Message = r.str("message", maxMessageSize)
+	if err := r.finish(); err != nil {
+		return ErrorReply{}, err
+	}
+	if rep.Code == "" {
+		return ErrorReply{}, fmt.Errorf("natstransport: decode error reply: %w: empty code", ErrMalformed)
+	}
+	return rep, nil
+}
+
+// validateReply checks a reply's key and ballots: the request's ballot must be
+// valid, the others zero or valid.
+func validateReply(what, key string, b synod.Ballot, others ...synod.Ballot) error {
+	if key == "" {
+		return fmt.Errorf("natstransport: decode %s: %w: empty key", what, synod.ErrInvalidRequest)
+	}
+	if !b.Valid() {
+		return fmt.Errorf("natstransport: decode %s %q: %w: invalid ballot %v", what, key, synod.ErrInvalidRequest, b)
+	}
+	for _, o := range others {
+		if !o.IsZero() && !o.Valid() {
+			return fmt.Errorf("natstransport: decode %s %q: %w: invalid ballot %v", what, key, synod.ErrInvalidRequest, o)
+		}
+	}
+	return nil
+}
+
+// reader decodes one frame strictly, field by field. The first error sticks:
+// later reads return zero values, and finish reports it. It peeks at each
+// field's type code before decoding it, accepts only the expected types, and
+// checks every string and binary length against its limit and the bytes left
+// before reading, so a crafted length never causes an allocation.
+type reader struct {
+	what string
+	data []byte
+	br   *bytes.Reader
+	dec  *msgpack.Decoder
+	lim  Limits
+	err  error
+}
+
+// newReader checks the frame size, the array header (exactly fields
+// elements) and the version.
+func newReader(what string, data []byte, lim Limits, fields int) (*reader, error) {
+	if len(data) > lim.maxMessage() {
+		return nil, fmt.Errorf("natstransport: decode %s: %w: %d-byte frame, limit %d", what, ErrTooLarge, len(data), lim.maxMessage())
+	}
+	if len(data) == 0 {
+		return nil, fmt.Errorf("natstransport: decode %s: %w: empty frame", what, ErrMalformed)
+	}
+	br := bytes.NewReader(data)
+	r := &reader{what: what, data: data, br: br, dec: msgpack.NewDecoder(br), lim: lim}
+	c := r.peek("frame")
+	if r.err == nil && !isArray(c) {
+		r.fail(ErrMalformed, "frame is not an array (code %#x)", c)
+	}
+	var n int
+	if r.err == nil {
+		var err error
+		if n, err = r.dec.DecodeArrayLen(); err != nil {
+			r.fail(ErrMalformed, "frame: %v", err)
+		}
+	}
+	if r.err == nil && n < 1 {
+		r.fail(ErrMalformed, "empty frame array")
+	}
+	v := r.uint("version")
+	switch {
+	case r.err != nil:
+	case v != WireVersion:
+		r.fail(ErrVersion, "version %d, want %d", v, WireVersion)
+	case n != fields:
+		r.fail(ErrMalformed, "%d fields, want %d", n, fields)
+	}
+	if r.err != nil {
+		return nil, r.wrapped()
+	}
+	return r, nil
+}
+
+func isArray(c byte) bool {
+	return msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32
+}
+
+func isStr(c byte) bool {
+	return msgpcode.IsFixedString(c) || c == msgpcode.Str8 || c == msgpcode.Str16 || c == msgpcode.Str32
+}
+
+func isBin(c byte) bool { return c == msgpcode.Bin8 || c == msgpcode.Bin16 || c == msgpcode.Bin32 }
+
+func isUint(c byte) bool {
+	return c <= msgpcode.PosFixedNumHigh || c == msgpcode.Uint8 || c == msgpcode.Uint16 ||
+		c == msgpcode.Uint32 || c == msgpcode.Uint64
+}
+
+// fail records the first error, wrapping sentinel.
+func (r *reader) fail(sentinel error, format string, args ...any) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: %s", sentinel, fmt.Sprintf(format, args...))
+	}
+}
+
+// wrapped returns the recorded error with the frame kind as context.
+func (r *reader) wrapped() error {
+	if r.err == nil {
+		return nil
+	}
+	return fmt.Errorf("natstransport: decode %s: %w", r.what, r.err)
+}
+
+func (r *reader) peek(field string) byte {
+	if r.err != nil {
+		return 0
+	}
+	c, err := r.dec.PeekCode()
+	if err != nil {
+		r.fail(ErrMalformed, "%s: truncated", field)
+	}
+	return c
+}
+
+func (r *reader) uint(field string) uint64 {
+	c := r.peek(field)
+	if r.err != nil {
+		return 0
+	}
+	if !isUint(c) {
+		r.fail(ErrMalformed, "%s: not an unsigned integer (code %#x)", field, c)
+		return 0
+	}
+	v, err := r.dec.DecodeUint64()
+	if err != nil {
+		r.fail(ErrMalformed, "%s: %v", field, err)
+	}
+	return v
+}
+
+func (r *reader) boolean(field string) bool {
+	c := r.peek(field)
+	if r.err != nil {
+		return false
+	}
+	switch c {
+	case msgpcode.True, msgpcode.False:
+		_, _ = r.dec.DecodeBool() // cannot fail: the code is there
+		return c == msgpcode.True
+	}
+	r.fail(ErrMalformed, "%s: not a boolean (code %#x)", field, c)
+	return false
+}
+
+// span reads a string or binary header and returns the bounds of its payload
+// in r.data, after checking n against max and the bytes left.
+func (r *reader) span(field string, max int) (lo, hi int, ok bool) {
+	n, err := r.dec.DecodeBytesLen()
+	if err != nil {
+		r.fail(ErrMalformed, "%s: %v", field, err)
+		return 0, 0, false
+	}
+	if n > max {
+		r.fail(ErrTooLarge, "%s: %d bytes, limit %d", field, n, max)
+		return 0, 0, false
+	}
+	if n < 0 || n > r.br.Len() {
+		r.fail(ErrMalformed, "%s: %d bytes announced, %d left", field, n, r.br.Len())
+		return 0, 0, false
+	}
+	lo = len(r.data) - r.br.Len()
+	hi = lo + n
+	if _, err := r.br.Seek(int64(n), 1); err != nil {
+		r.fail(ErrMalformed, "%s: %v", field, err)
+		return 0, 0, false
+	}
+	return lo, hi, true
+}
+
+func (r *reader) str(field string, max int) string {
+	c := r.peek(field)
+	if r.err != nil {
+		return ""
+	}
+	if !isStr(c) {
+		r.fail(ErrMalformed, "%s: not a string (code %#x)", field, c)
+		return ""
+	}
+	lo, hi, ok := r.span(field, max)
+	if !ok {
+		return ""
+	}
+	return string(r.data[lo:hi])
+}
+
+func (r *reader) key() string { return r.str("key", MaxKeySize) }
+
+func (r *reader) from() string {
+	s := r.str("from", MaxIDSize)
+	if r.err == nil && s == "" {
+		r.fail(ErrMalformed, "from: empty acceptor ID")
+	}
+	return s
+}
+
+// value reads nil (an empty register) or a binary no longer than MaxValue; the
+// result aliases r.data, with its capacity capped so appends copy.
+func (r *reader) value() []byte {
+	c := r.peek("value")
+	if r.err != nil {
+		return nil
+	}
+	switch {
+	case c == msgpcode.Nil:
+		_ = r.dec.Skip() // cannot fail: the code is there
+		return nil
+	case !isBin(c):
+		r.fail(ErrMalformed, "value: not binary (code %#x)", c)
+		return nil
+	}
+	lo, hi, ok := r.span("value", r.lim.maxValue())
+	if !ok {
+		return nil
+	}
+	return r.data[lo:hi:hi]
+}
+
+func (r *reader) ballot(field string) synod.Ballot {
+	c := r.peek(field)
+	if r.err != nil {
+		return synod.Ballot{}
+	}
+	if !isArray(c) {
+		r.fail(ErrMalformed, "%s: not an array (code %#x)", field, c)
+		return synod.Ballot{}
+	}
+	n, err := r.dec.DecodeArrayLen()
+	if err != nil || n != ballotFields {
+		r.fail(ErrMalformed, "%s: %d fields, want %d", field, n, ballotFields)
+		return synod.Ballot{}
+	}
+	var b wireBallot
+	b.Counter = r.uint(field + ".counter")
+	b.Proposer = r.str(field+".proposer", MaxIDSize)
+	return fromWire(b)
+}
+
+// finish reports the first error, or trailing bytes after the frame.
+func (r *reader) finish() error {
+	if r.err == nil && r.br.Len() != 0 {
+		r.fail(ErrMalformed, "%d trailing bytes", r.br.Len())
+	}
+	return r.wrapped()
+}

@@ -1,0 +1,69 @@
+// Package natstransport carries the CASPaxos messages of package synod over
+// NATS: acceptors are NATS micro services (Serve), and proposers reach them
+// through a synod.Transport (NewTransport).
+//
+// # Subjects
+//
+// Every acceptor answers on two subjects:
+//
+//	<prefix>.<cluster>.<acceptorID>.prepare
+//	<prefix>.<cluster>.<acceptorID>.accept
+//
+// The prefix defaults to "synod" (WithPrefix). Cluster names and acceptor IDs
+// are single subject tokens (see ValidateName). One subject per acceptor and
+// operation keeps permissions, stats and membership changes simple. The
+// service is registered with micro as "synod-acceptor" with the cluster,
+// acceptor ID, prefix and wire version in its metadata, so `nats micro ls`,
+// `nats micro info synod-acceptor` and `nats micro stats synod-acceptor` show
+// every acceptor. Its endpoints use no queue group: two instances of one
+// acceptor would both answer, and the proposer counts one reply per acceptor.
+//
+// A proposer's Transport subscribes once to <inbox>.*.* and gives each
+// request to each acceptor its own reply subject <inbox>.<request ID>.<index>,
+// so replies are correlated without a goroutine or a subscription per request.
+//
+// # Wire format, version 1
+//
+// Frames are msgpack arrays (github.com/vmihailenco/msgpack/v5, pinned to
+// v5.3.x) whose first element is the wire version, 1:
+//
+//	ballot          [counter uint, proposer str]
+//	prepare request [1, key str, ballot]
+//	accept request  [1, key str, ballot, value bin|nil, next ballot]
+//	prepare reply   [1, from str, key str, ballot, ok bool, seen ballot, accepted ballot, value bin|nil]
+//	accept reply    [1, from str, key str, ballot, ok bool, seen ballot]
+//	error reply     [1, code str, message str]
+//
+// Decoders check the frame size first (Limits), then read field by field with
+// exact field counts and types, check every length against its limit and the
+// bytes left before reading, and reject trailing bytes, unknown versions,
+// empty keys, keys over MaxKeySize, IDs over MaxIDSize, values over
+// Limits.MaxValue (512 KiB by default) and zero or invalid ballots. A frame
+// never makes a decoder allocate more than its own size.
+//
+// # Error replies
+//
+// An acceptor answers a request it cannot apply with a micro error reply: the
+// Nats-Service-Error-Code and Nats-Service-Error headers, and an error reply
+// frame with the same code and message as body. The codes are stable:
+//
+//	400 ErrMalformed              the frame does not decode
+//	409 ErrAlreadyServing         answer to another instance's start-up probe
+//	410 ErrStopping               the service is stopping
+//	413 ErrTooLarge               frame, key, ID or value over its limit
+//	422 synod.ErrInvalidRequest   empty key, zero or invalid ballot
+//	500 ErrStorage                the acceptor failed to load or persist
+//	503 ErrOverloaded             the acceptor's queue is full
+//	505 ErrVersion                unknown wire version
+//
+// None of them means the request was applied. A Transport logs them; its
+// PrepareAt and AcceptAt return them as *RemoteError, which errors.Is matches
+// against the sentinel of its code.
+//
+// # Safety
+//
+// The acceptor persists (synod.Storage.Store returns only once durable)
+// before it publishes a reply. Serve refuses to start when another instance
+// already answers on its subjects. Stop finishes and answers every request it
+// has taken before it returns.
+package natstransport

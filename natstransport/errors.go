@@ -1,0 +1,119 @@
+package natstransport
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/protosynod/protosynod/synod"
+)
+
+var (
+	// ErrMalformed means a message is not a well-formed frame of this wire
+	// format: bad msgpack, wrong field types or counts, trailing bytes.
+	ErrMalformed = errors.New("natstransport: malformed message")
+
+	// ErrVersion means a message carries a wire version this package does not
+	// speak.
+	ErrVersion = errors.New("natstransport: unsupported wire version")
+
+	// ErrTooLarge means a message, key, proposer ID or value exceeds its limit.
+	ErrTooLarge = errors.New("natstransport: too large")
+
+	// ErrInvalidID means a subject prefix, cluster name or acceptor ID cannot
+	// be used as a NATS subject token.
+	ErrInvalidID = errors.New("natstransport: invalid name")
+
+	// ErrStorage means the acceptor failed to load or store the register: the
+	// request may not have been applied and no promise was made.
+	ErrStorage = errors.New("natstransport: acceptor storage failed")
+
+	// ErrOverloaded means the acceptor's work queue was full and it dropped the
+	// request without applying it.
+	ErrOverloaded = errors.New("natstransport: acceptor overloaded")
+
+	// ErrStopping means the acceptor is shutting down and refused the request
+	// without applying it.
+	ErrStopping = errors.New("natstransport: acceptor stopping")
+
+	// ErrAlreadyServing means another instance already answers on the acceptor's
+	// subjects, so this one refuses to start (two instances of one acceptor ID
+	// silently break quorum intersection).
+	ErrAlreadyServing = errors.New("natstransport: acceptor already served by another instance")
+
+	// ErrRemote matches every error reply from an acceptor, including codes this
+	// package does not know.
+	ErrRemote = errors.New("natstransport: acceptor error reply")
+
+	// ErrClosed means the Transport or Service was closed.
+	ErrClosed = errors.New("natstransport: closed")
+)
+
+// Error codes sent in the micro "Nats-Service-Error-Code" header of an error
+// reply. They are stable: clients map them back to the sentinels above.
+const (
+	CodeMalformed      = "400" // ErrMalformed
+	CodeAlreadyServing = "409" // ErrAlreadyServing (answer to a probe)
+	CodeStopping       = "410" // ErrStopping
+	CodeTooLarge       = "413" // ErrTooLarge
+	CodeInvalidRequest = "422" // synod.ErrInvalidRequest
+	CodeStorage        = "500" // ErrStorage
+	CodeOverloaded     = "503" // ErrOverloaded
+	CodeVersion        = "505" // ErrVersion
+)
+
+// codeErrors maps error codes to sentinels, in both directions.
+var codeErrors = []struct {
+	code string
+	err  error
+}{
+	{CodeMalformed, ErrMalformed},
+	{CodeAlreadyServing, ErrAlreadyServing},
+	{CodeStopping, ErrStopping},
+	{CodeTooLarge, ErrTooLarge},
+	{CodeInvalidRequest, synod.ErrInvalidRequest},
+	{CodeStorage, ErrStorage},
+	{CodeOverloaded, ErrOverloaded},
+	{CodeVersion, ErrVersion},
+}
+
+// errorCode returns the code for err: the first sentinel it matches, or the
+// storage code for anything else (errors the acceptor itself returns).
+func errorCode(err error) string {
+	for _, ce := range codeErrors {
+		if errors.Is(err, ce.err) {
+			return ce.code
+		}
+	}
+	return CodeStorage
+}
+
+// codeError returns the sentinel for code, or nil for an unknown code.
+func codeError(code string) error {
+	for _, ce := range codeErrors {
+		if ce.code == code {
+			return ce.err
+		}
+	}
+	return nil
+}
+
+// RemoteError is an error reply from an acceptor. It matches ErrRemote and,
+// through Unwrap, the sentinel of its Code (ErrStorage for CodeStorage,
+// synod.ErrInvalidRequest for CodeInvalidRequest, ...), so errors.Is works
+// across NATS.
+type RemoteError struct {
+	Acceptor    string // the acceptor ID the request was sent to
+	Code        string // the Nats-Service-Error-Code header
+	Description string // the Nats-Service-Error header
+}
+
+// Error implements error.
+func (e *RemoteError) Error() string {
+	return fmt.Sprintf("natstransport: acceptor %s replied error %s: %s", e.Acceptor, e.Code, e.Description)
+}
+
+// Unwrap returns the sentinel of e.Code, or nil for an unknown code.
+func (e *RemoteError) Unwrap() error { return codeError(e.Code) }
+
+// Is makes errors.Is(err, ErrRemote) true.
+func (e *RemoteError) Is(target error) bool { return target == ErrRemote }
