@@ -49,6 +49,11 @@ type Result struct {
 	// Unverified lists keys that had acknowledged writes but no successful
 	// read, so the lost-write check could not look at them.
 	Unverified []string
+	// Pruned counts indeterminate writes and CASes left out of porcupine's
+	// history because no operation could have observed them (which keeps
+	// the verdict and shrinks the search; see history.txt for all
+	// operations).
+	Pruned int
 	// CheckDuration is how long porcupine ran.
 	CheckDuration time.Duration
 
@@ -100,7 +105,8 @@ func (r *Recorder) Analyze(timeout time.Duration) *Result {
 	res.LongestUnavailable = longestUnavailable(ops)
 	res.Lost, res.Unverified = lostWrites(ops)
 
-	history := porcupineHistory(ops)
+	history, pruned := porcupineHistory(ops)
+	res.Pruned = pruned
 	start := time.Now()
 	res.Linearizable, res.info = porcupine.CheckOperationsVerbose(res.model, history, timeout)
 	res.CheckDuration = time.Since(start)
@@ -159,6 +165,9 @@ func (res *Result) String() string {
 	s += fmt.Sprintf("; lost acknowledged writes: %d", len(res.Lost))
 	if len(res.Unverified) > 0 {
 		s += fmt.Sprintf("; keys without a final read: %d", len(res.Unverified))
+	}
+	if res.Pruned > 0 {
+		s += fmt.Sprintf("; unobservable indeterminate operations pruned: %d", res.Pruned)
 	}
 	return s + fmt.Sprintf("; check took %v", res.CheckDuration.Round(time.Millisecond))
 }

@@ -429,7 +429,7 @@ func (g *register) apply(in Input) Output {
 // not), then reads every key once more.
 func runWorkload(t *testing.T, seed int64, reg *register) *Recorder {
 	const clients, opsPerClient = 6, 150
-	keys := []string{"k0", "k1", "k2"}
+	keys := []string{"k0", "k1", "k2", "k3", "k4", "k5"}
 	rec := NewRecorder()
 	var wg sync.WaitGroup
 	for c := range clients {
@@ -491,5 +491,19 @@ func TestRecorderDetectsDroppedWrites(t *testing.T) {
 		if l.Op.Input.Key != "k1" {
 			t.Errorf("lost write on %s reported; only k1 drops writes", l.Op.Input.Key)
 		}
+	}
+}
+
+func TestWriteArtifactsAfterTimeout(t *testing.T) {
+	seed := testSeed(t)
+	res := runWorkload(t, seed, &register{vals: make(map[string]string)}).Analyze(time.Microsecond)
+	if res.Linearizable != porcupine.Unknown {
+		t.Skipf("porcupine finished within 1µs (%v); nothing to test", res.Linearizable)
+	}
+	if !errors.Is(res.Err(), ErrCheckTimeout) {
+		t.Errorf("Err() = %v, want ErrCheckTimeout", res.Err())
+	}
+	if err := res.WriteArtifacts(t.TempDir()); err != nil {
+		t.Errorf("WriteArtifacts after a timed-out check: %v", err)
 	}
 }

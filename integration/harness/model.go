@@ -3,6 +3,7 @@ package harness
 import (
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/anishathalye/porcupine"
 )
@@ -127,11 +128,22 @@ func partitionByKey(history []porcupine.Operation) ([][]porcupine.Operation, []s
 
 // porcupineHistory converts recorded operations into porcupine's form. Failed
 // operations had no effect and are left out, as are reads whose result is
-// unknown. Pending and indeterminate writes and CASes return at +∞.
-func porcupineHistory(ops []Op) []porcupine.Operation {
-	history := make([]porcupine.Operation, 0, len(ops))
+// unknown. Pending and indeterminate writes and CASes return at +∞, except
+// those that nothing could have observed, which are left out too (see
+// unobservable); pruned counts them.
+func porcupineHistory(ops []Op) (history []porcupine.Operation, pruned int) {
+	return toPorcupine(ops, true)
+}
+
+func toPorcupine(ops []Op, prune bool) (history []porcupine.Operation, pruned int) {
+	obs := observations(ops)
+	history = make([]porcupine.Operation, 0, len(ops))
 	for _, op := range ops {
 		if op.Status == StatusFailed || (op.Input.Kind == OpRead && op.Status != StatusOK) {
+			continue
+		}
+		if prune && op.Status != StatusOK && obs[op.Input.Key].unobservable(op) {
+			pruned++
 			continue
 		}
 		out := modelOutput{Output: op.Output, Unknown: op.Status != StatusOK}
@@ -144,5 +156,61 @@ func porcupineHistory(ops []Op) []porcupine.Operation {
 			Metadata: opMeta{client: op.Client, status: op.Status, err: op.Err},
 		})
 	}
-	return history
+	return history, pruned
+}
+
+// observed is what the operations on one key could have seen.
+type observed struct {
+	read         map[string]bool // values returned by successful reads
+	casOld       map[string]bool // expected values of CASes, whatever their outcome
+	refused      bool            // some successful CAS was refused
+	refusedUntil time.Duration   // the latest return of a refused CAS
+}
+
+func observations(ops []Op) map[string]*observed {
+	obs := make(map[string]*observed)
+	for _, op := range ops {
+		o := obs[op.Input.Key]
+		if o == nil {
+			o = &observed{read: make(map[string]bool), casOld: make(map[string]bool)}
+			obs[op.Input.Key] = o
+		}
+		switch {
+		case op.Input.Kind == OpRead && op.Status == StatusOK:
+			o.read[op.Output.Value] = true
+		case op.Input.Kind == OpCAS:
+			o.casOld[op.Input.Old] = true
+			if op.Status == StatusOK && !op.Output.OK {
+				if !o.refused || op.Return > o.refusedUntil {
+					o.refusedUntil = op.Return
+				}
+				o.refused = true
+			}
+		}
+	}
+	return obs
+}
+
+// unobservable reports whether the indeterminate write or CAS w can be left
+// out of the history without changing whether it is linearizable. That holds
+// if no successful read returned w's value, no CAS expected w's value, and no
+// refused CAS returned at or after w's call.
+//
+// Proof. Without w, a linearization of the rest extends to one with w by
+// placing w last (its return is +∞ and the model accepts an unknown write or
+// CAS in any state). Conversely, take a linearization with w and remove w.
+// Only the operations between w and the next applied write or CAS now see the
+// previous value p instead of w's value v. None is a read (it would return v)
+// or a successful CAS (it would expect v). None is a refused CAS: it would
+// linearize after w, hence after w's call, hence return after w's call.
+// Unknown CASes there did not apply (they do not expect v); move them to the
+// end, which their +∞ return allows, where they affect nothing. Removing
+// several such operations is removing them one at a time, since removing
+// operations keeps the conditions true.
+func (o *observed) unobservable(w Op) bool {
+	if w.Input.Kind == OpRead {
+		return false
+	}
+	v := w.Input.Value
+	return !o.read[v] && !o.casOld[v] && (!o.refused || o.refusedUntil < w.Call)
 }

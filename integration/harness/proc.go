@@ -206,9 +206,15 @@ func (p *Proc) Kill() error {
 	return nil
 }
 
-// Stop pauses the process group with SIGSTOP. The process keeps its sockets
-// open but answers nothing until [Proc.Cont].
-func (p *Proc) Stop() error { return p.pause(syscall.SIGSTOP, true) }
+// Stop pauses the process group with SIGSTOP and, on Linux, waits until every
+// thread of the process has stopped. The process keeps its sockets open but
+// answers nothing until [Proc.Cont].
+func (p *Proc) Stop() error {
+	if err := p.pause(syscall.SIGSTOP, true); err != nil {
+		return err
+	}
+	return waitStopped(p.Pid())
+}
 
 // Cont resumes a process paused by [Proc.Stop] with SIGCONT.
 func (p *Proc) Cont() error { return p.pause(syscall.SIGCONT, false) }

@@ -36,7 +36,9 @@ func NewSuite() *Suite {
 
 // Run runs the tests, prints the summary table (if any check added rows) to
 // Out and, when $PROTOSYNOD_ARTIFACTS is set, to summary.txt there, removes
-// the built binaries and returns the exit code for os.Exit.
+// the built binaries and returns the exit code for os.Exit. Note that go test
+// shows a passing package's output only with -v or when given a single
+// package in the current directory.
 func (s *Suite) Run(m *testing.M) int {
 	code := m.Run()
 	if len(s.Summary.Rows()) > 0 {
