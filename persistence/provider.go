@@ -132,7 +132,7 @@ func (s *State) GetEvents(actorName string, eventIndexStart int, eventIndexEnd i
 	if !ok {
 		r = s.read(op, actorName, eventIndexStart)
 	}
-	lo, hi := eventIndexStart, eventIndexEnd
+	lo, hi := max(eventIndexStart, 0), eventIndexEnd
 	if hi == 0 || hi > r.nextIndex {
 		hi = r.nextIndex
 	}
@@ -179,9 +179,9 @@ func (s *State) PersistEvent(actorName string, eventIndex int, event proto.Messa
 
 // PersistSnapshot implements persistence.SnapshotStore: it replaces the
 // actor's snapshot and discards the events before snapshotIndex, which the
-// snapshot stands for. A snapshot older than the register's is ignored (the
-// newer one stands for at least as many events); one beyond the register's
-// next index panics with ErrFenced.
+// snapshot stands for. A snapshot older than the register's (or at a
+// negative index) is ignored: the newer one stands for at least as many
+// events. One beyond the register's next index panics with ErrFenced.
 func (s *State) PersistSnapshot(actorName string, snapshotIndex int, snapshot proto.Message) {
 	const op = "PersistSnapshot"
 	s.forget(actorName)
@@ -193,7 +193,7 @@ func (s *State) PersistSnapshot(actorName string, snapshotIndex int, snapshot pr
 		switch {
 		case snapshotIndex > r.nextIndex:
 			return fmt.Errorf("%w (snapshot index %d, but the register's next index is %d)", ErrFenced, snapshotIndex, r.nextIndex)
-		case r.hasSnapshot && snapshotIndex < r.snapshotIndex:
+		case snapshotIndex < r.snapshotIndex || snapshotIndex < 0:
 			return errStaleSnapshot
 		}
 		r.events = r.events[snapshotIndex-r.snapshotIndex:]

@@ -247,6 +247,14 @@ func TestPersistSnapshotRules(t *testing.T) {
 		t.Fatalf("snapshot beyond the next index: panic %v, want PersistSnapshot ErrFenced", err)
 	}
 	check("s5", 5, "")
+	s.PersistSnapshot("x", -1, wrapperspb.String("negative")) // ignored, like an older one
+	check("s5", 5, "")
+	if err := catch(t, func() { events(s, "x", -3, 0) }); err == nil || !errors.Is(err, ErrCompacted) {
+		t.Fatalf("GetEvents from a negative index: panic %v, want ErrCompacted", err)
+	}
+	if err := catch(t, func() { s.PersistEvent("x", -1, wrapperspb.String("e")) }); err == nil || !errors.Is(err, ErrFenced) {
+		t.Fatalf("PersistEvent at a negative index: panic %v, want ErrFenced", err)
+	}
 	// Deletes are no-ops: recovery still sees the snapshot and later events.
 	s.PersistEvent("x", 5, wrapperspb.String("e5"))
 	s.DeleteEvents("x", 5)
