@@ -61,6 +61,14 @@
 // read every key once more: that final read is what the lost-write check
 // compares with the acknowledged writes (see [Recorder.Analyze]).
 //
+// Linearizability checking is NP-hard, and every indeterminate operation
+// stays open until the end of the history. Spread the load over many keys
+// (porcupine checks each key on its own) and keep the number of indeterminate
+// operations per key modest. Indeterminate writes and CASes that no other
+// operation could have observed are pruned before the check, which keeps
+// crash-heavy workloads of reads and unique-valued writes cheap; refused
+// CASes block that pruning.
+//
 // The library keeps no global state: the build cache and the summary live in
 // values the test package owns.
 package harness

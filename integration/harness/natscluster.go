@@ -127,15 +127,17 @@ func StartNATSCluster(t testing.TB, n int, opts ...NATSOption) *NATSCluster {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), o.readyTimeout)
-	defer cancel()
 	if o.binary == "" {
-		bin, err := BuildNATSServer(ctx, t.TempDir())
+		bctx, cancel := context.WithTimeout(t.Context(), buildTimeout)
+		bin, err := BuildNATSServer(bctx, t.TempDir())
+		cancel()
 		if err != nil {
 			t.Fatalf("harness: StartNATSCluster: %v", err)
 		}
 		o.binary = bin
 	}
+	ctx, cancel := context.WithTimeout(t.Context(), o.readyTimeout)
+	defer cancel()
 	c := &NATSCluster{opts: o, dir: t.TempDir()}
 	var err error
 	for attempt := 1; attempt <= natsStartAttempts; attempt++ {
