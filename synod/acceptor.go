@@ -44,9 +44,20 @@ func (s AcceptorState) Prepare(from string, req PrepareRequest) (AcceptorState, 
 // number. Otherwise it marks the received tuple as the accepted value and returns
 // a confirmation." The promise of req.Next is the one-round-trip optimisation of
 // §2.2.1: accepting b and promising next in one step is the same as accepting b
-// and then receiving prepare(next).
+// and then receiving prepare(next). An accept whose ballot is the accepted one
+// is a duplicate (ballots are unique per attempt, so it carries the same value)
+// and is confirmed again without a change, even though the acceptor has since
+// promised req.Next or more.
 func (s AcceptorState) Accept(from string, req AcceptRequest) (AcceptorState, AcceptReply, bool) {
 	rep := AcceptReply{From: from, Key: req.Key, Ballot: req.Ballot}
+	if !req.Ballot.IsZero() && req.Ballot == s.Accepted {
+		// A duplicate of the accept this acceptor already took. Its own promise
+		// of req.Next (or a later promise) must not turn it into a refusal: a
+		// refusal tells the proposer its value is not here, and a proposer that
+		// hears that from every acceptor may run its change again.
+		rep.OK = true
+		return s, rep, false
+	}
 	if s.refuses(req.Ballot) {
 		rep.Seen = s.seen()
 		return s, rep, false

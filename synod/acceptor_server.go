@@ -43,7 +43,10 @@ func (a *Acceptor) Prepare(ctx context.Context, req PrepareRequest) (PrepareRepl
 		st, rep, changed = st.Prepare(a.id, req)
 		return st, changed
 	})
-	return rep, err
+	if err != nil {
+		return PrepareReply{}, err // no reply for what is not durable
+	}
+	return rep, nil
 }
 
 // Accept handles an AcceptRequest.
@@ -57,7 +60,10 @@ func (a *Acceptor) Accept(ctx context.Context, req AcceptRequest) (AcceptReply, 
 		st, rep, changed = st.Accept(a.id, req)
 		return st, changed
 	})
-	return rep, err
+	if err != nil {
+		return AcceptReply{}, err // no reply for what is not durable
+	}
+	return rep, nil
 }
 
 // State returns the stored state of key, for inspection tools and tests.
