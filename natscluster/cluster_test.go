@@ -141,8 +141,8 @@ func (p *proc) reply(t *testing.T) event {
 	select {
 	case r := <-p.replies:
 		return r
-	case <-time.After(15 * time.Second):
-		t.Fatal("no reply within 15s")
+	case <-time.After(20 * time.Second):
+		t.Fatal("no reply within 20s")
 		return event{}
 	}
 }
@@ -242,25 +242,28 @@ func procIDs(ps ...*proc) []string {
 // TestClusterMembership runs one cluster through its life. Each process is
 // a race-instrumented protoactor-go member, and a cluster member sleeps a
 // second in StartMember, so one scenario is much cheaper than a test per
-// step. Members announce their own TTL: a and b a short one so that b's
-// crash is detected quickly, c and d a minute so that only their leave
-// message can explain a quick drop.
+// step.
+//
+// Members announce their own TTL. a, c and d announce a minute, so only
+// their leave messages can explain a quick drop, and a loaded machine
+// (processes frozen for seconds have been seen on 2 busy cores) cannot
+// expire them by mistake, which protoactor-go would never forgive. b, the
+// crash victim, announces a short TTL and joins just before it is killed.
 func TestClusterMembership(t *testing.T) {
 	s := natstest.RunServer(t)
 	const name = "scenario"
-	short := timing{interval: 100 * time.Millisecond, ttl: 1500 * time.Millisecond}
 	long := timing{interval: 100 * time.Millisecond, ttl: time.Minute}
-	a := spawn(t, s, "member", name, short)
-	b := spawn(t, s, "member", name, short)
+	short := timing{interval: 100 * time.Millisecond, ttl: 2 * time.Second}
+	a := spawn(t, s, "member", name, long)
 	c := spawn(t, s, "member", name, long)
 	d := spawn(t, s, "member", name, long)
-	for _, p := range []*proc{a, b, c, d} {
+	for _, p := range []*proc{a, c, d} {
 		p.waitStarted(t)
 	}
 	root := t // owns every child, including those spawned in a step
-	var client *proc
+	var b, client *proc
 
-	// want waits until every process in ps sees exactly members.
+	// want waits until every process in ps has seen exactly members.
 	want := func(t *testing.T, ps []*proc, members ...*proc) {
 		t.Helper()
 		for _, p := range ps {
@@ -275,7 +278,7 @@ func TestClusterMembership(t *testing.T) {
 	}
 
 	step("forms", func(t *testing.T) {
-		want(t, []*proc{a, b, c, d}, a, b, c, d)
+		want(t, []*proc{a, c, d}, a, c, d)
 	})
 
 	step("serves grains", func(t *testing.T) {
@@ -300,26 +303,23 @@ func TestClusterMembership(t *testing.T) {
 	})
 
 	step("client follows", func(t *testing.T) {
-		client = spawn(root, s, "client", name, short)
+		client = spawn(root, s, "client", name, long)
 		client.waitStarted(t)
-		// StartClient returned with the full membership.
-		if got, _ := client.rec.snapshot(); !equalSet(got, procIDs(a, b, c, d)) {
-			t.Fatalf("client topology at start: got %v, want %v", got, procIDs(a, b, c, d))
-		}
+		want(t, []*proc{client}, a, c, d)
 		client.send(t, cmdRequest+" from-client")
 		if r := client.reply(t); r.Err != "" {
 			t.Fatalf("request from client: %s", r.Err)
 		}
-		for _, p := range []*proc{a, b, c, d} { // members never list the client
-			if got, _ := p.rec.snapshot(); !equalSet(got, procIDs(a, b, c, d)) {
-				t.Fatalf("member topology: got %v, want %v", got, procIDs(a, b, c, d))
+		for _, p := range []*proc{a, c, d} { // members never list the client
+			if got := p.rec.snapshot(); !equalSet(got, procIDs(a, c, d)) {
+				t.Fatalf("member topology: got %v, want %v", got, procIDs(a, c, d))
 			}
 		}
 	})
 
 	step("graceful shutdown leaves", func(t *testing.T) {
 		d.send(t, cmdLeave) // cluster.Shutdown(true) calls the provider's Shutdown
-		want(t, []*proc{a, b, c, client}, a, b, c)
+		want(t, []*proc{a, c, client}, a, c)
 		d.kill() // skip protoactor's slow graceful gRPC stop
 	})
 
@@ -327,10 +327,13 @@ func TestClusterMembership(t *testing.T) {
 		// cluster.Shutdown(false) never calls the provider; the provider
 		// sees the stopped actor system at its next tick and leaves.
 		c.send(t, cmdAbrupt)
-		want(t, []*proc{a, b, client}, a, b)
+		want(t, []*proc{a, client}, a)
 	})
 
 	step("crash expires", func(t *testing.T) {
+		b = spawn(root, s, "member", name, short)
+		b.waitStarted(t)
+		want(t, []*proc{a, b, client}, a, b)
 		b.kill() // no leave: the others must notice the silence
 		want(t, []*proc{a, client}, a)
 	})

@@ -20,7 +20,9 @@
 //	nc.Close()       // the provider never closes the connection
 //
 // Members of one cluster must use the same subject prefix and cluster name
-// and reach the same NATS system. The provider does not own the connection:
+// and reach the same NATS system. A member announces its actor system's
+// address (cluster.Cluster.ActorSystem.Address()): bind remoting to an
+// address the other members can reach, or set remote.WithAdvertisedHost. The provider does not own the connection:
 // it neither closes nor drains it, and it installs no connection handlers.
 //
 // # Subjects
@@ -57,9 +59,14 @@
 //
 // On start the provider publishes a hello and collects heartbeats for the
 // join window ([DefaultJoinWindow], 200ms, see [WithJoinWindow]) before it
-// hands the first topology to cluster.MemberList, so StartMember returns
-// with the full membership. Later changes are handed over as they happen:
+// hands the first topology to cluster.MemberList, so StartMember usually
+// returns with the full membership; members that answer later are added as
+// their heartbeats arrive. Later changes are handed over as they happen:
 // a new member, a changed address or kinds, a leave, or an expiry.
+//
+// A provider that could not run for a while (CPU starvation, a long GC
+// pause) postpones its expiries by that time: heartbeats could not reach it
+// meanwhile, and a wrongly expired member stays blocked (see below).
 //
 // # Caveats
 //

@@ -12,11 +12,12 @@ import (
 )
 
 // recorder collects the topologies a provider publishes and lets tests wait
-// for one without sleeping.
+// for one without sleeping. It keeps them all, so a wait cannot miss a
+// topology that was quickly replaced.
 type recorder struct {
 	mu      sync.Mutex
-	latest  []string // member IDs, sorted
-	count   int      // topologies recorded
+	history [][]string // member IDs of each topology, sorted
+	next    int        // where waitFor starts looking
 	changed chan struct{}
 }
 
@@ -36,8 +37,7 @@ func (r *recorder) recordIDs(ids []string) {
 	ids = slices.Clone(ids)
 	slices.Sort(ids)
 	r.mu.Lock()
-	r.latest = ids
-	r.count++
+	r.history = append(r.history, ids)
 	r.mu.Unlock()
 	select {
 	case r.changed <- struct{}{}:
@@ -45,14 +45,32 @@ func (r *recorder) recordIDs(ids []string) {
 	}
 }
 
-func (r *recorder) snapshot() ([]string, int) {
+// snapshot returns the latest topology.
+func (r *recorder) snapshot() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return slices.Clone(r.latest), r.count
+	if len(r.history) == 0 {
+		return nil
+	}
+	return slices.Clone(r.history[len(r.history)-1])
 }
 
-// waitFor waits until the latest topology has exactly the IDs in want and
-// returns how long that took. It fails the test after within.
+// find looks for want from r.next on and moves r.next to the match.
+func (r *recorder) find(want []string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := r.next; i < len(r.history); i++ {
+		if slices.Equal(r.history[i], want) {
+			r.next = i
+			return true
+		}
+	}
+	return false
+}
+
+// waitFor waits until a topology with exactly the IDs in want has been
+// recorded, at or after the one the previous waitFor matched, and returns
+// how long that took. It fails the test after within.
 func (r *recorder) waitFor(t testing.TB, within time.Duration, want ...string) time.Duration {
 	t.Helper()
 	want = slices.Clone(want)
@@ -60,18 +78,16 @@ func (r *recorder) waitFor(t testing.TB, within time.Duration, want ...string) t
 	start := time.Now()
 	deadline := time.NewTimer(within)
 	defer deadline.Stop()
-	for {
-		got, _ := r.snapshot()
-		if slices.Equal(got, want) {
-			return time.Since(start)
-		}
+	for !r.find(want) {
 		select {
 		case <-r.changed:
 		case <-deadline.C:
-			got, _ := r.snapshot()
-			t.Fatalf("topology after %v: got %v, want %v", within, got, want)
+			if !r.find(want) {
+				t.Fatalf("topology after %v: got %v, want %v", within, r.snapshot(), want)
+			}
 		}
 	}
+	return time.Since(start)
 }
 
 // runLoops counts the goroutines running a provider's loop.

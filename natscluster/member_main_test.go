@@ -146,7 +146,7 @@ func memberMain(role string) error {
 		switch cmd {
 		case cmdRequest:
 			go func() {
-				res, err := c.Request(arg, echoKind, wrapperspb.String("hi"), cluster.WithTimeout(5*time.Second))
+				res, err := c.Request(arg, echoKind, wrapperspb.String("hi"), cluster.WithTimeout(10*time.Second))
 				e := event{Event: "reply", Identity: arg}
 				if err != nil {
 					e.Err = err.Error()

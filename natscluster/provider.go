@@ -1,10 +1,7 @@
 package natscluster
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"sync"
 
@@ -185,32 +182,4 @@ func (p *Provider) run(r *runner, stop <-chan struct{}, done chan<- struct{}, re
 	p.state = stateClosed
 	p.mu.Unlock()
 	close(done)
-}
-
-// flushContext bounds the final flush of a leave message.
-func (r *runner) flushContext() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), r.opts.ttl)
-}
-
-// teardown unsubscribes and, for a member, publishes and flushes a leave.
-func (r *runner) teardown() error {
-	if err := r.sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-		r.log.Debug("unsubscribe failed", slog.Any("error", err))
-	}
-	if r.rc.self == nil {
-		return nil
-	}
-	data := encode(leave{Version: wireVersion, ID: r.rc.self.ID})
-	if err := r.nc.Publish(r.subjects.leave, data); err != nil {
-		r.log.Warn("leave not published", slog.Any("error", err))
-		return fmt.Errorf("natscluster: publish leave: %w", err)
-	}
-	ctx, cancel := r.flushContext()
-	defer cancel()
-	if err := r.nc.FlushWithContext(ctx); err != nil {
-		r.log.Warn("leave not flushed", slog.Any("error", err))
-		return fmt.Errorf("natscluster: flush leave: %w", err)
-	}
-	r.log.Info("left cluster")
-	return nil
 }

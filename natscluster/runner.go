@@ -1,6 +1,8 @@
 package natscluster
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -143,15 +145,16 @@ func (r *runner) loop(stop <-chan struct{}, ready chan<- struct{}) {
 	}
 }
 
-// checkStall postpones every expiry when the loop itself did not run for
-// longer than expected. The ticker wakes the loop every interval, so a
-// longer gap means this process was paused (CPU starvation, a long GC
-// pause, a suspended VM) or the loop was blocked handing a topology to
-// protoactor. Heartbeats could not be received meanwhile, and expiring
-// their senders now would block them in protoactor for good.
+// checkStall postpones every expiry by the time the loop itself could not
+// run. The ticker wakes the loop every interval, so a much longer gap means
+// this process was paused (CPU starvation, a long GC pause, a suspended VM)
+// or the loop was blocked handing a topology to protoactor. Heartbeats
+// could not be received meanwhile, and expiring their senders now would
+// block them in protoactor for good. Stalls up to a quarter of the TTL (or
+// one interval, if longer) are ignored: they cannot eat the TTL's margin.
 func (r *runner) checkStall(gap time.Duration) {
 	stall := gap - r.opts.interval
-	if stall <= r.opts.interval {
+	if stall <= max(r.opts.interval, r.opts.ttl/4) {
 		return
 	}
 	r.table.postpone(stall)
@@ -208,4 +211,28 @@ func (r *runner) sendHeartbeat() {
 		r.log.Info("heartbeat published again")
 	}
 	r.publishErr = err != nil
+}
+
+// teardown unsubscribes and, for a member, publishes and flushes a leave.
+func (r *runner) teardown() error {
+	if err := r.sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		r.log.Debug("unsubscribe failed", slog.Any("error", err))
+	}
+	if r.rc.self == nil {
+		return nil
+	}
+	data := encode(leave{Version: wireVersion, ID: r.rc.self.ID})
+	if err := r.nc.Publish(r.subjects.leave, data); err != nil {
+		r.log.Warn("leave not published", slog.Any("error", err))
+		return fmt.Errorf("natscluster: publish leave: %w", err)
+	}
+	// After one TTL the others have expired this member anyway.
+	ctx, cancel := context.WithTimeout(context.Background(), r.opts.ttl)
+	defer cancel()
+	if err := r.nc.FlushWithContext(ctx); err != nil {
+		r.log.Warn("leave not flushed", slog.Any("error", err))
+		return fmt.Errorf("natscluster: flush leave: %w", err)
+	}
+	r.log.Info("left cluster")
+	return nil
 }
