@@ -103,10 +103,18 @@ func (sc scenario) run(t *testing.T, p protopersistence.Provider) (transcript []
 	return transcript, final
 }
 
-// compare runs sc over both providers and reports any difference.
+// compare runs sc over both providers, ours over a local cluster, and
+// reports any difference.
 func (sc scenario) compare(t *testing.T) {
 	t.Helper()
 	ours, _, _ := newTestProvider(t, WithSnapshotInterval(sc.interval))
+	sc.compareWith(t, ours)
+}
+
+// compareWith runs sc over ours and over protoactor's InMemoryProvider, and
+// reports any difference. It returns the final states.
+func (sc scenario) compareWith(t *testing.T, ours protopersistence.Provider) [][]string {
+	t.Helper()
 	got, gotFinal := sc.run(t, ours)
 	want, wantFinal := sc.run(t, inMemory{protopersistence.NewInMemoryProvider(sc.interval)})
 	if i := firstDiff(got, want); i >= 0 {
@@ -123,6 +131,7 @@ func (sc scenario) compare(t *testing.T) {
 	if testing.Verbose() {
 		t.Logf("transcript (%d lines):\n  %s", len(got), strings.Join(got, "\n  "))
 	}
+	return gotFinal
 }
 
 func firstDiff(a, b []string) int {
