@@ -1,0 +1,255 @@
+package actors
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/protosynod/protosynod/synod"
+)
+
+// DefaultRequestTimeout bounds a Request whose context has no deadline.
+const DefaultRequestTimeout = 10 * time.Second
+
+// Target is where Request sends messages: an actor's PID (Local) or a
+// cluster grain (Grain).
+type Target interface {
+	// String names the target in errors.
+	String() string
+	// attempt delivers msg once and waits for the reply.
+	attempt(ctx context.Context, msg proto.Message, id string) (any, error)
+}
+
+// Local returns the Target of the actor pid, reached from sys (which may be
+// another node's system when pid is remote).
+func Local(sys *actor.ActorSystem, pid *actor.PID) Target { return localTarget{sys: sys, pid: pid} }
+
+// Grain returns the Target of the grain of the given identity and kind in
+// cluster c (the argument order of cluster.Cluster.Get). Its register key is
+// "kind/identity" after the prefix.
+func Grain(c *cluster.Cluster, identity, kind string) Target {
+	return grainTarget{c: c, identity: identity, kind: kind}
+}
+
+type localTarget struct {
+	sys *actor.ActorSystem
+	pid *actor.PID
+}
+
+func (t localTarget) String() string { return t.pid.String() }
+
+func (t localTarget) attempt(ctx context.Context, msg proto.Message, id string) (any, error) {
+	return requestPID(ctx, t.sys, t.pid, msg, id)
+}
+
+type grainTarget struct {
+	c              *cluster.Cluster
+	identity, kind string
+}
+
+func (t grainTarget) String() string { return t.kind + "/" + t.identity }
+
+func (t grainTarget) attempt(ctx context.Context, msg proto.Message, id string) (any, error) {
+	pid, ok := t.c.PidCache.Get(t.identity, t.kind)
+	if !ok || pid == nil {
+		if pid = t.c.Get(t.identity, t.kind); pid == nil {
+			return nil, fmt.Errorf("%w: no member activated the grain", ErrNoActor)
+		}
+		t.c.PidCache.Set(t.identity, t.kind, pid)
+	}
+	res, err := requestPID(ctx, t.c.ActorSystem, pid, msg, id)
+	if err != nil {
+		// The activation may be gone (or the member): look it up afresh.
+		t.c.PidCache.RemoveByValue(t.identity, t.kind, pid)
+	}
+	return res, err
+}
+
+// requestPID sends msg with request ID id to pid and waits for the reply.
+func requestPID(ctx context.Context, sys *actor.ActorSystem, pid *actor.PID, msg proto.Message, id string) (any, error) {
+	d := DefaultRequestTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		d = time.Until(dl)
+	}
+	if d <= 0 {
+		return nil, fmt.Errorf("%w: %w", ErrNoActor, context.DeadlineExceeded)
+	}
+	fut := actor.NewFuture(sys, d)
+	env := &actor.MessageEnvelope{Message: msg, Sender: fut.PID()}
+	env.SetHeader(RequestIDHeader, id)
+	sys.Root.Send(pid, env)
+
+	type result struct {
+		res any
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		res, err := fut.Result()
+		ch <- result{res, err}
+	}()
+	select {
+	case r := <-ch:
+		switch {
+		case errors.Is(r.err, actor.ErrDeadLetter):
+			return nil, fmt.Errorf("%w: %w", ErrNoActor, r.err)
+		case r.err != nil:
+			return nil, fmt.Errorf("%w (%w): %w", ErrNoReply, synod.ErrIndeterminate, r.err)
+		}
+		return r.res, nil
+	case <-ctx.Done():
+		sys.Root.Stop(fut.PID())
+		return nil, fmt.Errorf("%w (%w): %w", ErrNoReply, synod.ErrIndeterminate, ctx.Err())
+	}
+}
+
+// RequestOption configures Request and Read.
+type RequestOption func(*requestOptions)
+
+type requestOptions struct {
+	id      string
+	attempt time.Duration
+	codec   Codec
+}
+
+// WithRequestID sets the request ID (default: the message's RequestID() if
+// it is a RequestIDer, otherwise a random one). Send a message again with
+// the ID of a failed request (RequestError.ID) to apply it at most once.
+func WithRequestID(id string) RequestOption { return func(o *requestOptions) { o.id = id } }
+
+// WithRetry makes Request wait at most d for each attempt and, while its
+// context lasts, send the message again with the same request ID after any
+// outcome that says it was not applied or may have been (no reply, no
+// actor, synod.ErrIndeterminate, ErrUnavailable, ErrConflict, ErrStopped).
+// The actor's deduplication makes those retries apply the message at most
+// once. Handler errors are never retried.
+func WithRetry(d time.Duration) RequestOption { return func(o *requestOptions) { o.attempt = d } }
+
+// WithStateCodec sets the codec Read decodes the state with (default: as
+// Props chooses for S).
+func WithStateCodec(c Codec) RequestOption { return func(o *requestOptions) { o.codec = c } }
+
+// NewRequestID returns a random request ID.
+func NewRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// Request sends msg to the actor at to and returns its reply. A reply that
+// is an ErrorReply comes back as a *RequestError whose Err is the reply's
+// error (see ErrorReply.Err): a *HandlerError (matching ErrHandler and the
+// handler's own HandlerError sentinels), or an error matching
+// synod.ErrIndeterminate, synod.ErrUnavailable, synod.ErrConflict,
+// ErrStopped or ErrInvalid. No reply before ctx's deadline gives ErrNoReply,
+// which matches synod.ErrIndeterminate; an undeliverable request gives
+// ErrNoActor.
+//
+// Every request carries a request ID (see WithRequestID), so that sending it
+// again after an indeterminate outcome applies it at most once.
+func Request(ctx context.Context, to Target, msg proto.Message, opts ...RequestOption) (proto.Message, error) {
+	var o requestOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.id == "" {
+		if r, ok := msg.(RequestIDer); ok {
+			o.id = r.RequestID()
+		}
+		if o.id == "" {
+			o.id = NewRequestID()
+		}
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultRequestTimeout)
+		defer cancel()
+	}
+	backoff := time.Millisecond
+	for {
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if o.attempt > 0 {
+			actx, cancel = context.WithTimeout(ctx, o.attempt)
+		}
+		res, err := to.attempt(actx, msg, o.id)
+		cancel()
+		if err == nil {
+			err = replyErr(res)
+		}
+		if err == nil {
+			return res.(proto.Message), nil
+		}
+		if o.attempt <= 0 || !retryable(err) || ctx.Err() != nil {
+			return nil, &RequestError{ID: o.id, Target: to.String(), Err: err}
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+		backoff = min(2*backoff, 100*time.Millisecond)
+	}
+}
+
+// replyErr returns the error a reply stands for, or nil for a reply to give
+// back.
+func replyErr(res any) error {
+	switch r := res.(type) {
+	case *ErrorReply:
+		return r.Err()
+	case proto.Message:
+		if r != nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: reply %T is not a protobuf message", ErrInvalid, res)
+}
+
+func retryable(err error) bool {
+	if errors.Is(err, ErrHandler) || errors.Is(err, ErrInvalid) {
+		return false
+	}
+	for _, e := range []error{synod.ErrIndeterminate, synod.ErrUnavailable, synod.ErrConflict, ErrStopped, ErrNoActor, ErrNoReply} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// Read returns the state of the actor at to, through a Query: a full round,
+// so it reflects every message the actor acknowledged before Read began.
+func Read[S any](ctx context.Context, to Target, opts ...RequestOption) (S, error) {
+	var o requestOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	c := o.codec
+	if c == nil {
+		c = Msgpack()
+		if isProto[S]() {
+			c = Protobuf()
+		}
+	}
+	var zero S
+	res, err := Request(ctx, to, &Query{}, opts...)
+	if err != nil {
+		return zero, err
+	}
+	st, ok := res.(*State)
+	if !ok {
+		return zero, fmt.Errorf("%w: reply to a query is %T", ErrInvalid, res)
+	}
+	if len(st.Data) > 0 && st.Codec != c.Name() {
+		return zero, fmt.Errorf("%w: state encoded with %s, decoding with %s", ErrInvalid, st.Codec, c.Name())
+	}
+	return decodeState[S](c, st.Data)
+}

@@ -1,0 +1,62 @@
+// Package actors is protosynod's native API for protoactor-go: an actor
+// whose message handler is the change function of its own CASPaxos register
+// (DESIGN.md §5). The actor's state lives in the register, replicated by the
+// acceptors; an activation of the actor is a place to run rounds, not a
+// copy of the state, so any node may host it at any time and two activations
+// of one actor cannot lose or fork its state.
+//
+// # Usage
+//
+//  1. Write a pure Handler[S]: func(state S, msg proto.Message) (S,
+//     proto.Message, error). It may run more than once per message; only
+//     the run whose value a quorum accepted produces the reply. Refuse a
+//     message by returning an error, preferably a *HandlerError sentinel
+//     so that callers can match it with errors.Is.
+//  2. Build the Props with Props(reg, h, opts...), where reg is a
+//     *synod.Client (or any Registers). Spawn them with SpawnNamed (the
+//     actor's name is its register key) or register them as a cluster Kind
+//     (the grain's "kind/identity" is its key).
+//  3. Talk to the actor with Request(ctx, Local(sys, pid) or Grain(c, id,
+//     kind), msg), which gives replies back and turns ErrorReply messages
+//     back into Go errors, and read its state with Read[S] (a Query).
+//  4. After an error matching synod.ErrIndeterminate, send the message again
+//     with the same request ID (RequestError.ID, WithRequestID), or let
+//     WithRetry do it: the register remembers the last WithDedupWindow
+//     request IDs with their replies, so a message is applied at most once
+//     and the retry gets the original reply.
+//
+// # How a message is applied
+//
+// Every message goes through a round of reg.Change; the activation keeps no
+// state of its own that a read could see stale (it only memoizes the
+// decoding of the exact register bytes it last saw). While a round is in
+// flight the actor keeps receiving and queues messages; when the round ends,
+// the next one applies all queued messages' handlers in order and commits
+// once, then each sender gets its own reply (mailbox batching, DESIGN.md
+// §8). With synod's one-round-trip path, a steady stream of messages to one
+// actor costs one scatter/gather per batch.
+//
+// The register holds an envelope, msgpack-encoded with its version first:
+// the codec's name, a commit counter, the encoded state (msgpack by default,
+// protobuf for states that are protobuf messages, see Codec), the ID of the
+// run that wrote it, and the recent request IDs with their replies. The reply
+// a sender gets is the one computed by the run that a quorum accepted, even
+// when synod re-commits an earlier run's value on a retry.
+//
+// A handler's error or panic leaves the state as it was and is sent back as
+// an ErrorReply (code HANDLER or PANIC); so are the round's errors
+// (INDETERMINATE, UNAVAILABLE, CONFLICT), so a caller can always tell a
+// refusal from a protocol outcome. A batch that changes nothing (queries,
+// refusals, duplicates) writes the register's value back unchanged, which
+// is never indeterminate; a batch of queries alone uses reg.Read.
+//
+// # What it does not do
+//
+// Replies and messages cross protoactor's remote as protobuf messages, so
+// they must be registered generated types. Replies of requests with IDs are
+// stored in the register: keep them small. Deduplication covers only the
+// last WithDedupWindow IDs. Messages without a sender (Send) are applied but
+// not answered.
+package actors
+
+//go:generate go run ./internal/protogen
