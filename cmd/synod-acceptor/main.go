@@ -1,0 +1,272 @@
+// Command synod-acceptor serves one CASPaxos acceptor over NATS, with its
+// state in a Pebble data directory.
+//
+// One acceptor ID, one process, one data directory: the directory records
+// its cluster and acceptor ID on first use and refuses to open under another,
+// and the process refuses to start while another instance answers on the
+// acceptor's subjects.
+//
+// Usage:
+//
+//	synod-acceptor -id a1 -cluster prod -data /var/lib/synod/a1 -nats nats://n1:4222,nats://n2:4222
+//
+// Every flag can also be set through the environment variable shown in
+// -help (SYNOD_ID, SYNOD_CLUSTER, ...); a flag on the command line wins. On
+// SIGTERM or SIGINT the acceptor stops taking requests, finishes and answers
+// the ones it has taken, closes its storage and exits 0.
+//
+// The hidden flag -unsafe-no-fsync (SYNOD_UNSAFE_NO_FSYNC=true) is for tests
+// only: it skips every fsync and holds the write-ahead log in process memory,
+// so a killed acceptor loses writes it acknowledged. The integration tests use
+// it to prove that they detect lost writes.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/nats-io/nats.go"
+
+	"github.com/protosynod/protosynod/natstransport"
+	"github.com/protosynod/protosynod/synod"
+	"github.com/protosynod/protosynod/synod/pebblestore"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "synod-acceptor:", err)
+		os.Exit(1)
+	}
+}
+
+// errUsage marks command-line errors (exit status 2).
+var errUsage = errors.New("usage")
+
+// config is the parsed command line.
+type config struct {
+	id, cluster, prefix, data string
+	natsURLs                  string
+	name                      string
+	creds, nkey               string
+	tlsCert, tlsKey, tlsCA    string
+	logLevel                  slog.Level
+	maxValue                  int
+	drainTimeout              time.Duration
+	unsafeNoFsync             bool
+}
+
+// hiddenFlags are left out of -help.
+var hiddenFlags = map[string]bool{"unsafe-no-fsync": true}
+
+// parseConfig reads flags, then fills unset ones from the environment
+// (SYNOD_<FLAG NAME>, upper case, '-' as '_').
+func parseConfig(args []string, getenv func(string) string, out io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("synod-acceptor", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&c.id, "id", "", "acceptor ID, unique in the cluster (required)")
+	fs.StringVar(&c.cluster, "cluster", "", "cluster name (required)")
+	fs.StringVar(&c.data, "data", "", "data directory, one per acceptor (required)")
+	fs.StringVar(&c.natsURLs, "nats", nats.DefaultURL, "NATS server URLs, comma-separated")
+	fs.StringVar(&c.prefix, "prefix", natstransport.DefaultPrefix, "subject prefix")
+	fs.StringVar(&c.name, "name", "", "NATS connection name (default synod-acceptor-<cluster>-<id>)")
+	fs.StringVar(&c.creds, "creds", "", "NATS user credentials file")
+	fs.StringVar(&c.nkey, "nkey", "", "NATS nkey seed file")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS client certificate file (with -tls-key)")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS client key file (with -tls-cert)")
+	fs.StringVar(&c.tlsCA, "tls-ca", "", "TLS root CA file for the NATS servers")
+	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
+	fs.IntVar(&c.maxValue, "max-value", natstransport.DefaultMaxValue, "largest register value in bytes")
+	fs.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "how long to finish in-flight requests on SIGTERM")
+	fs.BoolVar(&c.unsafeNoFsync, "unsafe-no-fsync", false, "TESTS ONLY: skip fsync and lose acknowledged writes when killed")
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: synod-acceptor -id ID -cluster NAME -data DIR [flags]\n\nFlags (environment variable in brackets):\n")
+		fs.VisitAll(func(f *flag.Flag) {
+			if hiddenFlags[f.Name] {
+				return
+			}
+			fmt.Fprintf(out, "  -%s [%s]\n    \t%s", f.Name, envName(f.Name), f.Usage)
+			if f.DefValue != "" && f.DefValue != "0" {
+				fmt.Fprintf(out, " (default %s)", f.DefValue)
+			}
+			fmt.Fprintln(out)
+		})
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, err
+		}
+		return c, fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" && !set[f.Name] && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("%w: %s=%q: %w", errUsage, envName(f.Name), v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return c, envErr
+	}
+	var missing []string
+	for _, f := range []struct{ name, v string }{{"id", c.id}, {"cluster", c.cluster}, {"data", c.data}} {
+		if f.v == "" {
+			missing = append(missing, "-"+f.name)
+		}
+	}
+	switch {
+	case len(missing) > 0:
+		return c, fmt.Errorf("%w: missing %s", errUsage, strings.Join(missing, ", "))
+	case (c.tlsCert == "") != (c.tlsKey == ""):
+		return c, fmt.Errorf("%w: -tls-cert and -tls-key go together", errUsage)
+	case c.maxValue <= 0:
+		return c, fmt.Errorf("%w: -max-value must be positive", errUsage)
+	case c.drainTimeout <= 0:
+		return c, fmt.Errorf("%w: -drain-timeout must be positive", errUsage)
+	}
+	if c.name == "" {
+		c.name = "synod-acceptor-" + c.cluster + "-" + c.id
+	}
+	return c, nil
+}
+
+// envName is the environment variable of a flag: SYNOD_TLS_CERT for tls-cert.
+func envName(flagName string) string {
+	return "SYNOD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// natsOptions turns the connection flags into nats.Options.
+func natsOptions(c config, log *slog.Logger, closed chan<- struct{}) ([]nats.Option, error) {
+	opts := []nats.Option{
+		nats.Name(c.name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn("nats: disconnected", "err", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("nats: reconnected", "url", nc.ConnectedUrlRedacted())
+		}),
+		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subj := ""
+			if sub != nil {
+				subj = sub.Subject
+			}
+			log.Error("nats: async error", "subject", subj, "err", err)
+		}),
+	}
+	if c.creds != "" {
+		opts = append(opts, nats.UserCredentials(c.creds))
+	}
+	if c.nkey != "" {
+		o, err := nats.NkeyOptionFromSeed(c.nkey)
+		if err != nil {
+			return nil, fmt.Errorf("nkey %s: %w", c.nkey, err)
+		}
+		opts = append(opts, o)
+	}
+	if c.tlsCert != "" {
+		opts = append(opts, nats.ClientCert(c.tlsCert, c.tlsKey))
+	}
+	if c.tlsCA != "" {
+		opts = append(opts, nats.RootCAs(c.tlsCA))
+	}
+	return opts, nil
+}
+
+// run serves until ctx ends (a signal), then drains. It returns nil after a
+// clean drain.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	c, err := parseConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: c.logLevel})).
+		With("acceptor", c.id, "cluster", c.cluster)
+
+	storeOpts := []pebblestore.Option{
+		pebblestore.WithIdentity(c.cluster, c.id),
+		pebblestore.WithLogger(log),
+	}
+	if c.unsafeNoFsync {
+		for range 3 {
+			log.Warn("UNSAFE: -unsafe-no-fsync is set: fsync is skipped and acknowledged writes are LOST when this process is killed. For tests only.")
+		}
+		storeOpts = append(storeOpts, pebblestore.WithFS(noSyncFS{vfs.Default}))
+	}
+	store, err := pebblestore.Open(c.data, storeOpts...)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("close storage", "err", err)
+		}
+	}()
+
+	closed := make(chan struct{})
+	nopts, err := natsOptions(c, log, closed)
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(c.natsURLs, nopts...)
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", c.natsURLs, err)
+	}
+	defer nc.Close()
+	log.Info("nats: connected", "url", nc.ConnectedUrlRedacted())
+
+	acc := synod.NewAcceptor(c.id, store)
+	svc, err := natstransport.Serve(ctx, nc, c.cluster, acc,
+		natstransport.WithPrefix(c.prefix),
+		natstransport.WithLimits(natstransport.Limits{MaxValue: c.maxValue}),
+		natstransport.WithLogger(log),
+	)
+	if err != nil {
+		return err
+	}
+
+	var lost bool
+	select {
+	case <-ctx.Done():
+		log.Info("signal received; draining", "timeout", c.drainTimeout)
+	case <-closed:
+		lost = true
+		log.Error("nats: connection closed; stopping")
+	}
+	dctx, cancel := context.WithTimeout(context.Background(), c.drainTimeout)
+	defer cancel()
+	if err := svc.Stop(dctx); err != nil {
+		return fmt.Errorf("drain: %w", err)
+	}
+	if lost {
+		return errors.New("nats connection closed")
+	}
+	log.Info("stopped cleanly")
+	return nil
+}
