@@ -169,6 +169,9 @@ func (a *activation[S]) receive(ctx actor.Context, m any) {
 	}
 	_, it.query = m.(*Query)
 	a.pending = append(a.pending, it)
+	if a.opts.onQueue != nil {
+		a.opts.onQueue(len(a.pending))
+	}
 	if a.inflight == nil {
 		a.start(ctx)
 	}

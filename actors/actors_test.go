@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/vmihailenco/msgpack/v5"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -496,4 +497,58 @@ func TestProtocolErrorsReachTheSender(t *testing.T) {
 	if _, err := add(context.Background(), to, 1); !errors.Is(err, actors.ErrNoActor) {
 		t.Fatalf("got %v, want ErrNoActor", err)
 	}
+}
+
+// recommit is a register store that runs the change function twice and
+// commits the first run's result, as synod does when a retry finds its own
+// earlier result accepted. The second run runs on a state that differs from
+// the first's (here, the first's result, without its request ID so that it
+// is not a duplicate), so its replies differ.
+type recommit struct {
+	mu sync.Mutex
+	v  map[string][]byte
+}
+
+func (r *recommit) Change(_ context.Context, key string, f synod.ChangeFunc) ([]byte, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	first, err := f(r.v[key])
+	if err != nil {
+		return r.v[key], err
+	}
+	if e, ok := stripIDs(first); ok {
+		_, _ = f(e) // its result loses
+	}
+	r.v[key] = first
+	return first, nil
+}
+
+func (r *recommit) Read(_ context.Context, key string) ([]byte, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.v[key], nil
+}
+
+// The reply is the accepted run's, not the latest run's.
+func TestReplyComesFromTheAcceptedRun(t *testing.T) {
+	sys := quiet(t)
+	to := actors.Local(sys, spawn(t, sys, &recommit{v: map[string][]byte{}}, "recommit"))
+	for i := range 3 {
+		v, err := add(context.Background(), to, 5)
+		if want := int64(5 * (i + 1)); err != nil || v != want {
+			t.Fatalf("reply %d, %v; want %d (the second run would say %d)", v, err, want, want+5)
+		}
+	}
+}
+
+// stripIDs returns the register value v with no recorded request IDs. It
+// knows the envelope's layout: an array whose last element is the window.
+func stripIDs(v []byte) ([]byte, bool) {
+	var fields []any
+	if err := msgpack.Unmarshal(v, &fields); err != nil || len(fields) == 0 {
+		return nil, false
+	}
+	fields[len(fields)-1] = []any{}
+	b, err := msgpack.Marshal(fields)
+	return b, err == nil
 }

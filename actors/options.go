@@ -30,6 +30,7 @@ type options struct {
 	maxBatch     int
 	roundTimeout time.Duration
 	logger       *slog.Logger
+	onQueue      func(pending int) // test hook: a message was queued
 }
 
 func defaultOptions() options {
