@@ -47,6 +47,10 @@
 //
 //	nats sub 'protoactor.shop.members.*'
 //
+// With NATS authorization, members and clients need permission to publish
+// and subscribe on P.C.members.* (clients never publish heartbeats or
+// leaves, only hellos).
+//
 // # Timing
 //
 // A member heartbeats every [DefaultHeartbeatInterval] (500ms) and is
