@@ -172,7 +172,9 @@ func TestProposalIgnoresStrayReplies(t *testing.T) {
 
 	pr.Apply()
 	wantStatus(t, pr, synod.StatusAccepting)
-	acc := func(from string) synod.AcceptReply { return synod.AcceptReply{From: from, Key: "k", Ballot: b, OK: true} }
+	acc := func(from string) synod.AcceptReply {
+		return synod.AcceptReply{From: from, Key: "k", Ballot: b, OK: true}
+	}
 	pr.OnPrepareReply(ok("a2"))
 	pr.OnAcceptReply(acc("a0"))
 	pr.OnAcceptReply(acc("a0"))
