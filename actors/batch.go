@@ -29,7 +29,7 @@ type run struct {
 	base    []byte          // the register value it ran on
 	raw     []byte          // the value it proposed
 	env     envelope        // raw, decoded
-	added   []entry         // entries it added to the window
+	added   []*entry         // entries it added to the window
 	trimmed []string        // IDs it dropped from the window
 	replies []proto.Message // one per item
 }
@@ -166,7 +166,7 @@ func (r *round[S]) change(cur []byte) ([]byte, error) {
 			fresh = true
 		}
 		next, reply := a.apply(state, it)
-		var e entry
+		var e *entry
 		if it.id != "" {
 			if e, err = newEntry(it.id, reply); err != nil {
 				// Only a handler's reply can fail to encode (ours never do):
@@ -213,13 +213,13 @@ func (r *round[S]) change(cur []byte) ([]byte, error) {
 
 // trim returns the window after ru: old followed by ru.added, keeping the
 // newest a.window entries, and records in ru which entries stay and go.
-func (a *activation[S]) trim(old []entry, ru *run) []entry {
+func (a *activation[S]) trim(old []*entry, ru *run) []*entry {
 	total := len(old) + len(ru.added)
 	drop := max(0, total-a.opts.window)
 	for _, e := range old[:min(drop, len(old))] {
 		ru.trimmed = append(ru.trimmed, e.ID)
 	}
-	out := make([]entry, 0, total-drop)
+	out := make([]*entry, 0, total-drop)
 	if drop < len(old) {
 		out = append(out, old[drop:]...)
 	}

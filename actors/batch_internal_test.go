@@ -92,7 +92,7 @@ func TestWaitingMessagesShareOneRound(t *testing.T) {
 
 func TestEnvelopeRoundTrip(t *testing.T) {
 	e := envelope{Codec: "msgpack", Seq: 3, State: []byte{1, 2}, Writer: 7, Run: 9,
-		Recent: []entry{{ID: "a", Type: "t", Reply: []byte("r")}}}
+		Recent: []*entry{{ID: "a", Type: "t", Reply: []byte("r")}}}
 	b, err := encodeEnvelope(&e)
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +120,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 
 func FuzzDecodeEnvelope(f *testing.F) {
 	e := envelope{Codec: "msgpack", Seq: 1, State: []byte{0x81, 0xa1, 'N', 1},
-		Recent: []entry{{ID: "x", Type: "google.protobuf.Int64Value", Reply: []byte{8, 1}}}}
+		Recent: []*entry{{ID: "x", Type: "google.protobuf.Int64Value", Reply: []byte{8, 1}}}}
 	b, _ := encodeEnvelope(&e)
 	f.Add(b)
 	f.Add([]byte{})

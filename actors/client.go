@@ -127,7 +127,8 @@ func WithRequestID(id string) RequestOption { return func(o *requestOptions) { o
 // WithRetry makes Request wait at most d for each attempt and, while its
 // context lasts, send the message again with the same request ID after any
 // outcome that says it was not applied or may have been (no reply, no
-// actor, synod.ErrIndeterminate, ErrUnavailable, ErrConflict, ErrStopped).
+// actor for a grain, synod.ErrIndeterminate, ErrUnavailable, ErrConflict,
+// ErrStopped).
 // The actor's deduplication makes those retries apply the message at most
 // once. Handler errors are never retried.
 func WithRetry(d time.Duration) RequestOption { return func(o *requestOptions) { o.attempt = d } }
@@ -186,7 +187,7 @@ func Request(ctx context.Context, to Target, msg proto.Message, opts ...RequestO
 		if err == nil {
 			return res.(proto.Message), nil
 		}
-		if o.attempt <= 0 || !retryable(err) || ctx.Err() != nil {
+		if o.attempt <= 0 || !retryable(to, err) || ctx.Err() != nil {
 			return nil, &RequestError{ID: o.id, Target: to.String(), Err: err}
 		}
 		t := time.NewTimer(backoff)
@@ -213,8 +214,15 @@ func replyErr(res any) error {
 	return fmt.Errorf("%w: reply %T is not a protobuf message", ErrInvalid, res)
 }
 
-func retryable(err error) bool {
+// retryable reports whether a request that failed with err may be sent
+// again: it was not applied, or may have been but carries its request ID.
+// An undeliverable request is retried for grains only, which the cluster
+// activates again; a dead local PID stays dead.
+func retryable(to Target, err error) bool {
 	if errors.Is(err, ErrHandler) || errors.Is(err, ErrInvalid) {
+		return false
+	}
+	if _, grain := to.(grainTarget); !grain && errors.Is(err, ErrNoActor) {
 		return false
 	}
 	for _, e := range []error{synod.ErrIndeterminate, synod.ErrUnavailable, synod.ErrConflict, ErrStopped, ErrNoActor, ErrNoReply} {

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"bytes"
 	"fmt"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -31,15 +32,18 @@ type envelope struct {
 	Run    uint64
 	// Recent holds the latest requests with IDs and their replies, oldest
 	// first, at most the dedup window.
-	Recent []entry
+	Recent []*entry
 }
 
-// entry is a request ID and the reply the actor gave it.
+// entry is a request ID and the reply the actor gave it. Entries are never
+// modified once built (and encoded), so envelopes share them.
 type entry struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	ID       string
 	Type     string // the reply's protobuf full name
 	Reply    []byte // the reply, protobuf-encoded
+
+	raw []byte // the entry's own encoding, kept so the window re-encodes by copying
 }
 
 func decodeEnvelope(b []byte) (envelope, error) {
@@ -53,27 +57,84 @@ func decodeEnvelope(b []byte) (envelope, error) {
 	if e.Version != envelopeVersion {
 		return envelope{}, fmt.Errorf("%w: register value version %d, want %d", ErrInvalid, e.Version, envelopeVersion)
 	}
+	for i := range e.Recent {
+		if err := e.Recent[i].encode(); err != nil {
+			return envelope{}, fmt.Errorf("%w: re-encode window entry: %v", ErrInvalid, err)
+		}
+	}
 	return e, nil
 }
 
+// encodeEnvelope encodes e as the msgpack array that decodeEnvelope reads.
+// It writes the window's entries from their cached encodings, so that a
+// change costs a copy of the window rather than a reflective re-encoding.
 func encodeEnvelope(e *envelope) ([]byte, error) {
 	e.Version = envelopeVersion
-	return msgpack.Marshal(e)
+	size := 64 + len(e.Codec) + len(e.State)
+	for i := range e.Recent {
+		if e.Recent[i].raw == nil {
+			if err := e.Recent[i].encode(); err != nil {
+				return nil, err
+			}
+		}
+		size += len(e.Recent[i].raw)
+	}
+	var buf bytes.Buffer
+	buf.Grow(size)
+	enc := msgpack.NewEncoder(&buf)
+	enc.UseCompactInts(true)
+	for _, err := range []error{
+		enc.EncodeArrayLen(7),
+		enc.EncodeUint(uint64(e.Version)),
+		enc.EncodeString(e.Codec),
+		enc.EncodeUint(e.Seq),
+		enc.EncodeBytes(e.State),
+		enc.EncodeUint(e.Writer),
+		enc.EncodeUint(e.Run),
+		enc.EncodeArrayLen(len(e.Recent)),
+	} {
+		if err != nil {
+			return nil, err
+		}
+	}
+	for i := range e.Recent {
+		buf.Write(e.Recent[i].raw)
+	}
+	return buf.Bytes(), nil
+}
+
+// encode caches the entry's encoding in raw.
+func (e *entry) encode() error {
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	for _, err := range []error{
+		enc.EncodeArrayLen(3),
+		enc.EncodeString(e.ID),
+		enc.EncodeString(e.Type),
+		enc.EncodeBytes(e.Reply),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	e.raw = buf.Bytes()
+	return nil
 }
 
 // newEntry records reply as the reply to request id.
-func newEntry(id string, reply proto.Message) (entry, error) {
+func newEntry(id string, reply proto.Message) (*entry, error) {
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(reply)
 	if err != nil {
-		return entry{}, fmt.Errorf("%w: encode reply %T: %v", ErrInvalid, reply, err)
+		return nil, fmt.Errorf("%w: encode reply %T: %v", ErrInvalid, reply, err)
 	}
-	return entry{ID: id, Type: string(reply.ProtoReflect().Descriptor().FullName()), Reply: b}, nil
+	e := &entry{ID: id, Type: string(reply.ProtoReflect().Descriptor().FullName()), Reply: b}
+	return e, e.encode()
 }
 
 // reply decodes the recorded reply. Its type must be linked into the binary
 // (registered in protoregistry.GlobalTypes); otherwise the caller gets an
 // ErrorReply saying so.
-func (e entry) reply() proto.Message {
+func (e *entry) reply() proto.Message {
 	mt, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(e.Type))
 	if err != nil {
 		return &ErrorReply{Code: ErrorCode_ERROR_CODE_INVALID,
@@ -94,12 +155,12 @@ func (e entry) reply() proto.Message {
 type window struct {
 	raw   []byte
 	env   envelope
-	index map[string]entry // request ID -> its entry in env.Recent
+	index map[string]*entry // request ID -> its entry in env.Recent
 }
 
 // load returns the decoded envelope of b, from the memo if b is what it
 // holds. The caller must not modify what it returns.
-func (w *window) load(b []byte) (*envelope, map[string]entry, error) {
+func (w *window) load(b []byte) (*envelope, map[string]*entry, error) {
 	if w.index != nil && string(w.raw) == string(b) {
 		return &w.env, w.index, nil
 	}
@@ -107,7 +168,7 @@ func (w *window) load(b []byte) (*envelope, map[string]entry, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	idx := make(map[string]entry, len(e.Recent))
+	idx := make(map[string]*entry, len(e.Recent))
 	for _, r := range e.Recent {
 		idx[r.ID] = r
 	}
@@ -118,9 +179,9 @@ func (w *window) load(b []byte) (*envelope, map[string]entry, error) {
 // committed makes the memo hold raw, the encoding of e, which a change
 // function run computed from base by adding the entries added and dropping
 // the IDs trimmed, and which the register now holds.
-func (w *window) committed(base, raw []byte, e envelope, added []entry, trimmed []string) {
+func (w *window) committed(base, raw []byte, e envelope, added []*entry, trimmed []string) {
 	if w.index == nil || string(w.raw) != string(base) {
-		w.index = make(map[string]entry, len(e.Recent))
+		w.index = make(map[string]*entry, len(e.Recent))
 		for _, r := range e.Recent {
 			w.index[r.ID] = r
 		}
