@@ -29,7 +29,7 @@ type run struct {
 	base    []byte          // the register value it ran on
 	raw     []byte          // the value it proposed
 	env     envelope        // raw, decoded
-	added   []*entry         // entries it added to the window
+	added   []*entry        // entries it added to the window
 	trimmed []string        // IDs it dropped from the window
 	replies []proto.Message // one per item
 }
