@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -33,12 +34,26 @@ func main() {
 		servers   = flag.Int("servers", 3, "nats-servers in the cluster (JetStream replicas and acceptors)")
 		only      = flag.String("only", "", "comma-separated workloads to run (sequential,many-keys,hot-key); empty runs all")
 		seed      = flag.Uint64("seed", uint64(time.Now().UnixNano()), "seed for key choice")
+		cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	)
 	flag.Parse()
+	if *cpuprof != "" {
+		f, err := os.Create(*cpuprof)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "synod-bench:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if err := bench(ctx, *duration, *valueSize, *servers, *only, *seed); err != nil {
 		fmt.Fprintln(os.Stderr, "synod-bench:", err)
+		stop()
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
