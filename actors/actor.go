@@ -29,8 +29,9 @@ type RequestIDer interface {
 // to refuse msg. It must be pure: it may run several times for one message,
 // on different states, and only the run whose result a quorum accepted
 // produces the reply the sender gets. It may modify state in place, but must
-// not retain it, msg, or the reply. A nil reply is sent as
-// google.protobuf.Empty.
+// not retain it, msg, or the reply, nor return part of the state in the reply
+// (a protobuf state returned as the reply itself is cloned). A nil reply is
+// sent as google.protobuf.Empty.
 //
 // An error refuses the message: the state stays as it was and the sender
 // gets the error (see HandlerError). So does a panic.

@@ -552,3 +552,52 @@ func stripIDs(v []byte) ([]byte, bool) {
 	b, err := msgpack.Marshal(fields)
 	return b, err == nil
 }
+
+// A protobuf state replied as itself is not changed by the next messages of
+// its batch before the reply goes out.
+func TestStateRepliedAsItself(t *testing.T) {
+	seed := testSeed(t)
+	tr, cfg, _ := synodtest.NewLocalCluster(3)
+	reg := newClients(t, tr, cfg, seed, 1)[0]
+	sys := quiet(t)
+	h := func(s *wrapperspb.Int64Value, msg proto.Message) (*wrapperspb.Int64Value, proto.Message, error) {
+		s.Value++
+		return s, s, nil
+	}
+	props, err := actors.Props(reg, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := sys.Root.SpawnNamed(props, "self-reply")
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := actors.Local(sys, pid)
+	const n = 64
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		seen = map[int64]bool{}
+	)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, err := add(context.Background(), to, 1)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if seen[v] {
+				t.Errorf("two senders got %d", v)
+			}
+			seen[v] = true
+		}()
+	}
+	wg.Wait()
+	if len(seen) != n {
+		t.Fatalf("%d distinct replies, want %d", len(seen), n)
+	}
+}

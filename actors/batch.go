@@ -252,8 +252,13 @@ func (a *activation[S]) apply(state S, it *item) (next *applied[S], reply proto.
 		return nil, &ErrorReply{Code: ErrorCode_ERROR_CODE_INVALID,
 			Message: fmt.Sprintf("actors: encode %s state after %T: %v", a.codec.Name(), it.msg, err)}
 	}
-	if rep == nil {
+	switch {
+	case rep == nil:
 		rep = &emptypb.Empty{}
+	case any(rep) == any(s):
+		// A protobuf state replied as itself: the next message of the batch
+		// may modify it in place before the reply is sent.
+		rep = proto.Clone(rep)
 	}
 	return &applied[S]{state: s, bytes: b}, rep
 }
