@@ -1,0 +1,288 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/protosynod/protosynod/integration/harness"
+)
+
+// Bounds of one scenario.
+const (
+	resumeBound     = 20 * time.Second // heal → every proposer completes a write
+	finalReadBound  = 30 * time.Second
+	checkTimeout    = 60 * time.Second // porcupine
+	scenarioTimeout = 2 * time.Minute
+)
+
+// fault is one injected failure: inject starts it, heal ends it. during, if
+// set, runs after inject while the fault holds (to check failover, say).
+type fault struct {
+	inject func(ctx context.Context, r *run) error
+	during func(ctx context.Context, r *run) error
+	heal   func(ctx context.Context, r *run) error
+}
+
+// scenario is one fault-injection test under load.
+type scenario struct {
+	name  string
+	env   envConfig
+	fault fault
+	// hold is how long the fault lasts (before during's own time).
+	hold time.Duration
+	// proposerURL returns the -nats URL of proposer i; nil means every
+	// server, starting with server i.
+	proposerURL func(r *run, i int) string
+	// setup runs after the env started and before the proposers connect.
+	setup func(t *testing.T, r *run)
+	// child starts a proposer in a separate process for the scenario.
+	child bool
+}
+
+// run is the state of one running scenario, for the fault functions.
+type run struct {
+	t       *testing.T
+	env     *env
+	w       *workload
+	rec     *harness.Recorder
+	proxies []*harness.Proxy // set up by scenario.setup
+	extra   []harness.LogSource
+}
+
+// proposers is how many proposer connections a scenario uses, one per
+// NATS server.
+const proposers = 3
+
+// runScenario runs sc under load, checks the history and adds a summary row.
+func runScenario(t *testing.T, sc scenario, seed int64) *harness.Result {
+	ctx, cancel := context.WithTimeout(t.Context(), scenarioTimeout)
+	defer cancel()
+	began := time.Now()
+	e := startEnv(t, sc.env)
+	t.Logf("processes up after %v", time.Since(began).Round(time.Millisecond))
+	r := &run{t: t, env: e, rec: harness.NewRecorder()}
+	if sc.setup != nil {
+		sc.setup(t, r)
+	}
+	var props []*proposer
+	for i := range proposers {
+		url := urlsFrom(e.nats, i%e.nats.Size())
+		if sc.proposerURL != nil {
+			url = sc.proposerURL(r, i)
+		}
+		props = append(props, e.newProposer(t, fmt.Sprintf("p%d", i), url, seed+int64(i)))
+	}
+	var ch *childRun
+	if sc.child {
+		ch = startChild(t, e, seed)
+	}
+	r.w = newWorkload(defaultWorkload(), r.rec, props, seed)
+	r.w.start(ctx)
+	defer r.w.stop()
+
+	rounds := 1
+	if soak() {
+		rounds = 4
+	}
+	for round := range rounds {
+		t0 := time.Now()
+		if err := r.w.waitOK(ctx, 60); err != nil {
+			t.Fatalf("warm-up before fault %d: %v", round, err)
+		}
+		end := r.rec.Annotate("nemesis", sc.name)
+		t.Logf("fault %d: %s (warm-up took %v)", round, sc.name, time.Since(t0).Round(time.Millisecond))
+		if err := sc.fault.inject(ctx, r); err != nil {
+			t.Fatalf("inject %s: %v", sc.name, err)
+		}
+		sleep(ctx, sc.hold)
+		if sc.fault.during != nil {
+			if err := sc.fault.during(ctx, r); err != nil {
+				t.Errorf("while %s: %v", sc.name, err)
+			}
+		}
+		if err := sc.fault.heal(ctx, r); err != nil {
+			t.Fatalf("heal %s: %v", sc.name, err)
+		}
+		end()
+		r.rec.Annotate("nemesis", "healed")
+		r.w.verifyResume(ctx, t, resumeBound)
+		t0 = time.Now()
+		if err := r.w.waitOK(ctx, 100); err != nil {
+			t.Errorf("load after healing: %v", err)
+		}
+		t.Logf("100 operations after healing took %v", time.Since(t0).Round(time.Millisecond))
+	}
+	r.w.stop()
+	if ch != nil {
+		ch.check(ctx, t, props[0])
+	}
+	r.w.finalReads(ctx, t, finalReadBound)
+	t.Logf("final reads done after %v", time.Since(began).Round(time.Millisecond))
+	logErrors(t, r.rec)
+	logs := append(e.logs(), r.extra...)
+	return r.rec.Check(t, checkTimeout, harness.WithLogs(logs...), harness.WithSummary(suite.Summary, t.Name()))
+}
+
+// sleep waits for d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// each runs f on every proc concurrently and joins the errors.
+func each(procs []*harness.Proc, f func(p *harness.Proc) error) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(procs))
+	for i, p := range procs {
+		wg.Go(func() { errs[i] = f(p) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// killRestart kills the acceptors with the given indexes with SIGKILL and
+// restarts them on their data directories when healed.
+func killRestart(idx ...int) fault {
+	pick := func(r *run) []*harness.Proc {
+		var ps []*harness.Proc
+		for _, i := range idx {
+			ps = append(ps, r.env.acceptors[i])
+		}
+		return ps
+	}
+	return fault{
+		inject: func(_ context.Context, r *run) error {
+			return each(pick(r), (*harness.Proc).Kill)
+		},
+		heal: func(ctx context.Context, r *run) error {
+			return r.env.restart(ctx, pick(r)...)
+		},
+	}
+}
+
+// killAll kills every acceptor at once.
+func killAll() fault {
+	return fault{
+		inject: func(_ context.Context, r *run) error {
+			return each(r.env.acceptors, (*harness.Proc).Kill)
+		},
+		heal: func(ctx context.Context, r *run) error {
+			return r.env.restart(ctx, r.env.acceptors...)
+		},
+	}
+}
+
+func natsEnv(acceptors int) envConfig {
+	return envConfig{natsServers: 3, acceptors: acceptors}
+}
+
+// TestFaults runs every process-level fault scenario under load.
+func TestFaults(t *testing.T) {
+	skipShort(t)
+	base := baseSeed(t)
+	scenarios := []scenario{
+		{name: "kill-1-of-3", env: natsEnv(3), fault: killRestart(0), hold: 2 * time.Second, child: true},
+		{name: "kill-2-of-5", env: natsEnv(5), fault: killRestart(1, 3), hold: 2 * time.Second},
+		{name: "kill-all-3", env: natsEnv(3), fault: killAll(), hold: time.Second},
+		{
+			name: "sigstop-acceptor", env: natsEnv(3), hold: 3 * time.Second,
+			fault: fault{
+				inject: func(_ context.Context, r *run) error { return r.env.acceptors[1].Stop() },
+				heal:   func(_ context.Context, r *run) error { return r.env.acceptors[1].Cont() },
+			},
+		},
+		{
+			name: "sigstop-nats-server", env: natsEnv(3), hold: 5 * time.Second,
+			fault: fault{
+				inject: func(_ context.Context, r *run) error { return r.env.nats.Server(1).Stop() },
+				heal: func(ctx context.Context, r *run) error {
+					if err := r.env.nats.Server(1).Cont(); err != nil {
+						return err
+					}
+					return r.env.nats.WaitReady(ctx)
+				},
+			},
+		},
+		{
+			// Acceptor a0 and proposer p0 both connect to server 0 first;
+			// with it dead they must fail over to the others.
+			name: "kill-nats-server", env: natsEnv(3), hold: time.Second,
+			fault: fault{
+				inject: func(_ context.Context, r *run) error { return r.env.nats.Server(0).Kill() },
+				during: failedOver,
+				heal: func(ctx context.Context, r *run) error {
+					if err := r.env.nats.Server(0).Restart(); err != nil {
+						return err
+					}
+					return r.env.nats.WaitReady(ctx)
+				},
+			},
+		},
+	}
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			runScenario(t, sc, scenarioSeed(t, base))
+		})
+	}
+}
+
+// failedOver checks, while server 0 is dead, that acceptor a0 reconnected
+// to another server and that proposer p0 (which preferred server 0) moved to
+// another server and completes changes.
+func failedOver(ctx context.Context, r *run) error {
+	dead := r.env.nats.ClientURL(0)
+	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := r.env.acceptors[0].WaitOutput(wctx, "nats: reconnected"); err != nil {
+		return fmt.Errorf("acceptor a0 did not fail over: %w", err)
+	}
+	p := r.w.props[0]
+	for p.nc.ConnectedUrl() == dead || !p.nc.IsConnected() {
+		if wctx.Err() != nil {
+			return fmt.Errorf("proposer p0 still on %s (%v)", p.nc.ConnectedUrl(), p.nc.Status())
+		}
+		sleep(wctx, 20*time.Millisecond)
+	}
+	r.t.Logf("failed over: a0 reconnected, p0 now on %s", p.nc.ConnectedUrl())
+	r.w.verifyResume(wctx, r.t, 10*time.Second)
+	return nil
+}
+
+var attemptsRE = regexp.MustCompile(`change "[^"]*" after \d+ attempts`)
+
+// logErrors logs the most frequent errors of failed and indeterminate
+// operations, to explain the summary's counts.
+func logErrors(t *testing.T, rec *harness.Recorder) {
+	t.Helper()
+	counts := map[string]int{}
+	for _, op := range rec.Ops() {
+		if op.Err != nil {
+			msg := op.Status.String() + " " + op.Input.Kind.String() + ": " + firstLine(op.Err)
+			msg = attemptsRE.ReplaceAllString(msg, `change after N attempts`)
+			counts[msg]++
+		}
+	}
+	msgs := make([]string, 0, len(counts))
+	for m := range counts {
+		msgs = append(msgs, m)
+	}
+	sort.Slice(msgs, func(i, j int) bool { return counts[msgs[i]] > counts[msgs[j]] })
+	for i, m := range msgs {
+		if i == 5 {
+			break
+		}
+		t.Logf("%5d× %s", counts[m], m)
+	}
+}
