@@ -1,0 +1,586 @@
+package synodtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+
+	"github.com/protosynod/protosynod/synod"
+)
+
+// Fault is a deliberate safety bug that a simulation can inject into its
+// acceptors, to show that the checker catches a broken protocol. It exists only
+// in this test package; production acceptors have no such switch.
+type Fault uint8
+
+const (
+	// FaultNone runs the real rules.
+	FaultNone Fault = iota
+	// FaultForgetPromise makes a restarted acceptor forget its promises: its
+	// Promised ballot falls back to its Accepted ballot.
+	FaultForgetPromise
+	// FaultAmnesia makes a crashed acceptor lose everything it stored, as if
+	// it had replied before its writes were durable.
+	FaultAmnesia
+	// FaultNoBallotCheck makes acceptors accept every accept request without
+	// checking its ballot against their promise.
+	FaultNoBallotCheck
+)
+
+// String implements fmt.Stringer.
+func (f Fault) String() string {
+	return [...]string{"none", "forget-promise", "amnesia", "no-ballot-check"}[f]
+}
+
+// SimConfig describes one simulated run. Zero fields take the defaults noted.
+type SimConfig struct {
+	Seed uint64
+
+	Acceptors     int // default 3
+	PrepareQuorum int // default majority
+	AcceptQuorum  int // default majority
+	Proposers     int // default 3
+	Keys          int // default 2
+	Ops           int // operations per proposer, default 10
+	TwoPhase      bool
+
+	// Network faults. Drop and Duplicate are per-message probabilities;
+	// DuplicateRequests also lets requests (not only replies) arrive twice.
+	Drop              float64
+	Duplicate         float64
+	DuplicateRequests bool
+	MaxDelay          int64 // a message takes 1..MaxDelay steps, default 8
+
+	// Timeouts in logical steps: a phase without a quorum after PhaseTimeout is
+	// retried, an operation still running after OpTimeout is abandoned.
+	PhaseTimeout int64 // default 3*MaxDelay
+	OpTimeout    int64 // default 12*PhaseTimeout
+
+	// Chaos: every ChaosEvery steps an up acceptor crashes with probability
+	// Crash, to restart within 1..Downtime steps, and a partition starts with
+	// probability Partition.
+	ChaosEvery int64 // default 2*MaxDelay
+	Crash      float64
+	Downtime   int64 // default 5*PhaseTimeout
+	Partition  float64
+
+	Fault Fault
+	Trace io.Writer // every event, when not nil
+}
+
+// RandomSimConfig returns a configuration for seed whose shape (cluster size,
+// quorums, load, fault rates, fast path) is itself drawn from the seed.
+func RandomSimConfig(seed uint64) SimConfig {
+	r := rand.New(rand.NewPCG(seed, 0x5eed))
+	c := SimConfig{Seed: seed, Acceptors: 3}
+	if r.IntN(4) == 0 {
+		c.Acceptors = 5
+	}
+	if r.IntN(6) == 0 { // flexible quorums
+		if c.Acceptors == 3 {
+			c.PrepareQuorum, c.AcceptQuorum = 3, 1
+		} else {
+			c.PrepareQuorum, c.AcceptQuorum = 4, 2
+		}
+	}
+	c.Proposers = 2 + r.IntN(3)
+	c.Keys = 1 + r.IntN(3)
+	c.Ops = 6 + r.IntN(10)
+	c.TwoPhase = r.IntN(5) == 0
+	c.Drop = []float64{0, 0.02, 0.1, 0.25}[r.IntN(4)]
+	c.Duplicate = []float64{0, 0.05, 0.2}[r.IntN(3)]
+	c.MaxDelay = 1 + r.Int64N(10)
+	c.Crash = []float64{0, 0.05, 0.2}[r.IntN(3)]
+	c.Partition = []float64{0, 0.05, 0.2}[r.IntN(3)]
+	c.DuplicateRequests = r.IntN(2) == 0
+	return c
+}
+
+func (c *SimConfig) defaults() {
+	def := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	def64 := func(p *int64, v int64) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	def(&c.Acceptors, 3)
+	def(&c.Proposers, 3)
+	def(&c.Keys, 2)
+	def(&c.Ops, 10)
+	def64(&c.MaxDelay, 8)
+	def64(&c.PhaseTimeout, 3*c.MaxDelay)
+	def64(&c.OpTimeout, 12*c.PhaseTimeout)
+	def64(&c.ChaosEvery, 2*c.MaxDelay)
+	def64(&c.Downtime, 5*c.PhaseTimeout)
+}
+
+// SimResult is what one simulated run did and found.
+type SimResult struct {
+	Config  SimConfig // with defaults filled in
+	Steps   int64     // logical time at the end
+	Events  int
+	History []porcupine.Operation
+
+	Committed     int // operations that returned a result, final reads included
+	Indeterminate int // operations that returned ErrIndeterminate
+	NotApplied    int // operations that returned ErrConflict or ErrUnavailable
+	Pruned        int // indeterminate operations never observed (see PruneUnobserved)
+	TimedOut      int // operations abandoned at their deadline, whatever their outcome
+
+	// Check is porcupine's verdict on History against RegisterModel.
+	Check porcupine.CheckResult
+	// Violations lists every invariant broken during the run: an acknowledged
+	// value held by too few acceptors, an unexpected error, a final read that
+	// failed. Empty for a correct run.
+	Violations []string
+}
+
+// OK reports whether the run found no problem.
+func (r *SimResult) OK() bool { return r.Check == porcupine.Ok && len(r.Violations) == 0 }
+
+// String summarizes the run.
+func (r *SimResult) String() string {
+	return fmt.Sprintf("seed %d: %d steps, %d events, %d ops in history (%d committed, %d indeterminate of which %d never observed), %d not applied: %s, %d violations",
+		r.Config.Seed, r.Steps, r.Events, len(r.History), r.Committed, r.Indeterminate, r.Pruned, r.NotApplied, r.Check, len(r.Violations))
+}
+
+// errCASMismatch is the change function error of a compare-and-set that found
+// another value.
+var errCASMismatch = errors.New("synodtest: cas: value mismatch")
+
+// RunSim runs one deterministic simulation: cfg.Proposers proposers, each a
+// production synod.Proposer driven step by step, run cfg.Ops reads, writes,
+// compare-and-sets and appends on cfg.Keys keys against cfg.Acceptors
+// production synod.Acceptors on MemoryStorages, over a network that drops,
+// duplicates, delays and reorders messages, while acceptors crash and restart
+// and partitions come and go. There are no goroutines and no clock: one seeded
+// scheduler orders every event, so a seed always gives the same trace.
+//
+// After every step it checks that each acknowledged commit is still held by
+// enough acceptors that every prepare quorum sees it. At the end it heals the
+// network, reads every key, and checks the whole history with porcupine
+// against RegisterModel (checkTimeout bounds that check; zero means none).
+func RunSim(cfg SimConfig, checkTimeout time.Duration) *SimResult {
+	cfg.defaults()
+	s := newSim(cfg)
+	s.run()
+	res := s.res
+	res.Config = cfg
+	res.Steps = s.now
+	checked := PruneUnobserved(res.History)
+	res.Pruned = len(res.History) - len(checked)
+	res.Check = porcupine.CheckOperationsTimeout(RegisterModel(), checked, checkTimeout)
+	return res
+}
+
+type sim struct {
+	cfg     SimConfig
+	rng     *rand.Rand
+	synCfg  synod.Config
+	now     int64
+	seq     uint64
+	q       eventQueue
+	accs    []*simAcceptor
+	props   []*simProposer
+	cut     [][]bool // [proposer][acceptor]
+	acked   map[string]synod.Ballot
+	keys    []string
+	running int // proposers with operations left
+	final   bool
+	res     *SimResult
+}
+
+type simAcceptor struct {
+	id    string
+	store *synod.MemoryStorage
+	acc   *synod.Acceptor // nil while crashed
+}
+
+func newSim(cfg SimConfig) *sim {
+	s := &sim{
+		cfg:   cfg,
+		rng:   rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+		acked: make(map[string]synod.Ballot),
+		res:   &SimResult{},
+	}
+	s.synCfg = synod.Config{PrepareQuorum: cfg.PrepareQuorum, AcceptQuorum: cfg.AcceptQuorum}
+	for i := range cfg.Acceptors {
+		id := fmt.Sprintf("a%d", i)
+		st := synod.NewMemoryStorage()
+		s.accs = append(s.accs, &simAcceptor{id: id, store: st, acc: synod.NewAcceptor(id, st)})
+		s.synCfg.Acceptors = append(s.synCfg.Acceptors, id)
+	}
+	for i := range cfg.Keys {
+		s.keys = append(s.keys, fmt.Sprintf("k%d", i))
+	}
+	var popts []synod.ProposerOption
+	if cfg.TwoPhase {
+		popts = append(popts, synod.WithFastPath(false))
+	}
+	for i := range cfg.Proposers {
+		p, err := synod.NewProposer(synod.ProposerID(fmt.Sprintf("p%d", i), cfg.Seed), s.synCfg, popts...)
+		if err != nil {
+			panic(fmt.Sprintf("synodtest: simulation config: %v", err)) // a bug in this file, not input
+		}
+		s.props = append(s.props, &simProposer{idx: i, p: p, seen: make(map[string]string), opsLeft: cfg.Ops})
+		s.cut = append(s.cut, make([]bool, cfg.Acceptors))
+	}
+	return s
+}
+
+func (s *sim) tracef(format string, args ...any) {
+	if s.cfg.Trace != nil {
+		fmt.Fprintf(s.cfg.Trace, "t=%d "+format+"\n", append([]any{s.now}, args...)...)
+	}
+}
+
+func (s *sim) violation(format string, args ...any) {
+	msg := fmt.Sprintf("t=%d: ", s.now) + fmt.Sprintf(format, args...)
+	s.tracef("VIOLATION %s", msg)
+	s.res.Violations = append(s.res.Violations, msg)
+}
+
+func (s *sim) run() {
+	s.running = len(s.props)
+	for i := range s.props {
+		s.schedule(s.rng.Int64N(s.cfg.MaxDelay+1), event{kind: evStart, p: i})
+	}
+	s.schedule(s.cfg.ChaosEvery, event{kind: evChaos})
+	// Every operation ends by its deadline, so the run is bounded; the limit
+	// only turns a scheduler bug into a violation instead of a hang.
+	limit := int64(len(s.props)*s.cfg.Ops+len(s.keys)+4) * (s.cfg.OpTimeout + 4*s.cfg.MaxDelay)
+	for s.q.Len() > 0 {
+		ev := s.q.pop()
+		s.now = ev.at
+		if s.now > limit {
+			s.violation("no end in sight after %d steps", limit)
+			return
+		}
+		s.res.Events++
+		s.handle(ev)
+	}
+	for _, pp := range s.props {
+		if pp.pr != nil || pp.opsLeft > 0 || pp.finalLeft > 0 {
+			s.violation("proposer p%d stopped with work left", pp.idx)
+		}
+	}
+}
+
+func (s *sim) schedule(after int64, ev event) {
+	s.seq++
+	ev.at, ev.seq = s.now+after, s.seq
+	s.q.push(ev)
+}
+
+func (s *sim) handle(ev event) {
+	switch ev.kind {
+	case evPrepare, evAccept:
+		s.deliverRequest(ev)
+	case evPrepareReply, evAcceptReply:
+		s.deliverReply(ev)
+	case evStart:
+		s.startOp(s.props[ev.p])
+	case evTimeout:
+		s.onTimeout(s.props[ev.p], ev.token)
+	case evRetry:
+		s.onRetry(s.props[ev.p], ev.token)
+	case evChaos:
+		s.chaos()
+	case evRestart:
+		s.restart(ev.a)
+	case evHeal:
+		s.heal()
+	}
+}
+
+// send puts one message on the network: dropped, delayed, perhaps duplicated.
+func (s *sim) send(ev event) {
+	if !s.final && s.rng.Float64() < s.cfg.Drop {
+		s.tracef("drop %s", ev.describe())
+		return
+	}
+	copies := 1
+	isRequest := ev.kind == evPrepare || ev.kind == evAccept
+	if !s.final && (!isRequest || s.cfg.DuplicateRequests) && s.rng.Float64() < s.cfg.Duplicate {
+		copies = 2
+	}
+	for range copies {
+		s.schedule(1+s.rng.Int64N(s.cfg.MaxDelay), ev)
+	}
+}
+
+func (s *sim) deliverRequest(ev event) {
+	a := s.accs[ev.a]
+	if a.acc == nil || s.cut[ev.p][ev.a] {
+		s.tracef("lost %s (acceptor down or cut)", ev.describe())
+		return
+	}
+	ctx := context.Background()
+	var key string
+	reply := event{p: ev.p, a: ev.a}
+	if ev.kind == evPrepare {
+		key = ev.prep.Key
+		rep, err := a.acc.Prepare(ctx, ev.prep)
+		if err != nil {
+			s.violation("acceptor %s: prepare %v: %v", a.id, ev.prep.Ballot, err)
+			return
+		}
+		reply.kind, reply.prepRep = evPrepareReply, rep
+	} else {
+		key = ev.acc.Key
+		rep, err := s.accept(a, ev.acc)
+		if err != nil {
+			s.violation("acceptor %s: accept %v: %v", a.id, ev.acc.Ballot, err)
+			return
+		}
+		reply.kind, reply.accRep = evAcceptReply, rep
+	}
+	s.tracef("deliver %s", ev.describe())
+	s.checkDurable(key)
+	s.send(reply)
+}
+
+// accept runs the accept rule, or under FaultNoBallotCheck the broken rule that
+// accepts everything.
+func (s *sim) accept(a *simAcceptor, req synod.AcceptRequest) (synod.AcceptReply, error) {
+	if s.cfg.Fault != FaultNoBallotCheck {
+		return a.acc.Accept(context.Background(), req)
+	}
+	ctx := context.Background()
+	st, err := a.store.Load(ctx, req.Key)
+	if err != nil {
+		return synod.AcceptReply{}, err
+	}
+	st.Accepted, st.Value, st.Promised = req.Ballot, req.Value, req.Ballot
+	if req.Ballot.Less(req.Next) {
+		st.Promised = req.Next
+	}
+	return synod.AcceptReply{From: a.id, Key: req.Key, Ballot: req.Ballot, OK: true}, a.store.Store(ctx, req.Key, st)
+}
+
+func (s *sim) deliverReply(ev event) {
+	if s.cut[ev.p][ev.a] {
+		s.tracef("lost %s (cut)", ev.describe())
+		return
+	}
+	s.tracef("deliver %s", ev.describe())
+	pp := s.props[ev.p]
+	if pp.pr == nil {
+		return
+	}
+	before := pp.pr.Status()
+	if ev.kind == evPrepareReply {
+		pp.pr.OnPrepareReply(ev.prepRep)
+	} else {
+		pp.pr.OnAcceptReply(ev.accRep)
+	}
+	if pp.pr.Status() != before {
+		s.drive(pp)
+	}
+}
+
+// checkDurable asserts that the highest acknowledged commit of key is still
+// accepted (or superseded) at enough acceptors that every prepare quorum
+// includes one of them, so the next round must build on it.
+func (s *sim) checkDurable(key string) {
+	b, ok := s.acked[key]
+	if !ok {
+		return
+	}
+	holders := 0
+	for _, a := range s.accs {
+		st, _ := a.store.Load(context.Background(), key)
+		if !st.Accepted.Less(b) {
+			holders++
+		}
+	}
+	if need := len(s.accs) - s.synCfg.Q1() + 1; holders < need {
+		s.violation("key %s: acknowledged ballot %v held by %d acceptors, need %d", key, b, holders, need)
+	}
+}
+
+func (s *sim) checkAllDurable() {
+	for _, k := range s.keys {
+		s.checkDurable(k)
+	}
+}
+
+func (s *sim) chaos() {
+	if s.final {
+		return
+	}
+	if s.rng.Float64() < s.cfg.Crash {
+		i := s.rng.IntN(len(s.accs))
+		if a := s.accs[i]; a.acc != nil {
+			a.acc = nil
+			if s.cfg.Fault == FaultAmnesia {
+				a.store = synod.NewMemoryStorage()
+			}
+			s.tracef("crash %s", a.id)
+			s.checkAllDurable()
+			s.schedule(1+s.rng.Int64N(s.cfg.Downtime), event{kind: evRestart, a: i})
+		}
+	}
+	if s.rng.Float64() < s.cfg.Partition {
+		if s.rng.IntN(2) == 0 {
+			a := s.rng.IntN(len(s.accs))
+			for p := range s.cut {
+				s.cut[p][a] = true
+			}
+			s.tracef("isolate a%d", a)
+		} else {
+			p, a := s.rng.IntN(len(s.props)), s.rng.IntN(len(s.accs))
+			s.cut[p][a] = true
+			s.tracef("cut p%d-a%d", p, a)
+		}
+		s.schedule(s.cfg.PhaseTimeout+s.rng.Int64N(6*s.cfg.PhaseTimeout), event{kind: evHeal})
+	}
+	s.schedule(s.cfg.ChaosEvery, event{kind: evChaos})
+}
+
+func (s *sim) restart(i int) {
+	a := s.accs[i]
+	if a.acc != nil {
+		return
+	}
+	if s.cfg.Fault == FaultForgetPromise {
+		ctx := context.Background()
+		_ = a.store.Keys(ctx, func(k string) bool {
+			st, _ := a.store.Load(ctx, k)
+			st.Promised = st.Accepted
+			_ = a.store.Store(ctx, k, st)
+			return true
+		})
+	}
+	a.acc = synod.NewAcceptor(a.id, a.store) // state = what was stored
+	s.tracef("restart %s", a.id)
+	s.checkAllDurable()
+}
+
+func (s *sim) heal() {
+	for p := range s.cut {
+		clear(s.cut[p])
+	}
+	s.tracef("heal")
+}
+
+// finish enters the final phase once every proposer has run its operations:
+// the network heals and calms down, every acceptor restarts, and proposer 0
+// reads every key, so that a lost value shows in the history.
+func (s *sim) finish() {
+	s.final = true
+	s.tracef("final phase")
+	s.heal()
+	for i := range s.accs {
+		s.restart(i)
+	}
+	pp := s.props[0]
+	pp.finalLeft = len(s.keys)
+	s.schedule(1, event{kind: evStart, p: 0})
+}
+
+// event is one scheduled happening.
+type event struct {
+	at    int64
+	seq   uint64
+	kind  evKind
+	p, a  int    // proposer and acceptor index
+	token uint64 // for timers: the proposer's token when set
+
+	prep    synod.PrepareRequest
+	acc     synod.AcceptRequest
+	prepRep synod.PrepareReply
+	accRep  synod.AcceptReply
+}
+
+type evKind uint8
+
+const (
+	evPrepare evKind = iota
+	evAccept
+	evPrepareReply
+	evAcceptReply
+	evStart
+	evTimeout
+	evRetry
+	evChaos
+	evRestart
+	evHeal
+)
+
+func (ev event) describe() string {
+	switch ev.kind {
+	case evPrepare:
+		return fmt.Sprintf("p%d→a%d prepare %s %v", ev.p, ev.a, ev.prep.Key, ev.prep.Ballot)
+	case evAccept:
+		return fmt.Sprintf("p%d→a%d accept %s %v %q next %v", ev.p, ev.a, ev.acc.Key, ev.acc.Ballot, ev.acc.Value, ev.acc.Next)
+	case evPrepareReply:
+		r := ev.prepRep
+		if r.OK {
+			return fmt.Sprintf("a%d→p%d promise %s %v accepted %v %q", ev.a, ev.p, r.Key, r.Ballot, r.Accepted, r.Value)
+		}
+		return fmt.Sprintf("a%d→p%d prepare refused %s %v seen %v", ev.a, ev.p, r.Key, r.Ballot, r.Seen)
+	case evAcceptReply:
+		r := ev.accRep
+		if r.OK {
+			return fmt.Sprintf("a%d→p%d accepted %s %v", ev.a, ev.p, r.Key, r.Ballot)
+		}
+		return fmt.Sprintf("a%d→p%d accept refused %s %v seen %v", ev.a, ev.p, r.Key, r.Ballot, r.Seen)
+	}
+	return fmt.Sprintf("event %d", ev.kind)
+}
+
+// eventQueue is a binary min-heap of events by (at, seq).
+type eventQueue struct{ h []event }
+
+func (q *eventQueue) Len() int { return len(q.h) }
+
+func (q *eventQueue) less(i, j int) bool {
+	if q.h[i].at != q.h[j].at {
+		return q.h[i].at < q.h[j].at
+	}
+	return q.h[i].seq < q.h[j].seq
+}
+
+func (q *eventQueue) push(ev event) {
+	q.h = append(q.h, ev)
+	for i := len(q.h) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if !q.less(i, parent) {
+			break
+		}
+		q.h[i], q.h[parent] = q.h[parent], q.h[i]
+		i = parent
+	}
+}
+
+func (q *eventQueue) pop() event {
+	top := q.h[0]
+	last := len(q.h) - 1
+	q.h[0] = q.h[last]
+	q.h = q.h[:last]
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < last && q.less(l, m) {
+			m = l
+		}
+		if r < last && q.less(r, m) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		q.h[i], q.h[m] = q.h[m], q.h[i]
+		i = m
+	}
+	return top
+}

@@ -1,0 +1,221 @@
+package synodtest
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/anishathalye/porcupine"
+
+	"github.com/protosynod/protosynod/synod"
+)
+
+// simProposer drives one production synod.Proposer the way synod.Client does,
+// with logical timers instead of contexts: a phase without a quorum within
+// PhaseTimeout steps is retried after a backoff, and an operation still running
+// at its deadline is abandoned.
+type simProposer struct {
+	idx       int
+	p         *synod.Proposer
+	pr        *synod.Proposal // nil between operations
+	in        RegisterInput
+	call      int64
+	deadline  int64
+	token     uint64 // invalidates timers set for an earlier phase
+	seen      map[string]string
+	opsLeft   int
+	finalLeft int
+	made      int  // values made, for unique values
+	abandoned bool // the operation reached its deadline
+}
+
+func (s *sim) startOp(pp *simProposer) {
+	if pp.pr != nil {
+		return
+	}
+	var f synod.ChangeFunc
+	switch {
+	case pp.finalLeft > 0:
+		pp.in = RegisterInput{Kind: OpRead, Key: s.keys[len(s.keys)-pp.finalLeft]}
+		pp.deadline = s.now + 4*s.cfg.OpTimeout
+	case pp.opsLeft > 0:
+		key := s.keys[s.rng.IntN(len(s.keys))]
+		pp.made++
+		val := fmt.Sprintf("p%d.%d", pp.idx, pp.made)
+		switch r := s.rng.IntN(10); {
+		case r < 3:
+			pp.in = RegisterInput{Kind: OpRead, Key: key}
+		case r < 5:
+			pp.in = RegisterInput{Kind: OpWrite, Key: key, Arg: val}
+		case r < 8:
+			pp.in = RegisterInput{Kind: OpCAS, Key: key, Arg: val, Old: pp.seen[key]}
+		default:
+			pp.in = RegisterInput{Kind: OpAppend, Key: key, Arg: "[" + val + "]"}
+		}
+		pp.deadline = s.now + s.cfg.OpTimeout
+	default:
+		return
+	}
+	f = changeFunc(pp.in)
+	pp.call, pp.abandoned = s.now, false
+	pp.pr = pp.p.Begin(pp.in.Key, f)
+	s.tracef("p%d begin %s at %v (%s)", pp.idx, describeInput(pp.in), pp.pr.Ballot(), pp.pr.Status())
+	s.drive(pp)
+}
+
+func changeFunc(in RegisterInput) synod.ChangeFunc {
+	switch in.Kind {
+	case OpWrite:
+		return func([]byte) ([]byte, error) { return []byte(in.Arg), nil }
+	case OpCAS:
+		return func(cur []byte) ([]byte, error) {
+			if string(cur) != in.Old {
+				return nil, errCASMismatch
+			}
+			return []byte(in.Arg), nil
+		}
+	case OpAppend:
+		return func(cur []byte) ([]byte, error) {
+			return append(append([]byte(nil), cur...), in.Arg...), nil
+		}
+	}
+	return nil // a read
+}
+
+func describeInput(in RegisterInput) string {
+	switch in.Kind {
+	case OpRead:
+		return fmt.Sprintf("read(%s)", in.Key)
+	case OpWrite, OpAppend:
+		return fmt.Sprintf("%s(%s, %q)", in.Kind, in.Key, in.Arg)
+	}
+	return fmt.Sprintf("cas(%s, %q, %q)", in.Key, in.Old, in.Arg)
+}
+
+// drive advances pp's proposal until it waits for the network or a timer.
+func (s *sim) drive(pp *simProposer) {
+	for {
+		pr := pp.pr
+		switch pr.Status() {
+		case synod.StatusApply:
+			pr.Apply()
+		case synod.StatusPreparing, synod.StatusAccepting:
+			pp.token++
+			req := pr.Request()
+			for a := range s.accs {
+				if req.Prepare != nil {
+					s.send(event{kind: evPrepare, p: pp.idx, a: a, prep: *req.Prepare})
+				} else {
+					s.send(event{kind: evAccept, p: pp.idx, a: a, acc: *req.Accept})
+				}
+			}
+			s.schedule(min(s.cfg.PhaseTimeout, pp.deadline-s.now), event{kind: evTimeout, p: pp.idx, token: pp.token})
+			return
+		case synod.StatusRefused:
+			if s.now >= pp.deadline {
+				pr.Abandon()
+				pp.abandoned = true
+				continue
+			}
+			s.backoff(pp)
+			return
+		case synod.StatusDone:
+			pp.p.Complete(pr)
+			s.finishOp(pp)
+			return
+		}
+	}
+}
+
+// backoff waits a jittered, exponentially growing number of steps (capped at
+// the deadline) before the next attempt.
+func (s *sim) backoff(pp *simProposer) {
+	pp.token++
+	hi := min(int64(1)<<min(pp.pr.Attempts(), 20), s.cfg.PhaseTimeout)
+	d := min(1+s.rng.Int64N(hi), pp.deadline-s.now)
+	s.tracef("p%d backoff %d after attempt %d (%s)", pp.idx, d, pp.pr.Attempts(), pp.pr.Status())
+	s.schedule(d, event{kind: evRetry, p: pp.idx, token: pp.token})
+}
+
+func (s *sim) onTimeout(pp *simProposer, token uint64) {
+	if pp.pr == nil || token != pp.token {
+		return
+	}
+	s.tracef("p%d phase timeout (%s)", pp.idx, pp.pr.Status())
+	if s.now >= pp.deadline {
+		pp.pr.Abandon()
+		pp.abandoned = true
+		s.drive(pp)
+		return
+	}
+	s.backoff(pp)
+}
+
+func (s *sim) onRetry(pp *simProposer, token uint64) {
+	if pp.pr == nil || token != pp.token {
+		return
+	}
+	if s.now >= pp.deadline {
+		pp.pr.Abandon()
+		pp.abandoned = true
+	} else {
+		pp.pr.Retry(pp.p)
+		s.tracef("p%d retry at %v", pp.idx, pp.pr.Ballot())
+	}
+	s.drive(pp)
+}
+
+// finishOp records the finished operation in the history and schedules the
+// proposer's next one.
+func (s *sim) finishOp(pp *simProposer) {
+	v, err := pp.pr.Result()
+	in := pp.in
+	op := porcupine.Operation{ClientId: pp.idx, Input: in, Call: pp.call, Return: s.now}
+	s.tracef("p%d done %s at %v: %q, %v", pp.idx, describeInput(in), pp.pr.Ballot(), v, err)
+	record := true
+	switch {
+	case err == nil || (in.Kind == OpCAS && errors.Is(err, errCASMismatch)):
+		op.Output = RegisterOutput{Value: string(v), OK: err == nil}
+		pp.seen[in.Key] = string(v)
+		s.res.Committed++
+		if b := pp.pr.Ballot(); s.acked[in.Key].Less(b) {
+			s.acked[in.Key] = b
+		}
+		s.checkDurable(in.Key)
+	case errors.Is(err, synod.ErrIndeterminate):
+		if in.Kind == OpRead {
+			s.violation("p%d: read of %s indeterminate", pp.idx, in.Key)
+		}
+		op.Output = RegisterOutput{Unknown: true}
+		op.Return = IndeterminateReturn
+		s.res.Indeterminate++
+	case errors.Is(err, synod.ErrConflict) || errors.Is(err, synod.ErrUnavailable):
+		// Definitely not applied: leave it out of the history.
+		record = false
+		s.res.NotApplied++
+	default:
+		s.violation("p%d: %s: unexpected error %v", pp.idx, describeInput(in), err)
+		record = false
+	}
+	if pp.finalLeft > 0 && !(err == nil) {
+		s.violation("p%d: final read of %s failed: %v", pp.idx, in.Key, err)
+	}
+	if record {
+		s.res.History = append(s.res.History, op)
+	}
+	if pp.abandoned {
+		s.res.TimedOut++
+	}
+	pp.pr = nil
+	switch {
+	case pp.finalLeft > 0:
+		if pp.finalLeft--; pp.finalLeft > 0 {
+			s.schedule(1, event{kind: evStart, p: pp.idx})
+		}
+	case pp.opsLeft > 0:
+		if pp.opsLeft--; pp.opsLeft > 0 {
+			s.schedule(s.rng.Int64N(2*s.cfg.MaxDelay+1), event{kind: evStart, p: pp.idx})
+		} else if s.running--; s.running == 0 {
+			s.finish()
+		}
+	}
+}
