@@ -31,7 +31,7 @@ type envConfig struct {
 	acceptors   int
 	// acceptorURL returns the -nats flag of acceptor i; nil means server
 	// i % natsServers only (it discovers the others from the server).
-	acceptorURL func(i int) string
+	acceptorURL func(c *harness.NATSCluster, i int) string
 	// acceptorArgs are extra synod-acceptor flags.
 	acceptorArgs []string
 	natsOpts     []harness.NATSOption
@@ -63,7 +63,7 @@ func startEnv(t *testing.T, c envConfig) *env {
 		e.cfg.Acceptors = append(e.cfg.Acceptors, id)
 		url := e.nats.ClientURL(i % c.natsServers)
 		if c.acceptorURL != nil {
-			url = c.acceptorURL(i)
+			url = c.acceptorURL(e.nats, i)
 		}
 		args := append([]string{
 			"-id", id, "-cluster", clusterName,

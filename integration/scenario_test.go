@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/protosynod/protosynod/integration/harness"
 )
 
@@ -38,6 +40,8 @@ type scenario struct {
 	// proposerURL returns the -nats URL of proposer i; nil means every
 	// server, starting with server i.
 	proposerURL func(r *run, i int) string
+	// proposerOpts are extra connection options of every proposer.
+	proposerOpts []nats.Option
 	// setup runs after the env started and before the proposers connect.
 	setup func(t *testing.T, r *run)
 	// child starts a proposer in a separate process for the scenario.
@@ -75,7 +79,7 @@ func runScenario(t *testing.T, sc scenario, seed int64) *harness.Result {
 		if sc.proposerURL != nil {
 			url = sc.proposerURL(r, i)
 		}
-		props = append(props, e.newProposer(t, fmt.Sprintf("p%d", i), url, seed+int64(i)))
+		props = append(props, e.newProposer(t, fmt.Sprintf("p%d", i), url, seed+int64(i), sc.proposerOpts...))
 	}
 	var ch *childRun
 	if sc.child {
