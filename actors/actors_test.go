@@ -141,29 +141,36 @@ func TestTwoActivationsOfOneKey(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var (
-		wg      sync.WaitGroup
-		mu      sync.Mutex
-		acks    int64
-		retried int
+		wg            sync.WaitGroup
+		mu            sync.Mutex
+		acks          int64
+		indeterminate int // attempts that ended with an unknown outcome
+		notApplied    int // attempts that ended unapplied (conflict, unavailable)
 	)
 	for s := range senders {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range each {
-				to := targets[(s+i)%2]
 				id := fmt.Sprintf("s%d-%d", s, i)
 				var err error
+				// Retry with the same ID, alternating activations, until the
+				// outcome is known.
 				for attempt := 0; ; attempt++ {
-					// Alternate activations between attempts too.
-					if _, err = add(ctx, targets[(s+i+attempt)%2], 1, actors.WithRequestID(id)); err == nil || !isIndeterminate(err) && !errors.Is(err, synod.ErrConflict) && !errors.Is(err, synod.ErrUnavailable) {
+					_, err = add(ctx, targets[(s+i+attempt)%2], 1, actors.WithRequestID(id))
+					unknown := isIndeterminate(err)
+					unapplied := errors.Is(err, synod.ErrConflict) || errors.Is(err, synod.ErrUnavailable)
+					if !unknown && !unapplied {
 						break
 					}
 					mu.Lock()
-					retried++
+					if unknown {
+						indeterminate++
+					} else {
+						notApplied++
+					}
 					mu.Unlock()
 				}
-				_ = to
 				if err != nil {
 					t.Errorf("increment %s: %v", id, err)
 					return
@@ -179,7 +186,8 @@ func TestTwoActivationsOfOneKey(t *testing.T) {
 	lt.p = 0
 	lt.mu.Unlock()
 	got := balance(t, targets[0])
-	t.Logf("acks %d, retries %d, rounds %d+%d", acks, retried, counts[0].changes.Load(), counts[1].changes.Load())
+	t.Logf("acks %d; retries after %d indeterminate and %d unapplied attempts; rounds %d+%d",
+		acks, indeterminate, notApplied, counts[0].changes.Load(), counts[1].changes.Load())
 	if got != acks || acks != senders*each {
 		t.Fatalf("balance = %d, acknowledged increments = %d, sent %d", got, acks, senders*each)
 	}
