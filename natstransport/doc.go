@@ -60,6 +60,9 @@
 // PrepareAt and AcceptAt return them as *RemoteError, which errors.Is matches
 // against the sentinel of its code.
 //
+// It needs NATS server 2.2 or later: micro error replies use message headers,
+// and Serve's probe relies on the server's "no responders" answer.
+//
 // # Safety
 //
 // The acceptor persists (synod.Storage.Store returns only once durable)
