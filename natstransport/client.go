@@ -165,17 +165,18 @@ func (t *Transport) Accept(ctx context.Context, to []string, req synod.AcceptReq
 }
 
 // checkRequest applies the limits an acceptor would, so that a request it
-// would refuse is not sent.
+// would refuse is not sent. Its errors match synod.ErrInvalidRequest too: the
+// request can never succeed.
 func (t *Transport) checkRequest(key string, b synod.Ballot, validation error, value []byte) error {
 	switch {
 	case validation != nil:
 		return validation
 	case len(key) > MaxKeySize:
-		return fmt.Errorf("%w: key of %d bytes, limit %d", ErrTooLarge, len(key), MaxKeySize)
+		return fmt.Errorf("%w (%w): key of %d bytes, limit %d", ErrTooLarge, synod.ErrInvalidRequest, len(key), MaxKeySize)
 	case len(b.Proposer) > MaxIDSize:
-		return fmt.Errorf("%w: proposer ID of %d bytes, limit %d", ErrTooLarge, len(b.Proposer), MaxIDSize)
+		return fmt.Errorf("%w (%w): proposer ID of %d bytes, limit %d", ErrTooLarge, synod.ErrInvalidRequest, len(b.Proposer), MaxIDSize)
 	case len(value) > t.opts.limits.maxValue():
-		return fmt.Errorf("%w: %q: value of %d bytes, limit %d", ErrTooLarge, key, len(value), t.opts.limits.maxValue())
+		return fmt.Errorf("%w (%w): %q: value of %d bytes, limit %d", ErrTooLarge, synod.ErrInvalidRequest, key, len(value), t.opts.limits.maxValue())
 	}
 	return nil
 }

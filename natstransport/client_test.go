@@ -197,8 +197,8 @@ func TestTransportRefusesBeforeSending(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := tr.Accept(ctx, []string{"a0"}, tt.req, ch); !errors.Is(err, tt.want) {
-				t.Errorf("got %v, want %v", err, tt.want)
+			if err := tr.Accept(ctx, []string{"a0"}, tt.req, ch); !errors.Is(err, tt.want) || !errors.Is(err, synod.ErrInvalidRequest) {
+				t.Errorf("got %v, want %v and synod.ErrInvalidRequest", err, tt.want)
 			}
 		})
 	}
