@@ -46,6 +46,10 @@ type scenario struct {
 	setup func(t *testing.T, r *run)
 	// child starts a proposer in a separate process for the scenario.
 	child bool
+	// unsafe marks a scenario that is expected to break safety (acceptors
+	// that lose acknowledged writes): its history is analyzed and added to
+	// the summary, and the caller judges the result; nothing fails here.
+	unsafe bool
 }
 
 // run is the state of one running scenario, for the fault functions.
@@ -129,6 +133,12 @@ func runScenario(t *testing.T, sc scenario, seed int64) *harness.Result {
 	t.Logf("final reads done after %v", time.Since(began).Round(time.Millisecond))
 	logErrors(t, r.rec)
 	logs := append(e.logs(), r.extra...)
+	if sc.unsafe {
+		res := r.rec.Analyze(checkTimeout)
+		t.Logf("history of %d operations: %v", len(r.rec.Ops()), res)
+		suite.Summary.Add(res.Row(t.Name() + " (unsafe, must fail)"))
+		return res
+	}
 	return r.rec.Check(t, checkTimeout, harness.WithLogs(logs...), harness.WithSummary(suite.Summary, t.Name()))
 }
 
