@@ -80,8 +80,11 @@
 //     Proposals; a Proposer is not safe for concurrent use. A Client is.
 //  7. Give the Client a Transport that delivers each request to an acceptor at
 //     most once; it may drop, delay and reorder requests, and drop, delay,
-//     duplicate and reorder replies. (A refusal is taken to be the acceptor's
-//     answer to the request's only delivery; see Proposal.Unsettled.)
+//     duplicate and reorder replies. An acceptor answers a duplicate request
+//     idempotently, but one that arrives after the acceptor accepted a higher
+//     ballot is refused, and a proposal that hears only refusals for its accept
+//     takes its value to be nowhere (see Proposal.Unsettled), which would be
+//     wrong if an earlier delivery had been accepted.
 //
 // # What it does not do
 //

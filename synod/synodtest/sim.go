@@ -50,7 +50,9 @@ type SimConfig struct {
 	TwoPhase      bool
 
 	// Network faults. Drop and Duplicate are per-message probabilities;
-	// DuplicateRequests also lets requests (not only replies) arrive twice.
+	// DuplicateRequests also lets requests (not only replies) arrive twice,
+	// which goes beyond what synod asks of a Transport (see the package doc of
+	// synod, duty 7) to exercise the acceptors' handling of duplicates.
 	Drop              float64
 	Duplicate         float64
 	DuplicateRequests bool
