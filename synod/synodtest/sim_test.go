@@ -24,7 +24,7 @@ import (
 //	SYNOD_SEEDS=<n>      run n seeds instead of the default
 //	SYNOD_SEED_BASE=<n>  start the seed range at n instead of 1
 const (
-	defaultSeeds = 500
+	defaultSeeds = 1000
 	raceSeeds    = 100 // -race and -short runs
 	checkTimeout = time.Minute
 )
