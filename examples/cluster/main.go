@@ -53,10 +53,10 @@ func main() {
 var errUsage = errors.New("usage")
 
 type flags struct {
-	role, natsURL, id, data, host, acceptors, cluster string
-	seed                                              uint64
-	members                                           int
-	verbose                                           bool
+	role, natsURL, id, data, host, acceptors, cluster, show string
+	seed                                                    uint64
+	members                                                 int
+	verbose                                                 bool
 }
 
 func parse(args []string, stderr io.Writer) (flags, error) {
@@ -71,6 +71,7 @@ func parse(args []string, stderr io.Writer) (flags, error) {
 	fs.StringVar(&f.acceptors, "acceptors", "a1,a2,a3", "acceptor IDs, comma-separated")
 	fs.StringVar(&f.cluster, "cluster", "example", "cluster name (NATS subjects synod.NAME.* and protoactor.NAME.*)")
 	fs.Uint64Var(&f.seed, "seed", 0, "seed of the traffic and backoff (0: random, printed)")
+	fs.StringVar(&f.show, "show", "", "-role client: instead of running the scenario, show the grains of this earlier run ID")
 	fs.IntVar(&f.members, "members", 1, "-role client: wait until this many members have joined")
 	fs.BoolVar(&f.verbose, "v", false, "log the nodes' messages to stderr")
 	if err := fs.Parse(args); err != nil {
@@ -145,7 +146,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := waitMembers(ctx, c, f.members); err != nil {
 			return err
 		}
-		_, err = scenario.Run(ctx, scenario.Env{Client: c, Out: stdout, Seed: f.seed})
+		env := scenario.Env{Client: c, Out: stdout, Seed: f.seed, RunID: f.show}
+		if f.show != "" {
+			return scenario.Show(ctx, env)
+		}
+		_, err = scenario.Run(ctx, env)
 		return err
 	}
 	return runAll(ctx, f, cfg, stdout)

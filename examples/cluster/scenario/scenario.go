@@ -324,3 +324,38 @@ func (r *runner) readBalance(ctx context.Context, g grain) (*Balance, error) {
 func (r *runner) newRand(stream uint64) *rand.Rand {
 	return rand.New(rand.NewPCG(r.env.Seed, stream))
 }
+
+// Show prints the state of the grains of run env.RunID (the run ID that
+// Run printed) and the member that hosts each now, activating them where
+// needed: after a member crashed, its grains answer from another member
+// with the state they had.
+func Show(ctx context.Context, env Env) error {
+	if env.Client == nil || env.RunID == "" {
+		return fmt.Errorf("%w: Show needs a client node and a run ID", ErrInvalidConfig)
+	}
+	if env.Out == nil {
+		env.Out = io.Discard
+	}
+	if env.Start.IsZero() {
+		env.Start = time.Now()
+	}
+	r := &runner{env: env, n: &narrator{w: env.Out, start: env.Start}}
+	r.n.say("grains of run %s, as the cluster (%d members) serves them now:", env.RunID, env.Client.Members())
+	var rows [][]string
+	for _, g := range accounts() {
+		t := time.Now()
+		st, err := r.readBalance(ctx, g)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", g, err)
+		}
+		rows = append(rows, []string{g.String(), fmt.Sprintf("balance %d after %d operations", st.Balance, st.Operations), r.host(g), ms(time.Since(t))})
+	}
+	t := time.Now()
+	st, err := r.readLaunch(ctx)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", missileGrain, err)
+	}
+	rows = append(rows, []string{missileGrain.String(), describeLaunch(st), r.host(missileGrain), ms(time.Since(t))})
+	r.n.table([]string{"grain", "state", "host", "took"}, rows)
+	return nil
+}
