@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/protosynod/protosynod/integration/harness"
 )
 
@@ -23,6 +25,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
 		os.Exit(childMain())
 	}
+	// toxiproxy's bandwidth toxic logs trace lines through zerolog's global
+	// logger when it is removed; this test binary does not want them.
+	zerolog.SetGlobalLevel(zerolog.InfoLevel)
 	os.Exit(suite.Run(m))
 }
 

@@ -93,13 +93,13 @@ func runScenario(t *testing.T, sc scenario, seed int64) *harness.Result {
 	r.w.start(ctx)
 	defer r.w.stop()
 
-	rounds := 1
+	rounds := 2
 	if soak() {
-		rounds = 4
+		rounds = 6
 	}
 	for round := range rounds {
 		t0 := time.Now()
-		if err := r.w.waitOK(ctx, 60); err != nil {
+		if err := r.w.waitOK(ctx, 150); err != nil {
 			t.Fatalf("warm-up before fault %d: %v", round, err)
 		}
 		end := r.rec.Annotate("nemesis", sc.name)
@@ -120,10 +120,10 @@ func runScenario(t *testing.T, sc scenario, seed int64) *harness.Result {
 		r.rec.Annotate("nemesis", "healed")
 		r.w.verifyResume(ctx, t, resumeBound)
 		t0 = time.Now()
-		if err := r.w.waitOK(ctx, 100); err != nil {
+		if err := r.w.waitOK(ctx, 200); err != nil {
 			t.Errorf("load after healing: %v", err)
 		}
-		t.Logf("100 operations after healing took %v", time.Since(t0).Round(time.Millisecond))
+		t.Logf("200 operations after healing took %v", time.Since(t0).Round(time.Millisecond))
 	}
 	r.w.stop()
 	if ch != nil {
