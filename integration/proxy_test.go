@@ -96,14 +96,16 @@ func TestNetworkFaults(t *testing.T) {
 		}},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			p := &proxied{acceptors: acceptors}
-			sc := scenario{
-				name: "proxy-" + c.name, env: p.envConfig(t), hold: c.hold, fault: c.f(p),
-				proposerURL:  p.proposerURL,
-				proposerOpts: []nats.Option{nats.IgnoreDiscoveredServers()},
-			}
-			runScenario(t, sc, scenarioSeed(t, base))
-		})
+		for s := range seeds() {
+			t.Run(c.name, func(t *testing.T) {
+				p := &proxied{acceptors: acceptors}
+				sc := scenario{
+					name: "proxy-" + c.name, env: p.envConfig(t), hold: c.hold, fault: c.f(p),
+					proposerURL:  p.proposerURL,
+					proposerOpts: []nats.Option{nats.IgnoreDiscoveredServers()},
+				}
+				runScenario(t, sc, scenarioSeed(t, base+int64(s)))
+			})
+		}
 	}
 }

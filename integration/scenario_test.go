@@ -2,9 +2,12 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -54,12 +57,15 @@ type scenario struct {
 
 // run is the state of one running scenario, for the fault functions.
 type run struct {
-	t       *testing.T
-	env     *env
-	w       *workload
-	rec     *harness.Recorder
-	proxies []*harness.Proxy // set up by scenario.setup
-	extra   []harness.LogSource
+	t     *testing.T
+	env   *env
+	w     *workload
+	rec   *harness.Recorder
+	extra []harness.LogSource
+
+	// kill-nats-server: the server killed, the acceptor connected to it and
+	// how many reconnects it had logged before.
+	killed, victim, reconnects int
 }
 
 // proposers is how many proposer connections a scenario uses, one per
@@ -230,37 +236,113 @@ func TestFaults(t *testing.T) {
 			},
 		},
 		{
-			// Acceptor a0 and proposer p0 both connect to server 0 first;
-			// with it dead they must fail over to the others.
+			// Kill the server that proposer p0 and an acceptor are connected
+			// to (at first server 0, which p0 and a0 connect to first);
+			// both must fail over to the others.
 			name: "kill-nats-server", env: natsEnv(3), hold: time.Second,
-			fault: fault{
-				inject: func(_ context.Context, r *run) error { return r.env.nats.Server(0).Kill() },
-				during: failedOver,
-				heal: func(ctx context.Context, r *run) error {
-					if err := r.env.nats.Server(0).Restart(); err != nil {
-						return err
-					}
-					return r.env.nats.WaitReady(ctx)
-				},
-			},
+			fault: fault{inject: killProposersServer, during: failedOver, heal: restartKilledServer},
 		},
 	}
 	for _, sc := range scenarios {
-		t.Run(sc.name, func(t *testing.T) {
-			runScenario(t, sc, scenarioSeed(t, base))
-		})
+		for s := range seeds() {
+			t.Run(sc.name, func(t *testing.T) {
+				runScenario(t, sc, scenarioSeed(t, base+int64(s)))
+			})
+		}
 	}
 }
 
-// failedOver checks, while server 0 is dead, that acceptor a0 reconnected
-// to another server and that proposer p0 (which preferred server 0) moved to
-// another server and completes changes.
+// seeds is how many seeds each scenario runs with: one, or three with
+// PROTOSYNOD_SOAK.
+func seeds() int {
+	if soak() {
+		return 3
+	}
+	return 1
+}
+
+// killProposersServer kills the NATS server proposer p0 is connected to,
+// after finding an acceptor connected to it (in the server's /connz).
+func killProposersServer(ctx context.Context, r *run) error {
+	url := r.w.props[0].nc.ConnectedUrl()
+	r.killed, r.victim = -1, -1
+	for i := range r.env.nats.Size() {
+		if r.env.nats.ClientURL(i) == url {
+			r.killed = i
+		}
+	}
+	if r.killed < 0 {
+		return fmt.Errorf("proposer p0 is connected to %q, not to a server of the cluster", url)
+	}
+	names, err := connectionNames(ctx, r.env.nats.MonitorURL(r.killed))
+	if err != nil {
+		return err
+	}
+	for i := range r.env.acceptors {
+		if names[fmt.Sprintf("synod-acceptor-%s-a%d", clusterName, i)] {
+			r.victim = i
+			r.reconnects = strings.Count(r.env.acceptors[i].Tail(), reconnectedLine)
+			break
+		}
+	}
+	if r.victim < 0 {
+		return fmt.Errorf("no acceptor is connected to server %d (connections %v)", r.killed, names)
+	}
+	r.t.Logf("killing nats server %d, which serves proposer p0 and acceptor a%d", r.killed, r.victim)
+	return r.env.nats.Server(r.killed).Kill()
+}
+
+// reconnectedLine is what synod-acceptor logs after a NATS reconnect.
+const reconnectedLine = "nats: reconnected"
+
+// restartKilledServer restarts the server killProposersServer killed.
+func restartKilledServer(ctx context.Context, r *run) error {
+	if err := r.env.nats.Server(r.killed).Restart(); err != nil {
+		return err
+	}
+	return r.env.nats.WaitReady(ctx)
+}
+
+// connectionNames returns the names of the client connections of the
+// server whose monitoring endpoint is monitorURL.
+func connectionNames(ctx context.Context, monitorURL string) (map[string]bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, monitorURL+"/connz?limit=4096", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("connz: %w", err)
+	}
+	defer resp.Body.Close()
+	var connz struct {
+		Connections []struct {
+			Name string `json:"name"`
+		} `json:"connections"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&connz); err != nil {
+		return nil, fmt.Errorf("connz: %w", err)
+	}
+	names := map[string]bool{}
+	for _, c := range connz.Connections {
+		names[c.Name] = true
+	}
+	return names, nil
+}
+
+// failedOver checks, while the server killed by killProposersServer is
+// dead, that its acceptor reconnected to another server and that proposer
+// p0 moved to another server and completes changes.
 func failedOver(ctx context.Context, r *run) error {
-	dead := r.env.nats.ClientURL(0)
+	dead := r.env.nats.ClientURL(r.killed)
 	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	if err := r.env.acceptors[0].WaitOutput(wctx, "nats: reconnected"); err != nil {
-		return fmt.Errorf("acceptor a0 did not fail over: %w", err)
+	acc := r.env.acceptors[r.victim]
+	for strings.Count(acc.Tail(), reconnectedLine) <= r.reconnects {
+		if wctx.Err() != nil {
+			return fmt.Errorf("acceptor a%d did not fail over from server %d", r.victim, r.killed)
+		}
+		sleep(wctx, 20*time.Millisecond)
 	}
 	p := r.w.props[0]
 	for p.nc.ConnectedUrl() == dead || !p.nc.IsConnected() {
@@ -269,7 +351,7 @@ func failedOver(ctx context.Context, r *run) error {
 		}
 		sleep(wctx, 20*time.Millisecond)
 	}
-	r.t.Logf("failed over: a0 reconnected, p0 now on %s", p.nc.ConnectedUrl())
+	r.t.Logf("failed over: a%d reconnected, p0 now on %s", r.victim, p.nc.ConnectedUrl())
 	r.w.verifyResume(wctx, r.t, 10*time.Second)
 	return nil
 }

@@ -265,7 +265,7 @@ func (w *workload) verifyResume(ctx context.Context, t *testing.T, bound time.Du
 		})
 	}
 	wg.Wait()
-	t.Logf("every proposer completed a write %v after healing", longest.Round(time.Millisecond))
+	t.Logf("every proposer completed a write within %v", longest.Round(time.Millisecond))
 	return longest
 }
 
