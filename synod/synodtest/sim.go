@@ -70,6 +70,10 @@ type SimConfig struct {
 	Crash      float64
 	Downtime   int64 // default 5*PhaseTimeout
 	Partition  float64
+	// ProposerCrash is the probability per chaos tick that a proposer crashes
+	// and restarts at once as a new process (a fresh ID nonce, counter and
+	// cache), abandoning its operation in flight.
+	ProposerCrash float64
 
 	Fault Fault
 	Trace io.Writer // every event, when not nil
@@ -100,6 +104,7 @@ func RandomSimConfig(seed uint64) SimConfig {
 	c.Crash = []float64{0, 0.05, 0.2}[r.IntN(3)]
 	c.Partition = []float64{0, 0.05, 0.2}[r.IntN(3)]
 	c.DuplicateRequests = r.IntN(2) == 0
+	c.ProposerCrash = []float64{0, 0, 0.02, 0.1}[r.IntN(4)]
 	return c
 }
 
@@ -132,11 +137,12 @@ type SimResult struct {
 	Events  int
 	History []porcupine.Operation
 
-	Committed     int // operations that returned a result, final reads included
-	Indeterminate int // operations that returned ErrIndeterminate
-	NotApplied    int // operations that returned ErrConflict or ErrUnavailable
-	Pruned        int // indeterminate operations never observed (see PruneUnobserved)
-	TimedOut      int // operations abandoned at their deadline, whatever their outcome
+	Committed       int // operations that returned a result, final reads included
+	Indeterminate   int // operations that returned ErrIndeterminate
+	NotApplied      int // operations that returned ErrConflict or ErrUnavailable
+	Pruned          int // indeterminate operations never observed (see PruneUnobserved)
+	TimedOut        int // operations abandoned at their deadline, whatever their outcome
+	ProposerCrashes int
 
 	// Check is porcupine's verdict on History against RegisterModel.
 	Check porcupine.CheckResult
@@ -233,7 +239,7 @@ func newSim(cfg SimConfig) *sim {
 		if err != nil {
 			panic(fmt.Sprintf("synodtest: simulation config: %v", err)) // a bug in this file, not input
 		}
-		s.props = append(s.props, &simProposer{idx: i, p: p, seen: make(map[string]string), opsLeft: cfg.Ops})
+		s.props = append(s.props, &simProposer{idx: i, p: p, opts: popts, seen: make(map[string]string), opsLeft: cfg.Ops})
 		s.cut = append(s.cut, make([]bool, cfg.Acceptors))
 	}
 	return s
@@ -445,6 +451,9 @@ func (s *sim) chaos() {
 			s.tracef("cut p%d-a%d", p, a)
 		}
 		s.schedule(s.cfg.PhaseTimeout+s.rng.Int64N(6*s.cfg.PhaseTimeout), event{kind: evHeal})
+	}
+	if s.rng.Float64() < s.cfg.ProposerCrash {
+		s.crashProposer(s.props[s.rng.IntN(len(s.props))])
 	}
 	s.schedule(s.cfg.ChaosEvery, event{kind: evChaos})
 }

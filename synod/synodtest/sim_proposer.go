@@ -16,6 +16,7 @@ import (
 type simProposer struct {
 	idx       int
 	p         *synod.Proposer
+	opts      []synod.ProposerOption
 	pr        *synod.Proposal // nil between operations
 	in        RegisterInput
 	call      int64
@@ -206,6 +207,11 @@ func (s *sim) finishOp(pp *simProposer) {
 		s.res.TimedOut++
 	}
 	pp.pr = nil
+	s.nextOp(pp, s.rng.Int64N(2*s.cfg.MaxDelay+1))
+}
+
+// nextOp counts the operation just ended and starts the next one after delay.
+func (s *sim) nextOp(pp *simProposer, delay int64) {
 	switch {
 	case pp.finalLeft > 0:
 		if pp.finalLeft--; pp.finalLeft > 0 {
@@ -213,9 +219,38 @@ func (s *sim) finishOp(pp *simProposer) {
 		}
 	case pp.opsLeft > 0:
 		if pp.opsLeft--; pp.opsLeft > 0 {
-			s.schedule(s.rng.Int64N(2*s.cfg.MaxDelay+1), event{kind: evStart, p: pp.idx})
+			s.schedule(delay, event{kind: evStart, p: pp.idx})
 		} else if s.running--; s.running == 0 {
 			s.finish()
 		}
 	}
+}
+
+// crashProposer restarts pp as a new process: a new Proposer with a fresh
+// nonce in its ID and a counter back at zero, no fast-path entries, and its
+// operation in flight cut short. That operation's messages stay on the
+// network, so it may still take effect: it is recorded as indeterminate (a
+// read, which changes nothing, is left out).
+func (s *sim) crashProposer(pp *simProposer) {
+	p, err := synod.NewProposer(synod.ProposerID(fmt.Sprintf("p%d", pp.idx), s.rng.Uint64()), s.synCfg, pp.opts...)
+	if err != nil {
+		s.violation("restart p%d: %v", pp.idx, err)
+		return
+	}
+	s.tracef("crash p%d, restart as %s", pp.idx, p.ID())
+	pp.p = p
+	pp.token++ // its timers die with it
+	s.res.ProposerCrashes++
+	if pp.pr == nil {
+		return
+	}
+	if pp.in.Kind != OpRead {
+		s.res.History = append(s.res.History, porcupine.Operation{
+			ClientId: pp.idx, Input: pp.in, Call: pp.call,
+			Output: RegisterOutput{Unknown: true}, Return: IndeterminateReturn,
+		})
+		s.res.Indeterminate++
+	}
+	pp.pr = nil
+	s.nextOp(pp, s.cfg.PhaseTimeout)
 }

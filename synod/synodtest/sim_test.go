@@ -113,7 +113,7 @@ func TestSimLinearizable(t *testing.T) {
 		}
 	}
 	results := runSeeds(first, n, cfg)
-	var ops, committed, indeterminate, pruned, timedOut, notApplied, events int
+	var ops, committed, indeterminate, pruned, timedOut, notApplied, events, crashes int
 	var steps int64
 	for _, r := range results {
 		ops += len(r.History)
@@ -121,6 +121,7 @@ func TestSimLinearizable(t *testing.T) {
 		indeterminate += r.Indeterminate
 		pruned += r.Pruned
 		timedOut += r.TimedOut
+		crashes += r.ProposerCrashes
 		notApplied += r.NotApplied
 		events += r.Events
 		steps += r.Steps
@@ -131,8 +132,8 @@ func TestSimLinearizable(t *testing.T) {
 			report(t, r, fmt.Sprintf("SYNOD_SEED=%d go test ./synod/synodtest -run '^TestSimLinearizable$' -v", r.Config.Seed))
 		}
 	}
-	t.Logf("seeds %d..%d (%d): %d operations in histories (%d committed, %d indeterminate of which %d never observed), %d not applied (conflict/unavailable), %d timed out; %d events, %d logical steps; %v",
-		first, first+n-1, n, ops, committed, indeterminate, pruned, notApplied, timedOut, events, steps, time.Since(start).Round(time.Millisecond))
+	t.Logf("seeds %d..%d (%d): %d operations in histories (%d committed, %d indeterminate of which %d never observed), %d not applied (conflict/unavailable), %d timed out, %d proposer crashes; %d events, %d logical steps; %v",
+		first, first+n-1, n, ops, committed, indeterminate, pruned, notApplied, timedOut, crashes, events, steps, time.Since(start).Round(time.Millisecond))
 	if ops == 0 || committed == 0 {
 		t.Fatalf("the simulation checked nothing")
 	}
