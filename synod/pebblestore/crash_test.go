@@ -144,8 +144,8 @@ func TestCrashAfterEveryStep(t *testing.T) {
 	seed := testSeed(t)
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	steps := 150
-	if testing.Short() {
-		steps = 40
+	if testing.Short() || raceEnabled {
+		steps = 50
 	}
 	ctx := t.Context()
 	keys := []string{"k0", "k1", "k2", "k3", "k4"}
@@ -237,8 +237,8 @@ func (h *history) acked() int {
 func TestCrashDuringConcurrentStores(t *testing.T) {
 	seed := testSeed(t)
 	crashes := 40
-	if testing.Short() {
-		crashes = 10
+	if testing.Short() || raceEnabled {
+		crashes = 12
 	}
 	const workers, keysPerWorker = 8, 3
 	ctx := t.Context()
@@ -259,6 +259,7 @@ func TestCrashDuringConcurrentStores(t *testing.T) {
 		stop   atomic.Bool
 		wg     sync.WaitGroup
 		acks   atomic.Int64
+		acked  = make(chan struct{}, 64) // a token per acknowledged request, dropped when full
 		failed = make(chan error, workers)
 	)
 	for w := range workers {
@@ -286,6 +287,10 @@ func TestCrashDuringConcurrentStores(t *testing.T) {
 					h.mu.Unlock()
 				}
 				acks.Add(1)
+				select {
+				case acked <- struct{}{}:
+				default:
+				}
 			}
 		})
 	}
@@ -293,13 +298,12 @@ func TestCrashDuringConcurrentStores(t *testing.T) {
 
 	rng := rand.New(rand.NewPCG(seed, 0xc0ffee))
 	for c := range crashes {
-		// Let some writes happen between crashes.
-		for start := acks.Load(); acks.Load() < start+int64(5+rng.IntN(20)); {
+		// Let some writes be acknowledged between crashes.
+		for range 5 + rng.IntN(20) {
 			select {
 			case err := <-failed:
 				t.Fatal(err)
-			default:
-				time.Sleep(100 * time.Microsecond)
+			case <-acked:
 			}
 		}
 		before := map[string]int{}
@@ -425,5 +429,29 @@ func TestFailedWALSync(t *testing.T) {
 			t.Errorf("key %q after reopen promised %v, acknowledged %v", k, st.Promised, acked)
 		}
 		t.Logf("key %q after reopen: promised %v", k, st.Promised)
+	}
+}
+
+// TestStoreBatchSurvivesCrash checks that an acknowledged StoreBatch is
+// durable as a whole.
+func TestStoreBatchSurvivesCrash(t *testing.T) {
+	fs := vfs.NewCrashableMem()
+	s := openFS(t, fs)
+	var entries []KeyState
+	for i := range 20 {
+		entries = append(entries, KeyState{Key: fmt.Sprintf("k%02d", i), State: synod.AcceptorState{
+			Promised: synod.Ballot{Counter: uint64(i + 1), Proposer: "p"},
+			Value:    fmt.Appendf(nil, "v%d", i),
+		}})
+	}
+	if err := s.StoreBatch(t.Context(), entries); err != nil {
+		t.Fatal(err)
+	}
+	r := openFS(t, fs.CrashClone(vfs.CrashCloneCfg{}))
+	for _, e := range entries {
+		got, err := r.Load(t.Context(), e.Key)
+		if err != nil || !sameState(got, e.State) {
+			t.Errorf("Load(%q) after crash = %+v, %v; want %+v", e.Key, got, err, e.State)
+		}
 	}
 }
