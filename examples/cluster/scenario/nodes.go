@@ -77,13 +77,29 @@ func (c Config) validate() error {
 	return nil
 }
 
-// connect opens a NATS connection named name that keeps reconnecting.
-func (c Config) connect(name string) (*nats.Conn, error) {
-	nc, err := nats.Connect(c.NATSURL, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
-	if err != nil {
-		return nil, fmt.Errorf("connect %s to %s: %w", name, c.NATSURL, err)
+// connectWait bounds how long a node waits for NATS to come up.
+const connectWait = 30 * time.Second
+
+// connect opens a NATS connection named name that keeps reconnecting. A
+// server that is not up yet (a nats-server started at the same moment) is
+// retried for connectWait or until ctx ends.
+func (c Config) connect(ctx context.Context, name string) (*nats.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, connectWait)
+	defer cancel()
+	for {
+		nc, err := nats.Connect(c.NATSURL, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
+		if err == nil {
+			return nc, nil
+		}
+		if !errors.Is(err, nats.ErrNoServers) {
+			return nil, fmt.Errorf("connect %s to %s: %w", name, c.NATSURL, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("connect %s to %s: %w (%w)", name, c.NATSURL, err, ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
-	return nc, nil
 }
 
 // Acceptor is one running acceptor: its Pebble store, served over NATS.
@@ -106,7 +122,7 @@ func StartAcceptor(ctx context.Context, cfg Config, id, dir string) (*Acceptor, 
 	if err != nil {
 		return nil, err
 	}
-	nc, err := cfg.connect("example-acceptor-" + id)
+	nc, err := cfg.connect(ctx, "example-acceptor-"+id)
 	if err != nil {
 		_ = store.Close()
 		return nil, err
@@ -154,12 +170,12 @@ func StartClient(ctx context.Context, cfg Config, id string) (*Node, error) {
 	return startNode(ctx, cfg, id, true)
 }
 
-func startNode(_ context.Context, cfg Config, id string, client bool) (*Node, error) {
+func startNode(ctx context.Context, cfg Config, id string, client bool) (*Node, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	log := cfg.logger().With("node", id)
-	nc, err := cfg.connect("example-node-" + id)
+	nc, err := cfg.connect(ctx, "example-node-"+id)
 	if err != nil {
 		return nil, err
 	}
