@@ -85,36 +85,35 @@ func startEnv(t *testing.T, c envConfig) *env {
 	return e
 }
 
-// waitServing waits until every given acceptor logs that it serves.
+// waitServing waits until every given acceptor logs that it serves,
+// restarting those that exit first (see restart).
 func (e *env) waitServing(ctx context.Context, procs ...*harness.Proc) error {
-	errs := make([]error, len(procs))
-	var wg sync.WaitGroup
-	for i, p := range procs {
-		wg.Go(func() { errs[i] = p.WaitOutput(ctx, servingLine) })
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return e.serve(ctx, false, procs)
 }
 
 // restart restarts the given acceptors (killing them first if they still
-// run) on their data directories and waits until they serve again. A restart
-// right after a kill can find the old instance's subscription still
-// registered on its server for a moment; synod-acceptor then refuses to start
-// (its duplicate-instance probe), so restart retries.
+// run) on their data directories and waits until they serve again.
 func (e *env) restart(ctx context.Context, procs ...*harness.Proc) error {
+	return e.serve(ctx, true, procs)
+}
+
+// serve (re)starts procs and waits until they serve. synod-acceptor refuses
+// to start when its start-up probe for a second instance gets no answer
+// within 500ms: right after a SIGKILL the old instance's subscription can
+// still be registered on its server, and on a loaded machine a stall can
+// exceed the probe's timeout. Both are transient, so serve restarts an
+// acceptor that exits before serving, until ctx ends.
+func (e *env) serve(ctx context.Context, restart bool, procs []*harness.Proc) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(procs))
 	for i, p := range procs {
 		wg.Go(func() {
-			for {
-				if err := p.Restart(); err != nil {
-					errs[i] = err
-					return
+			for attempt := 0; ; attempt++ {
+				if restart || attempt > 0 {
+					if err := p.Restart(); err != nil {
+						errs[i] = err
+						return
+					}
 				}
 				err := p.WaitOutput(ctx, servingLine)
 				if err == nil || ctx.Err() != nil {
@@ -122,10 +121,7 @@ func (e *env) restart(ctx context.Context, procs ...*harness.Proc) error {
 					return
 				}
 				e.t.Logf("%s did not start (%v); retrying", p.Name(), firstLine(err))
-				select {
-				case <-ctx.Done():
-				case <-time.After(200 * time.Millisecond):
-				}
+				sleep(ctx, 200*time.Millisecond)
 			}
 		})
 	}
