@@ -18,6 +18,13 @@ import (
 // transport may drop, delay, duplicate and reorder replies; the Proposal ignores
 // replies that do not belong to the current attempt. An error means the request
 // may not have reached every acceptor; replies that do arrive are still delivered.
+//
+// A transport delivers each request to each acceptor at most once (NATS core
+// publishes are at-most-once, and the Client never resends a request: a retry
+// is a new attempt with a new ballot). A second delivery of an accept, arriving
+// after the acceptor moved on to a higher ballot, would be refused although the
+// first was taken, and a Proposal that hears only refusals takes its value to be
+// nowhere (see the package doc, duty 7).
 type Transport interface {
 	Prepare(ctx context.Context, to []string, req PrepareRequest, replies chan<- PrepareReply) error
 	Accept(ctx context.Context, to []string, req AcceptRequest, replies chan<- AcceptReply) error

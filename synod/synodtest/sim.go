@@ -103,7 +103,6 @@ func RandomSimConfig(seed uint64) SimConfig {
 	c.MaxDelay = 1 + r.Int64N(10)
 	c.Crash = []float64{0, 0.05, 0.2}[r.IntN(3)]
 	c.Partition = []float64{0, 0.05, 0.2}[r.IntN(3)]
-	c.DuplicateRequests = r.IntN(2) == 0
 	c.ProposerCrash = []float64{0, 0, 0.02, 0.1}[r.IntN(4)]
 	return c
 }
