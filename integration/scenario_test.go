@@ -19,10 +19,10 @@ import (
 
 // Bounds of one scenario.
 const (
-	resumeBound     = 20 * time.Second // heal → every proposer completes a write
-	finalReadBound  = 30 * time.Second
-	checkTimeout    = 60 * time.Second // porcupine
-	scenarioTimeout = 2 * time.Minute
+	resumeBound    = 20 * time.Second // heal → every proposer completes a write
+	finalReadBound = 30 * time.Second
+	checkTimeout   = 60 * time.Second // porcupine
+	roundTimeout   = 40 * time.Second // added to the scenario's deadline per fault round
 )
 
 // fault is one injected failure: inject starts it, heal ends it. during, if
@@ -74,7 +74,11 @@ const proposers = 3
 
 // runScenario runs sc under load, checks the history and adds a summary row.
 func runScenario(t *testing.T, sc scenario, seed int64) *harness.Result {
-	ctx, cancel := context.WithTimeout(t.Context(), scenarioTimeout)
+	rounds := 2
+	if soak() {
+		rounds = 6
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute+time.Duration(rounds)*roundTimeout)
 	defer cancel()
 	began := time.Now()
 	e := startEnv(t, sc.env)
@@ -95,14 +99,12 @@ func runScenario(t *testing.T, sc scenario, seed int64) *harness.Result {
 	if sc.child {
 		ch = startChild(t, e, seed)
 	}
-	r.w = newWorkload(defaultWorkload(), r.rec, props, seed)
+	wcfg := defaultWorkload()
+	wcfg.maxOps *= rounds
+	r.w = newWorkload(wcfg, r.rec, props, seed)
 	r.w.start(ctx)
 	defer r.w.stop()
 
-	rounds := 2
-	if soak() {
-		rounds = 6
-	}
 	for round := range rounds {
 		t0 := time.Now()
 		if err := r.w.waitOK(ctx, 150); err != nil {

@@ -34,7 +34,7 @@ type workloadConfig struct {
 
 func defaultWorkload() workloadConfig {
 	return workloadConfig{
-		keys: 24, hot: 3, workers: 3, maxOps: 8000,
+		keys: 24, hot: 3, workers: 3, maxOps: 4000, // per fault round
 		opTimeout: 3 * time.Second, thinkTime: 8 * time.Millisecond,
 		readShare: 30, casShare: 25, hotPercent: 40,
 	}
