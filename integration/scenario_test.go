@@ -53,6 +53,9 @@ type scenario struct {
 	// that lose acknowledged writes): its history is analyzed and added to
 	// the summary, and the caller judges the result; nothing fails here.
 	unsafe bool
+	// quiesce stops the workload before the (single) fault, so that the
+	// final reads see exactly what survived it.
+	quiesce bool
 }
 
 // run is the state of one running scenario, for the fault functions.
@@ -105,10 +108,16 @@ func runScenario(t *testing.T, sc scenario, seed int64) *harness.Result {
 	r.w.start(ctx)
 	defer r.w.stop()
 
+	if sc.quiesce {
+		rounds = 1
+	}
 	for round := range rounds {
 		t0 := time.Now()
 		if err := r.w.waitOK(ctx, 150); err != nil {
 			t.Fatalf("warm-up before fault %d: %v", round, err)
+		}
+		if sc.quiesce {
+			r.w.stop()
 		}
 		end := r.rec.Annotate("nemesis", sc.name)
 		t.Logf("fault %d: %s (warm-up took %v)", round, sc.name, time.Since(t0).Round(time.Millisecond))
@@ -127,6 +136,9 @@ func runScenario(t *testing.T, sc scenario, seed int64) *harness.Result {
 		end()
 		r.rec.Annotate("nemesis", "healed")
 		r.w.verifyResume(ctx, t, resumeBound)
+		if sc.quiesce {
+			break
+		}
 		t0 = time.Now()
 		if err := r.w.waitOK(ctx, 200); err != nil {
 			t.Errorf("load after healing: %v", err)
