@@ -30,7 +30,7 @@ func defaultOptions() options {
 		workers:       128,
 		queueLen:      32,
 		maxQueueBytes: 64 << 20,
-		probeTimeout:  500 * time.Millisecond,
+		probeTimeout:  time.Second,
 	}
 }
 
@@ -68,8 +68,11 @@ func WithQueue(perWorker, maxBytes int) Option {
 	return func(o *options) { o.queueLen, o.maxQueueBytes = perWorker, maxBytes }
 }
 
-// WithProbeTimeout sets how long Serve waits for an answer on the acceptor's
-// own subjects before it subscribes (default 500ms); see Serve. Service only.
+// WithProbeTimeout sets how long Serve waits for an answer to each probe of
+// the acceptor's own subjects before it subscribes (default 1s). NATS answers
+// at once when nobody subscribes; the timeout only runs out when a subscriber
+// stays silent or the network is slow, so Serve probes three times before it
+// refuses (see Serve). Service only.
 func WithProbeTimeout(d time.Duration) Option { return func(o *options) { o.probeTimeout = d } }
 
 func (o *options) validate() error {

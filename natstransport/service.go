@@ -103,12 +103,12 @@ type job struct {
 // Serve starts serving acc as acceptor acc.ID() of cluster over nc, on the
 // subjects <prefix>.<cluster>.<id>.prepare and .accept (see Subjects).
 //
-// Before it subscribes, Serve probes those subjects: if anything answers
-// within the probe timeout (see WithProbeTimeout), or something subscribes
-// but stays silent until then, another instance may be serving the same
-// acceptor ID, which would silently break quorum intersection, so Serve
-// refuses with an error wrapping ErrAlreadyServing. Only NATS's immediate
-// "no responders" answer lets it start. (Two instances starting at the same
+// Before it subscribes, Serve probes those subjects: if anything answers, or
+// something subscribes but leaves three probes in a row unanswered for the
+// probe timeout each (see WithProbeTimeout), another instance may be serving
+// the same acceptor ID, which would silently break quorum intersection, so
+// Serve refuses with an error wrapping ErrAlreadyServing. Only NATS's "no
+// responders" answer lets it start. (Two instances starting at the same
 // moment can both pass the probe; the data directory's identity and lock are
 // the other guards.)
 //
@@ -181,8 +181,28 @@ func Serve(ctx context.Context, nc *nats.Conn, cluster string, acc *synod.Accept
 	return s, nil
 }
 
-// probe fails if anything answers on subj, or subscribes without answering.
+// probeAttempts is how many probes in a row must time out before Serve takes
+// the silence for a paused instance rather than a slow network.
+const probeAttempts = 3
+
+// probe fails if anything answers on subj, or subscribes without answering
+// probeAttempts probes in a row.
 func (s *Service) probe(ctx context.Context, subj string) error {
+	for attempt := 1; ; attempt++ {
+		err := s.probeOnce(ctx, subj)
+		if !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+			return err
+		}
+		if attempt == probeAttempts {
+			return fmt.Errorf("%w: %s has a subscriber that did not answer %d probes of %v each (a paused instance?)",
+				ErrAlreadyServing, subj, probeAttempts, s.opts.probeTimeout)
+		}
+		s.log.Warn("natstransport: probe unanswered; probing again", "subject", subj, "timeout", s.opts.probeTimeout)
+	}
+}
+
+// probeOnce sends one probe: nil means NATS answered "no responders".
+func (s *Service) probeOnce(ctx context.Context, subj string) error {
 	if !s.nc.IsConnected() {
 		return fmt.Errorf("natstransport: serve: probe %s: not connected (status %v)", subj, s.nc.Status())
 	}
@@ -199,9 +219,6 @@ func (s *Service) probe(ctx context.Context, subj string) error {
 			desc = fmt.Sprintf("an unknown responder sent %d bytes", len(resp.Data))
 		}
 		return fmt.Errorf("%w: %s answered a probe: %s", ErrAlreadyServing, subj, desc)
-	case ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("%w: %s has a subscriber that did not answer a probe within %v (a paused instance?)",
-			ErrAlreadyServing, subj, s.opts.probeTimeout)
 	}
 	return fmt.Errorf("natstransport: serve: probe %s: %w", subj, err)
 }
