@@ -58,6 +58,10 @@ func decodeEnvelope(b []byte) (envelope, error) {
 		return envelope{}, fmt.Errorf("%w: register value version %d, want %d", ErrInvalid, e.Version, envelopeVersion)
 	}
 	for i := range e.Recent {
+		if e.Recent[i] == nil {
+			// msgpack decodes a nil array element to a nil pointer.
+			return envelope{}, fmt.Errorf("%w: register value: window entry %d is nil", ErrInvalid, i)
+		}
 		if err := e.Recent[i].encode(); err != nil {
 			return envelope{}, fmt.Errorf("%w: re-encode window entry: %v", ErrInvalid, err)
 		}
