@@ -2,6 +2,7 @@ package synod
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -265,6 +266,9 @@ func (c *Client) phase(ctx context.Context, pr *Proposal) (ok bool, accepts <-ch
 	if req.Prepare != nil {
 		ch := make(chan PrepareReply, n)
 		if err := c.tr.Prepare(pctx, c.cfg.Acceptors, *req.Prepare, ch); err != nil {
+			if unsendable(pr, err) {
+				return true, nil, cancel
+			}
 			c.opts.logger.Debug("synod: prepare send failed", "key", pr.Key(), "err", err)
 		}
 		for pr.Status() == st {
@@ -279,6 +283,9 @@ func (c *Client) phase(ctx context.Context, pr *Proposal) (ok bool, accepts <-ch
 	}
 	ch := make(chan AcceptReply, n)
 	if err := c.tr.Accept(pctx, c.cfg.Acceptors, *req.Accept, ch); err != nil {
+		if unsendable(pr, err) {
+			return true, nil, cancel
+		}
 		c.opts.logger.Debug("synod: accept send failed", "key", pr.Key(), "err", err)
 	}
 	for pr.Status() == st {
@@ -290,6 +297,17 @@ func (c *Client) phase(ctx context.Context, pr *Proposal) (ok bool, accepts <-ch
 		}
 	}
 	return true, ch, cancel
+}
+
+// unsendable ends pr when the transport refused its request as invalid before
+// sending it (a value over its size limit, say): waiting for replies or
+// retrying could only run out the deadline. It reports whether it did.
+func unsendable(pr *Proposal, err error) bool {
+	if !errors.Is(err, ErrInvalidRequest) {
+		return false
+	}
+	pr.Unsendable(fmt.Errorf("synod: change %q: %w", pr.Key(), err))
+	return true
 }
 
 // keyLocks serializes a Client's changes per key, with context-aware waiting.

@@ -354,6 +354,23 @@ func (pr *Proposal) Retry(p *Proposer) {
 	pr.start(p)
 }
 
+// Unsendable ends the proposal because its current request is invalid (a
+// value over the transport's limit, say) and reached no acceptor. A value that
+// reached nobody cannot take effect, so the proposal ends with err, unless an
+// earlier attempt's result may have landed, in which case it is
+// ErrIndeterminate.
+func (pr *Proposal) Unsendable(err error) {
+	if pr.stat == StatusDone {
+		return
+	}
+	delete(pr.results, pr.ballot)
+	if len(pr.results) > 0 {
+		pr.finish(nil, ErrIndeterminate)
+		return
+	}
+	pr.finish(nil, err)
+}
+
 // Abandon ends the proposal unfinished, as when its deadline passes, and returns
 // its error: ErrIndeterminate if an accept carrying the change's result may have
 // reached an acceptor, otherwise a *ConflictError if the last attempt was refused,
