@@ -193,6 +193,12 @@ func (s *Service) probe(ctx context.Context, subj string) error {
 		if !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
 			return err
 		}
+		// A probe the server refused to deliver (or whose reply it refused)
+		// also goes unanswered; say so rather than blame another instance.
+		if last := s.nc.LastError(); errors.Is(last, nats.ErrPermissionViolation) {
+			return fmt.Errorf("natstransport: serve: probe %s unanswered after %v: %w (an acceptor needs to publish and "+
+				"subscribe on its own subjects and to subscribe to _INBOX.> and publish to reply subjects)", subj, s.opts.probeTimeout, last)
+		}
 		if attempt == probeAttempts {
 			return fmt.Errorf("%w: %s has a subscriber that did not answer %d probes of %v each (a paused instance?)",
 				ErrAlreadyServing, subj, probeAttempts, s.opts.probeTimeout)
