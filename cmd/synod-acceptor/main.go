@@ -165,6 +165,11 @@ func natsOptions(c config, log *slog.Logger, closed chan<- struct{}) ([]nats.Opt
 		nats.Name(c.name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
+		// nats.go pings every 2 minutes by default: an acceptor on a paused or
+		// half-dead server would stay stuck there that long. Two missed pings
+		// 2s apart make it reconnect to another server in the cluster.
+		nats.PingInterval(2 * time.Second),
+		nats.MaxPingsOutstanding(2),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			log.Warn("nats: disconnected", "err", err)
 		}),
