@@ -37,6 +37,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/nats-io/nats.go"
 
+	"github.com/protosynod/protosynod/internal/cliflags"
 	"github.com/protosynod/protosynod/natstransport"
 	"github.com/protosynod/protosynod/synod"
 	"github.com/protosynod/protosynod/synod/pebblestore"
@@ -63,10 +64,8 @@ var errUsage = errors.New("usage")
 // config is the parsed command line.
 type config struct {
 	id, cluster, prefix, data string
-	natsURLs                  string
+	conn                      cliflags.NATS
 	name                      string
-	creds, nkey               string
-	tlsCert, tlsKey, tlsCA    string
 	logLevel                  slog.Level
 	maxValue                  int
 	drainTimeout              time.Duration
@@ -85,14 +84,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.StringVar(&c.id, "id", "", "acceptor ID, unique in the cluster (required)")
 	fs.StringVar(&c.cluster, "cluster", "", "cluster name (required)")
 	fs.StringVar(&c.data, "data", "", "data directory, one per acceptor (required)")
-	fs.StringVar(&c.natsURLs, "nats", nats.DefaultURL, "NATS server URLs, comma-separated")
+	c.conn.Register(fs)
 	fs.StringVar(&c.prefix, "prefix", natstransport.DefaultPrefix, "subject prefix")
 	fs.StringVar(&c.name, "name", "", "NATS connection name (default synod-acceptor-<cluster>-<id>)")
-	fs.StringVar(&c.creds, "creds", "", "NATS user credentials file")
-	fs.StringVar(&c.nkey, "nkey", "", "NATS nkey seed file")
-	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS client certificate file (with -tls-key)")
-	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS client key file (with -tls-cert)")
-	fs.StringVar(&c.tlsCA, "tls-ca", "", "TLS root CA file for the NATS servers")
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	fs.IntVar(&c.maxValue, "max-value", natstransport.DefaultMaxValue, "largest register value in bytes")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "how long to finish in-flight requests on SIGTERM")
@@ -103,7 +97,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 			if hiddenFlags[f.Name] {
 				return
 			}
-			fmt.Fprintf(out, "  -%s [%s]\n    \t%s", f.Name, envName(f.Name), f.Usage)
+			fmt.Fprintf(out, "  -%s [%s]\n    \t%s", f.Name, cliflags.EnvName(f.Name), f.Usage)
 			if f.DefValue != "" && f.DefValue != "0" {
 				fmt.Fprintf(out, " (default %s)", f.DefValue)
 			}
@@ -119,18 +113,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		if v := getenv(envName(f.Name)); v != "" && !set[f.Name] && envErr == nil {
-			if err := fs.Set(f.Name, v); err != nil {
-				envErr = fmt.Errorf("%w: %s=%q: %w", errUsage, envName(f.Name), v, err)
-			}
-		}
-	})
-	if envErr != nil {
-		return c, envErr
+	if err := cliflags.FillFromEnv(fs, getenv); err != nil {
+		return c, fmt.Errorf("%w: %w", errUsage, err)
 	}
 	var missing []string
 	for _, f := range []struct{ name, v string }{{"id", c.id}, {"cluster", c.cluster}, {"data", c.data}} {
@@ -141,8 +125,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	switch {
 	case len(missing) > 0:
 		return c, fmt.Errorf("%w: missing %s", errUsage, strings.Join(missing, ", "))
-	case (c.tlsCert == "") != (c.tlsKey == ""):
-		return c, fmt.Errorf("%w: -tls-cert and -tls-key go together", errUsage)
+	case c.conn.Validate() != nil:
+		return c, fmt.Errorf("%w: %w", errUsage, c.conn.Validate())
 	case c.maxValue <= 0:
 		return c, fmt.Errorf("%w: -max-value must be positive", errUsage)
 	case c.drainTimeout <= 0:
@@ -152,11 +136,6 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		c.name = "synod-acceptor-" + c.cluster + "-" + c.id
 	}
 	return c, nil
-}
-
-// envName is the environment variable of a flag: SYNOD_TLS_CERT for tls-cert.
-func envName(flagName string) string {
-	return "SYNOD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
 // natsOptions turns the connection flags into nats.Options.
@@ -185,22 +164,11 @@ func natsOptions(c config, log *slog.Logger, closed chan<- struct{}) ([]nats.Opt
 			log.Error("nats: async error", "subject", subj, "err", err)
 		}),
 	}
-	if c.creds != "" {
-		opts = append(opts, nats.UserCredentials(c.creds))
+	conn, err := c.conn.Options()
+	if err != nil {
+		return nil, err
 	}
-	if c.nkey != "" {
-		o, err := nats.NkeyOptionFromSeed(c.nkey)
-		if err != nil {
-			return nil, fmt.Errorf("nkey %s: %w", c.nkey, err)
-		}
-		opts = append(opts, o)
-	}
-	if c.tlsCert != "" {
-		opts = append(opts, nats.ClientCert(c.tlsCert, c.tlsKey))
-	}
-	if c.tlsCA != "" {
-		opts = append(opts, nats.RootCAs(c.tlsCA))
-	}
+	opts = append(opts, conn...)
 	return opts, nil
 }
 
@@ -239,9 +207,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	nc, err := nats.Connect(c.natsURLs, nopts...)
+	nc, err := nats.Connect(c.conn.URLs, nopts...)
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", c.natsURLs, err)
+		return fmt.Errorf("connect to %s: %w", c.conn.URLs, err)
 	}
 	defer nc.Close()
 	log.Info("nats: connected", "url", nc.ConnectedUrlRedacted())

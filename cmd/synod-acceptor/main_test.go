@@ -31,10 +31,10 @@ func TestParseConfig(t *testing.T) {
 		wantErr error
 	}{
 		{name: "flags", args: append(base, "-nats", "nats://x:1,nats://y:2", "-max-value", "100"), check: func(c config) string {
-			return fmt.Sprint(c.natsURLs == "nats://x:1,nats://y:2", c.maxValue == 100, c.name == "synod-acceptor-c1-a1", !c.unsafeNoFsync)
+			return fmt.Sprint(c.conn.URLs == "nats://x:1,nats://y:2", c.maxValue == 100, c.name == "synod-acceptor-c1-a1", !c.unsafeNoFsync)
 		}},
 		{name: "environment", env: map[string]string{"SYNOD_ID": "a2", "SYNOD_CLUSTER": "c2", "SYNOD_DATA": "/e", "SYNOD_LOG_LEVEL": "debug", "SYNOD_TLS_CA": "ca.pem"}, check: func(c config) string {
-			return fmt.Sprint(c.id == "a2", c.cluster == "c2", c.data == "/e", c.logLevel.String() == "DEBUG", c.tlsCA == "ca.pem")
+			return fmt.Sprint(c.id == "a2", c.cluster == "c2", c.data == "/e", c.logLevel.String() == "DEBUG", c.conn.TLSCA == "ca.pem")
 		}},
 		{name: "flag wins over environment", args: base, env: map[string]string{"SYNOD_ID": "env"}, check: func(c config) string {
 			return fmt.Sprint(c.id == "a1")

@@ -38,6 +38,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/protosynod/protosynod/internal/cliflags"
 	"github.com/protosynod/protosynod/natstransport"
 	"github.com/protosynod/protosynod/synod"
 )
@@ -64,21 +65,16 @@ func main() {
 var errUsage = errors.New("usage")
 
 type config struct {
-	natsURLs, creds, nkey, tlsCert, tlsKey, tlsCA string
-	cluster, prefix, acceptors                    string
-	timeout                                       time.Duration
+	conn                       cliflags.NATS
+	cluster, prefix, acceptors string
+	timeout                    time.Duration
 }
 
 func parse(args []string, getenv func(string) string, stderr io.Writer) (config, []string, error) {
 	var c config
 	fs := flag.NewFlagSet("synod", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.natsURLs, "nats", nats.DefaultURL, "NATS server URLs, comma-separated")
-	fs.StringVar(&c.creds, "creds", "", "NATS user credentials file")
-	fs.StringVar(&c.nkey, "nkey", "", "NATS nkey seed file")
-	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS client certificate file (with -tls-key)")
-	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS client key file")
-	fs.StringVar(&c.tlsCA, "tls-ca", "", "TLS root CA file")
+	c.conn.Register(fs)
 	fs.StringVar(&c.cluster, "cluster", "", "acceptor cluster name (read, write; filters acceptors)")
 	fs.StringVar(&c.prefix, "prefix", natstransport.DefaultPrefix, "subject prefix")
 	fs.StringVar(&c.acceptors, "acceptors", "", "the cluster's full acceptor set, comma-separated (read, write)")
@@ -86,7 +82,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (config,
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage:\n  synod [flags] acceptors\n  synod [flags] read KEY\n  synod [flags] write KEY VALUE\n\nFlags (environment variable in brackets):\n")
 		fs.VisitAll(func(f *flag.Flag) {
-			fmt.Fprintf(stderr, "  -%s [%s]\n    \t%s (default %q)\n", f.Name, envName(f.Name), f.Usage, f.DefValue)
+			fmt.Fprintf(stderr, "  -%s [%s]\n    \t%s (default %q)\n", f.Name, cliflags.EnvName(f.Name), f.Usage, f.DefValue)
 		})
 	}
 	if err := fs.Parse(args); err != nil {
@@ -95,28 +91,14 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (config,
 		}
 		return c, nil, fmt.Errorf("%w: %w", errUsage, err)
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		if v := getenv(envName(f.Name)); v != "" && !set[f.Name] && envErr == nil {
-			if err := fs.Set(f.Name, v); err != nil {
-				envErr = fmt.Errorf("%w: %s=%q: %w", errUsage, envName(f.Name), v, err)
-			}
-		}
-	})
-	if envErr != nil {
-		return c, nil, envErr
+	if err := cliflags.FillFromEnv(fs, getenv); err != nil {
+		return c, nil, fmt.Errorf("%w: %w", errUsage, err)
 	}
 	if fs.NArg() == 0 {
 		fs.Usage()
 		return c, nil, fmt.Errorf("%w: missing command (acceptors, read or write)", errUsage)
 	}
 	return c, fs.Args(), nil
-}
-
-func envName(flagName string) string {
-	return "SYNOD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -182,29 +164,13 @@ func format(v []byte) string {
 }
 
 func connect(c config) (*nats.Conn, error) {
-	opts := []nats.Option{nats.Name("synod-cli")}
-	if c.creds != "" {
-		opts = append(opts, nats.UserCredentials(c.creds))
-	}
-	if c.nkey != "" {
-		o, err := nats.NkeyOptionFromSeed(c.nkey)
-		if err != nil {
-			return nil, fmt.Errorf("nkey %s: %w", c.nkey, err)
-		}
-		opts = append(opts, o)
-	}
-	if (c.tlsCert == "") != (c.tlsKey == "") {
-		return nil, fmt.Errorf("%w: -tls-cert and -tls-key go together", errUsage)
-	}
-	if c.tlsCert != "" {
-		opts = append(opts, nats.ClientCert(c.tlsCert, c.tlsKey))
-	}
-	if c.tlsCA != "" {
-		opts = append(opts, nats.RootCAs(c.tlsCA))
-	}
-	nc, err := nats.Connect(c.natsURLs, opts...)
+	opts, err := c.conn.Options()
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", c.natsURLs, err)
+		return nil, fmt.Errorf("%w: %w", errUsage, err)
+	}
+	nc, err := nats.Connect(c.conn.URLs, append(opts, nats.Name("synod-cli"))...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", c.conn.URLs, err)
 	}
 	return nc, nil
 }
