@@ -20,8 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/protosynod/protosynod/actors"
 	example "github.com/protosynod/protosynod/examples/cluster/scenario"
 	"github.com/protosynod/protosynod/integration/harness"
@@ -30,9 +28,6 @@ import (
 
 // Bounds of TestActorMemberCrash.
 const (
-	// actorAttemptTimeout bounds one attempt of a deposit; a timed-out
-	// attempt is indeterminate and is retried with the same request ID.
-	actorAttemptTimeout = 2 * time.Second
 	// actorOpTimeout bounds one deposit with all its retries during the
 	// traffic; a deposit still undecided then is retried once more after
 	// the traffic stops.
@@ -188,7 +183,7 @@ func TestActorMemberCrash(t *testing.T) {
 	violations, lost := 0, 0
 	for _, a := range actorAccounts {
 		rctx, rcancel := context.WithTimeout(ctx, finalReadBound)
-		st, err := actors.Read[*example.Balance](rctx, actors.Grain(client.Cluster, a, example.AccountKind), actors.WithRetry(actorAttemptTimeout))
+		st, err := actors.Read[*example.Balance](rctx, actors.Grain(client.Cluster, a, example.AccountKind), actors.WithRetry(example.AttemptTimeout))
 		rcancel()
 		if err != nil {
 			t.Errorf("read %s: %v", a, err)
@@ -306,7 +301,7 @@ func (l *actorLoad) send(ctx context.Context, d deposit) bool {
 	target := actors.Grain(l.client.Cluster, d.account, example.AccountKind)
 	for attempts := 0; ; attempts++ {
 		sent := time.Now()
-		_, err := depositAttempt(ctx, target, &example.Deposit{Amount: d.amount}, d.id)
+		_, err := example.Attempt(ctx, target, &example.Deposit{Amount: d.amount}, d.id)
 		now := time.Now()
 		l.mu.Lock()
 		if attempts > 0 {
@@ -333,47 +328,11 @@ func (l *actorLoad) send(ctx context.Context, d deposit) bool {
 		if err == nil {
 			return true
 		}
-		if !retryableDeposit(err) || ctx.Err() != nil {
+		if !example.Retryable(err) || ctx.Err() != nil {
 			return false
 		}
 		sleep(ctx, 50*time.Millisecond)
 	}
-}
-
-// depositAttempt sends msg once and waits at most actorAttemptTimeout for
-// the reply. protoactor's grain lookup can wait for a dead member longer
-// than the context says, so the attempt stops waiting at its deadline and
-// leaves the request behind: it carries the same request ID as the retry
-// that follows, so the grain applies the deposit at most once.
-func depositAttempt(ctx context.Context, target actors.Target, msg proto.Message, id string) (proto.Message, error) {
-	ctx, cancel := context.WithTimeout(ctx, actorAttemptTimeout)
-	type result struct {
-		reply proto.Message
-		err   error
-	}
-	done := make(chan result, 1)
-	go func() {
-		defer cancel()
-		reply, err := actors.Request(ctx, target, msg, actors.WithRequestID(id))
-		done <- result{reply, err}
-	}()
-	select {
-	case res := <-done:
-		return res.reply, res.err
-	case <-ctx.Done():
-		return nil, fmt.Errorf("%s: %w (%w)", target, actors.ErrNoReply, synod.ErrIndeterminate)
-	}
-}
-
-// retryableDeposit reports outcomes after which a deposit may be sent again
-// with the same request ID: not applied, or undecided.
-func retryableDeposit(err error) bool {
-	for _, e := range []error{synod.ErrIndeterminate, synod.ErrUnavailable, synod.ErrConflict, actors.ErrNoActor, actors.ErrStopped} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
 }
 
 // waitAcked waits until n deposits are acknowledged and every account has

@@ -84,9 +84,9 @@ func (r Report) Failed() []Check {
 }
 
 const (
-	// attemptTimeout bounds one attempt of a request; a timed-out attempt
+	// AttemptTimeout bounds one attempt of a request; a timed-out attempt
 	// is retried with the same request ID.
-	attemptTimeout = 2 * time.Second
+	AttemptTimeout = 2 * time.Second
 	// opTimeout bounds one request with all its retries.
 	opTimeout = 30 * time.Second
 	// opening is every account's first deposit.
@@ -199,8 +199,8 @@ func (r *runner) request(ctx context.Context, g grain, msg proto.Message, id str
 	octx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	for {
-		o.reply, o.err = attempt(octx, target, msg, id)
-		if o.err == nil || o.refused() || octx.Err() != nil || !retryable(o.err) {
+		o.reply, o.err = Attempt(octx, target, msg, id)
+		if o.err == nil || o.refused() || octx.Err() != nil || !Retryable(o.err) {
 			break
 		}
 		o.retries++
@@ -219,14 +219,15 @@ func (r *runner) request(ctx context.Context, g grain, msg proto.Message, id str
 	return o
 }
 
-// attempt sends msg once and waits at most attemptTimeout for the reply.
+// Attempt sends msg to target once with request ID id and waits at most
+// AttemptTimeout for the reply.
 // actors.Request looks a grain up before it sends, and protoactor's lookup
 // waits up to 5s for a member that may have crashed, whatever the context
 // says: attempt stops waiting at its deadline and leaves that request
 // behind. It carries the same request ID as the retry that follows it, so
 // the grain applies the message at most once whichever copy arrives.
-func attempt(ctx context.Context, target actors.Target, msg proto.Message, id string) (proto.Message, error) {
-	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+func Attempt(ctx context.Context, target actors.Target, msg proto.Message, id string) (proto.Message, error) {
+	ctx, cancel := context.WithTimeout(ctx, AttemptTimeout)
 	type result struct {
 		reply proto.Message
 		err   error
@@ -245,9 +246,9 @@ func attempt(ctx context.Context, target actors.Target, msg proto.Message, id st
 	}
 }
 
-// retryable reports outcomes after which the message may be sent again
-// with the same ID: not applied, or undecided.
-func retryable(err error) bool {
+// Retryable reports outcomes after which a message may be sent again with
+// the same request ID: not applied, or undecided.
+func Retryable(err error) bool {
 	for _, e := range []error{synod.ErrIndeterminate, synod.ErrUnavailable, synod.ErrConflict, actors.ErrNoActor, actors.ErrStopped} {
 		if errors.Is(err, e) {
 			return true
@@ -302,7 +303,7 @@ func (r *runner) host(g grain) string {
 func (r *runner) readLaunch(ctx context.Context) (*LaunchState, error) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	s, err := actors.Read[*LaunchState](ctx, actors.Grain(r.env.Client.Cluster, missileGrain.identity(r.env.RunID), MissileKind), actors.WithRetry(attemptTimeout))
+	s, err := actors.Read[*LaunchState](ctx, actors.Grain(r.env.Client.Cluster, missileGrain.identity(r.env.RunID), MissileKind), actors.WithRetry(AttemptTimeout))
 	if s == nil {
 		s = &LaunchState{}
 	}
@@ -313,7 +314,7 @@ func (r *runner) readLaunch(ctx context.Context) (*LaunchState, error) {
 func (r *runner) readBalance(ctx context.Context, g grain) (*Balance, error) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	s, err := actors.Read[*Balance](ctx, actors.Grain(r.env.Client.Cluster, g.identity(r.env.RunID), AccountKind), actors.WithRetry(attemptTimeout))
+	s, err := actors.Read[*Balance](ctx, actors.Grain(r.env.Client.Cluster, g.identity(r.env.RunID), AccountKind), actors.WithRetry(AttemptTimeout))
 	if s == nil {
 		s = &Balance{}
 	}
