@@ -153,24 +153,17 @@ func TestTwoActivationsOfOneKey(t *testing.T) {
 			defer wg.Done()
 			for i := range each {
 				id := fmt.Sprintf("s%d-%d", s, i)
-				var err error
 				// Retry with the same ID, alternating activations, until the
 				// outcome is known.
-				for attempt := 0; ; attempt++ {
-					_, err = add(ctx, targets[(s+i+attempt)%2], 1, actors.WithRequestID(id))
-					unknown := isIndeterminate(err)
-					unapplied := errors.Is(err, synod.ErrConflict) || errors.Is(err, synod.ErrUnavailable)
-					if !unknown && !unapplied {
-						break
-					}
+				err := addOnce(ctx, targets, s+i, id, 0, func(err error) {
 					mu.Lock()
-					if unknown {
+					defer mu.Unlock()
+					if isIndeterminate(err) {
 						indeterminate++
 					} else {
 						notApplied++
 					}
-					mu.Unlock()
-				}
+				})
 				if err != nil {
 					t.Errorf("increment %s: %v", id, err)
 					return

@@ -189,3 +189,18 @@ func add(ctx context.Context, to actors.Target, n int64, opts ...actors.RequestO
 func isIndeterminate(err error) bool { return errors.Is(err, synod.ErrIndeterminate) }
 
 var _ = synodtest.NewLocalCluster
+
+// addOnce adds 1 with request ID id, retrying with the same ID on the next of
+// targets (from targets[start]) while the outcome is unknown or not applied,
+// at most maxAttempts times (unbounded when 0); onRetry sees each such error.
+// It returns the last attempt's error.
+func addOnce(ctx context.Context, targets []actors.Target, start int, id string, maxAttempts int, onRetry func(error)) error {
+	for attempt := 0; ; attempt++ {
+		_, err := add(ctx, targets[(start+attempt)%len(targets)], 1, actors.WithRequestID(id))
+		retry := isIndeterminate(err) || errors.Is(err, synod.ErrConflict) || errors.Is(err, synod.ErrUnavailable)
+		if !retry || (maxAttempts > 0 && attempt+1 >= maxAttempts) {
+			return err
+		}
+		onRetry(err)
+	}
+}

@@ -2,7 +2,6 @@ package actors_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -43,16 +42,11 @@ func TestTwoActivationsOverNATS(t *testing.T) {
 			defer wg.Done()
 			for i := range each {
 				id := fmt.Sprintf("s%d-%d", s, i)
-				var err error
-				for attempt := 0; attempt < 20; attempt++ {
-					_, err = add(ctx, targets[(s+i+attempt)%2], 1, actors.WithRequestID(id))
-					if !isIndeterminate(err) && !errors.Is(err, synod.ErrConflict) && !errors.Is(err, synod.ErrUnavailable) {
-						break
-					}
+				err := addOnce(ctx, targets, s+i, id, 20, func(error) {
 					mu.Lock()
 					retries++
 					mu.Unlock()
-				}
+				})
 				if err != nil {
 					t.Errorf("increment %s: %v", id, err)
 					return
