@@ -68,3 +68,9 @@ func (s AcceptorState) Accept(from string, req AcceptRequest) (AcceptorState, Ac
 	rep.OK = true
 	return s, rep, changed
 }
+
+// Read applies the read rule to s: it reports the state and never changes it,
+// so nothing needs to be persisted before the reply.
+func (s AcceptorState) Read(from string, req ReadRequest) ReadReply {
+	return ReadReply{From: from, Key: req.Key, Promised: s.Promised, Accepted: s.Accepted, Value: s.Value}
+}

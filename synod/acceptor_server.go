@@ -66,6 +66,18 @@ func (a *Acceptor) Accept(ctx context.Context, req AcceptRequest) (AcceptReply, 
 	return rep, nil
 }
 
+// Read handles a ReadRequest. It changes nothing and writes nothing.
+func (a *Acceptor) Read(ctx context.Context, req ReadRequest) (ReadReply, error) {
+	if err := req.Validate(); err != nil {
+		return ReadReply{}, err
+	}
+	st, err := a.State(ctx, req.Key)
+	if err != nil {
+		return ReadReply{}, err
+	}
+	return st.Read(a.id, req), nil
+}
+
 // State returns the stored state of key, for inspection tools and tests.
 func (a *Acceptor) State(ctx context.Context, key string) (AcceptorState, error) {
 	unlock := a.lock(key)

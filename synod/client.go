@@ -31,6 +31,14 @@ type Transport interface {
 	Accept(ctx context.Context, to []string, req AcceptRequest, replies chan<- AcceptReply) error
 }
 
+// Reader is an optional Transport ability: sending a ReadRequest, which asks
+// acceptors for their state without changing it. Like Prepare and Accept, Read
+// sends req to every acceptor in to, returns without waiting, and delivers
+// replies to replies with a send that never blocks until ctx is done.
+type Reader interface {
+	Read(ctx context.Context, to []string, req ReadRequest, replies chan<- ReadReply) error
+}
+
 // Client runs changes of registers against a set of acceptors: it is the thin
 // driver that adds contexts, timers, backoff and a Transport to the pure
 // Proposer. It is safe for concurrent use. Changes of one key from one Client run

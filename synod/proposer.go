@@ -230,6 +230,9 @@ func (pr *Proposal) vote(from, key string, b Ballot, ok bool, seen Ballot) bool 
 // OnPrepareReply feeds one prepare reply. Replies for other attempts or phases
 // are ignored.
 func (pr *Proposal) OnPrepareReply(r PrepareReply) {
+	if r.Err != nil {
+		return // neither a promise nor a refusal
+	}
 	if pr.stat != StatusPreparing || !pr.vote(r.From, r.Key, r.Ballot, r.OK, r.Seen) {
 		return
 	}
@@ -309,6 +312,9 @@ func (pr *Proposal) minResult() Ballot {
 // (see Unsettled): if every acceptor refused it, the result it carried is
 // nowhere and cannot make a later attempt indeterminate.
 func (pr *Proposal) OnAcceptReply(r AcceptReply) {
+	if r.Err != nil {
+		return // neither an acceptance nor a refusal: the store may have landed
+	}
 	refused := pr.stat == StatusRefused && pr.inAccept
 	if (pr.stat != StatusAccepting && !refused) || !pr.vote(r.From, r.Key, r.Ballot, r.OK, r.Seen) {
 		return

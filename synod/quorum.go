@@ -10,6 +10,10 @@ type Config struct {
 	Acceptors     []string
 	PrepareQuorum int
 	AcceptQuorum  int
+	// Epoch is the configuration's version: 0 for a cluster that was never
+	// reconfigured. Proposers send it with every request, so that acceptors
+	// serving a newer configuration can refuse them.
+	Epoch uint64
 }
 
 // Validate reports an unusable configuration, wrapped in ErrInvalidConfig.
