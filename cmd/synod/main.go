@@ -4,9 +4,9 @@
 //
 // Usage:
 //
-//	synod [connection flags] acceptors
-//	synod [connection flags] -cluster NAME -acceptors a1,a2,a3 read KEY
-//	synod [connection flags] -cluster NAME -acceptors a1,a2,a3 write KEY VALUE
+//	synod [flags] acceptors
+//	synod [flags] -cluster NAME -acceptors a1,a2,a3 read KEY
+//	synod [flags] -cluster NAME -acceptors a1,a2,a3 write KEY VALUE
 //
 // read is linearizable: it runs a round (the identity change), so it reflects
 // every change that completed before it started. write replaces the value
@@ -15,28 +15,25 @@
 // so the set is never guessed. Every flag can also be set through its
 // environment variable (SYNOD_NATS, SYNOD_CLUSTER, SYNOD_ACCEPTORS, ...).
 //
+// Every command takes -json (before or after the command name): it then
+// prints one JSON document on stdout instead of a table or text.
+//
 // Exit status: 0 on success, 1 on failure, 2 on a usage error, 3 when a write's
 // outcome is indeterminate (it may or may not have been applied).
 package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"slices"
-	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
-	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/micro"
 
 	"github.com/protosynod/protosynod/internal/cliflags"
 	"github.com/protosynod/protosynod/natstransport"
@@ -64,187 +61,214 @@ func main() {
 
 var errUsage = errors.New("usage")
 
+// config is the global flags, shared by every command.
 type config struct {
 	conn                       cliflags.NATS
 	cluster, prefix, acceptors string
 	timeout                    time.Duration
+	json                       bool
 }
 
-func parse(args []string, getenv func(string) string, stderr io.Writer) (config, []string, error) {
-	var c config
-	fs := flag.NewFlagSet("synod", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// command is one subcommand. Commands are built fresh for every run (see
+// commands), so the variables their flags closures bind are never shared.
+type command struct {
+	name    string
+	args    string // the positional arguments, for the usage text: "KEY VALUE"
+	summary string
+	// nargs is the number of positional arguments the command takes.
+	nargs int
+	// needsSet marks commands that need -cluster and -acceptors.
+	needsSet bool
+	// flags registers the command's own flags; nil when it has none.
+	flags func(fs *flag.FlagSet)
+	run   func(ctx context.Context, e *env, args []string) error
+}
+
+// commands lists every command, in the order the usage text shows them. A new
+// command goes in its own file and adds one line here.
+func commands() []*command {
+	return []*command{
+		acceptorsCommand(),
+		readCommand(),
+		writeCommand(),
+	}
+}
+
+// env is what a command runs with: the global flags, the output and a NATS
+// connection made on first use.
+type env struct {
+	config
+	out    *output
+	stderr io.Writer
+	nc     *nats.Conn
+}
+
+// conn connects to NATS once; run closes the connection.
+func (e *env) conn() (*nats.Conn, error) {
+	if e.nc != nil {
+		return e.nc, nil
+	}
+	opts, err := e.config.conn.Options()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errUsage, err)
+	}
+	nc, err := nats.Connect(e.config.conn.URLs, append(opts, nats.Name("synod-cli"))...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", e.config.conn.URLs, err)
+	}
+	e.nc = nc
+	return nc, nil
+}
+
+// acceptorSet is the -acceptors flag as a list.
+func (e *env) acceptorSet() []string { return strings.Split(e.acceptors, ",") }
+
+// client returns a synod Client over NATS for the configured cluster and
+// acceptor set, and a function that closes its transport.
+func (e *env) client() (*synod.Client, func(), error) {
+	nc, err := e.conn()
+	if err != nil {
+		return nil, nil, err
+	}
+	tr, err := natstransport.NewTransport(nc, e.cluster, natstransport.WithPrefix(e.prefix))
+	if err != nil {
+		return nil, nil, err
+	}
+	cl, err := synod.NewClient(synod.RandomProposerID("synod-cli"), synod.Config{Acceptors: e.acceptorSet()}, tr)
+	if err != nil {
+		tr.Close()
+		return nil, nil, fmt.Errorf("%w: %w", errUsage, err)
+	}
+	return cl, func() { tr.Close() }, nil
+}
+
+func registerGlobal(c *config, fs *flag.FlagSet) {
 	c.conn.Register(fs)
-	fs.StringVar(&c.cluster, "cluster", "", "acceptor cluster name (read, write; filters acceptors)")
+	fs.StringVar(&c.cluster, "cluster", "", "acceptor cluster name (filters acceptors; needed by commands that use registers)")
 	fs.StringVar(&c.prefix, "prefix", natstransport.DefaultPrefix, "subject prefix")
-	fs.StringVar(&c.acceptors, "acceptors", "", "the cluster's full acceptor set, comma-separated (read, write)")
+	fs.StringVar(&c.acceptors, "acceptors", "", "the cluster's full acceptor set, comma-separated (commands that use registers)")
 	fs.DurationVar(&c.timeout, "timeout", 5*time.Second, "deadline of the command")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage:\n  synod [flags] acceptors\n  synod [flags] read KEY\n  synod [flags] write KEY VALUE\n\nFlags (environment variable in brackets):\n")
+	fs.BoolVar(&c.json, "json", false, "print one JSON document instead of a table or text")
+}
+
+func usage(fs *flag.FlagSet, cmds []*command, stderr io.Writer) func() {
+	return func() {
+		fmt.Fprint(stderr, "Usage:\n")
+		for _, c := range cmds {
+			set := ""
+			if c.needsSet {
+				set = " (needs -cluster and -acceptors)"
+			}
+			fmt.Fprintf(stderr, "  synod [flags] %s\n    \t%s%s\n", strings.TrimSpace(c.name+" "+c.args), c.summary, set)
+		}
+		fmt.Fprint(stderr, "\nFlags (environment variable in brackets):\n")
 		fs.VisitAll(func(f *flag.Flag) {
 			fmt.Fprintf(stderr, "  -%s [%s]\n    \t%s (default %q)\n", f.Name, cliflags.EnvName(f.Name), f.Usage, f.DefValue)
 		})
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return c, nil, err
-		}
-		return c, nil, fmt.Errorf("%w: %w", errUsage, err)
-	}
-	if err := cliflags.FillFromEnv(fs, getenv); err != nil {
-		return c, nil, fmt.Errorf("%w: %w", errUsage, err)
-	}
-	if fs.NArg() == 0 {
-		fs.Usage()
-		return c, nil, fmt.Errorf("%w: missing command (acceptors, read or write)", errUsage)
-	}
-	return c, fs.Args(), nil
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	c, cmd, err := parse(args, getenv, stderr)
-	if err != nil {
-		return err
-	}
-	switch {
-	case cmd[0] == "acceptors" && len(cmd) == 1:
-	case cmd[0] == "read" && len(cmd) == 2, cmd[0] == "write" && len(cmd) == 3:
-		if c.cluster == "" || c.acceptors == "" {
-			return fmt.Errorf("%w: %s needs -cluster and -acceptors (the full acceptor set; see 'synod acceptors')", errUsage, cmd[0])
+	var c config
+	cmds := commands()
+	fs := flag.NewFlagSet("synod", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	registerGlobal(&c, fs)
+	fs.Usage = usage(fs, cmds, stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
 		}
-	default:
-		return fmt.Errorf("%w: unknown command or wrong arguments: %q", errUsage, cmd)
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return fmt.Errorf("%w: missing command (%s)", errUsage, names(cmds))
+	}
+	var cmd *command
+	for _, x := range cmds {
+		if x.name == fs.Arg(0) {
+			cmd = x
+		}
+	}
+	if cmd == nil {
+		return fmt.Errorf("%w: unknown command %q (commands: %s)", errUsage, fs.Arg(0), names(cmds))
+	}
+	// The command's own flags, plus the global ones again, so that
+	// "synod read KEY -json" works as well as "synod -json read KEY".
+	cfs := flag.NewFlagSet("synod "+cmd.name, flag.ContinueOnError)
+	cfs.SetOutput(stderr)
+	fs.VisitAll(func(f *flag.Flag) { cfs.Var(f.Value, f.Name, f.Usage) })
+	if cmd.flags != nil {
+		cmd.flags(cfs)
+	}
+	cfs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: synod [flags] %s [flags]\n", strings.TrimSpace(cmd.name+" "+cmd.args))
+		cfs.PrintDefaults()
+	}
+	pos, err := parseInterleaved(cfs, fs.Args()[1:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	// Flags set on either command line win over the environment.
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	cfs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if err := cliflags.FillFromEnv(cfs, func(k string) string {
+		for name := range set {
+			if cliflags.EnvName(name) == k {
+				return ""
+			}
+		}
+		return getenv(k)
+	}); err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if len(pos) != cmd.nargs {
+		return fmt.Errorf("%w: %s takes %d arguments (%s), got %d: %q", errUsage, cmd.name, cmd.nargs, cmd.args, len(pos), pos)
+	}
+	if cmd.needsSet && (c.cluster == "" || c.acceptors == "") {
+		return fmt.Errorf("%w: %s needs -cluster and -acceptors (the full acceptor set; see 'synod acceptors')", errUsage, cmd.name)
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	nc, err := connect(c)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	if cmd[0] == "acceptors" {
-		return listAcceptors(ctx, nc, c, stdout)
-	}
-	tr, err := natstransport.NewTransport(nc, c.cluster, natstransport.WithPrefix(c.prefix))
-	if err != nil {
-		return err
-	}
-	defer tr.Close()
-	cfg := synod.Config{Acceptors: strings.Split(c.acceptors, ",")}
-	cl, err := synod.NewClient(synod.RandomProposerID("synod-cli"), cfg, tr)
-	if err != nil {
-		return fmt.Errorf("%w: %w", errUsage, err)
-	}
-	key := cmd[1]
-	if cmd[0] == "read" {
-		v, err := cl.Read(ctx, key)
-		if err != nil {
-			return err
+	e := &env{config: c, out: &output{w: stdout, json: c.json}, stderr: stderr}
+	defer func() {
+		if e.nc != nil {
+			e.nc.Close()
 		}
-		_, err = fmt.Fprintln(stdout, format(v))
-		return err
-	}
-	value := []byte(cmd[2])
-	if _, err := cl.Change(ctx, key, func([]byte) ([]byte, error) { return value, nil }); err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(stdout, "%s = %s\n", key, format(value))
-	return err
+	}()
+	return cmd.run(ctx, e, pos)
 }
 
-// format prints a value as text when it is printable UTF-8, quoted otherwise.
-func format(v []byte) string {
-	switch {
-	case v == nil:
-		return "(empty register)"
-	case utf8.Valid(v) && !slices.ContainsFunc([]rune(string(v)), func(r rune) bool { return !strconv.IsPrint(r) }):
-		return string(v)
-	}
-	return strconv.Quote(string(v))
-}
-
-func connect(c config) (*nats.Conn, error) {
-	opts, err := c.conn.Options()
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errUsage, err)
-	}
-	nc, err := nats.Connect(c.conn.URLs, append(opts, nats.Name("synod-cli"))...)
-	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", c.conn.URLs, err)
-	}
-	return nc, nil
-}
-
-// listAcceptors asks every synod-acceptor micro service for its info and
-// stats, gathering answers for a short while, and prints them sorted.
-func listAcceptors(ctx context.Context, nc *nats.Conn, c config, out io.Writer) error {
-	infos, err := gather[micro.Info](ctx, nc, micro.InfoVerb)
-	if err != nil {
-		return err
-	}
-	stats, err := gather[micro.Stats](ctx, nc, micro.StatsVerb)
-	if err != nil {
-		return err
-	}
-	handled := map[string]int{}
-	for _, s := range stats {
-		for _, e := range s.Endpoints {
-			handled[s.ID] += e.NumRequests
-		}
-	}
-	slices.SortFunc(infos, func(a, b micro.Info) int {
-		return strings.Compare(a.Metadata[natstransport.MetadataCluster]+"/"+a.Metadata[natstransport.MetadataAcceptor],
-			b.Metadata[natstransport.MetadataCluster]+"/"+b.Metadata[natstransport.MetadataAcceptor])
-	})
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "CLUSTER\tACCEPTOR\tPREFIX\tVERSION\tREQUESTS\tSERVICE ID")
-	n := 0
-	for _, in := range infos {
-		cl := in.Metadata[natstransport.MetadataCluster]
-		if c.cluster != "" && cl != c.cluster {
-			continue
-		}
-		n++
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", cl, in.Metadata[natstransport.MetadataAcceptor],
-			in.Metadata[natstransport.MetadataPrefix], in.Version, handled[in.ID], in.ID)
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if n == 0 {
-		return fmt.Errorf("no %s services answered on %s", natstransport.ServiceName, nc.ConnectedUrlRedacted())
-	}
-	return nil
-}
-
-// gather sends a micro discovery request for verb and collects the answers
-// that arrive within half a second (or until ctx ends).
-func gather[T any](ctx context.Context, nc *nats.Conn, verb micro.Verb) ([]T, error) {
-	subject, err := micro.ControlSubject(verb, natstransport.ServiceName, "")
-	if err != nil {
-		return nil, err
-	}
-	inbox := nc.NewRespInbox()
-	sub, err := nc.SubscribeSync(inbox)
-	if err != nil {
-		return nil, err
-	}
-	defer sub.Unsubscribe()
-	if err := nc.PublishRequest(subject, inbox, nil); err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-	defer cancel()
-	var out []T
+// parseInterleaved parses flags that may come before, between or after the
+// positional arguments ("read KEY -decode"), and returns the positional ones.
+// "--" ends the flags.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
 	for {
-		msg, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return out, nil // the gathering window closed
+		if err := fs.Parse(args); err != nil {
+			return nil, err
 		}
-		var v T
-		if err := json.Unmarshal(msg.Data, &v); err != nil {
-			return nil, fmt.Errorf("%s reply from a %s service: %w", verb, natstransport.ServiceName, err)
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
 		}
-		out = append(out, v)
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
 	}
+}
+
+func names(cmds []*command) string {
+	var s []string
+	for _, c := range cmds {
+		s = append(s, c.name)
+	}
+	return strings.Join(s, ", ")
 }

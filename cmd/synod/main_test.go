@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -71,6 +72,51 @@ func TestCLI(t *testing.T) {
 	}
 }
 
+// TestCLIJSON checks that -json works before and after the command name and
+// prints one JSON document per command.
+func TestCLIJSON(t *testing.T) {
+	url := startAcceptors(t)
+	set := []string{"-cluster", "demo", "-acceptors", "a1,a2,a3"}
+
+	out, err := cli(t, url, "-json", "acceptors")
+	if err != nil {
+		t.Fatalf("acceptors: %v", err)
+	}
+	var list []acceptorInfo
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatalf("acceptors -json: %v\n%s", err, out)
+	}
+	if len(list) != 3 || list[0].Acceptor != "a1" || list[2].Acceptor != "a3" || list[0].Cluster != "demo" {
+		t.Errorf("acceptors -json = %+v, want a1..a3 of demo", list)
+	}
+
+	var got readResult
+	decode := func(out string, err error) readResult {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r readResult
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		return r
+	}
+	if got = decode(cli(t, url, append(set, "read", "k", "-json")...)); got.Key != "k" || !got.Value.Empty {
+		t.Errorf("read -json of a new key = %+v", got)
+	}
+	if got = decode(cli(t, url, append(set, "write", "-json", "k", "v1")...)); got.Value.Text != "v1" || got.Value.Size != 2 {
+		t.Errorf("write -json = %+v", got)
+	}
+	if got = decode(cli(t, url, append(set, "-json", "write", "k", "\x00\x01")...)); got.Value.Base64 == nil || got.Value.Text != "" {
+		t.Errorf("write -json of binary = %+v, want base64", got)
+	}
+	got = decode(cli(t, url, append(set, "read", "k", "-json")...))
+	if string(got.Value.Base64) != "\x00\x01" {
+		t.Errorf("read -json of binary = %+v", got)
+	}
+}
+
 func TestCLIUsage(t *testing.T) {
 	tests := []struct {
 		name string
@@ -81,6 +127,8 @@ func TestCLIUsage(t *testing.T) {
 		{"read without acceptor set", []string{"-cluster", "demo", "read", "k"}},
 		{"write without value", []string{"-cluster", "demo", "-acceptors", "a1", "write", "k"}},
 		{"bad flag", []string{"-no-such-flag", "acceptors"}},
+		{"bad command flag", []string{"acceptors", "-no-such-flag"}},
+		{"extra argument", []string{"acceptors", "x"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
