@@ -65,11 +65,12 @@
 //     IDs with ProposerID and a fresh nonce per process start, as
 //     RandomProposerID does.
 //  3. Keep quorums overlapping. Config.Validate enforces Q1 + Q2 > N for one
-//     configuration. When the acceptor set changes, follow §2.3 of the paper so
-//     that every prepare quorum meets every accept quorum of both the old and
-//     the new configuration while proposers may use either, then rescan every
-//     key. Serve each acceptor ID from exactly one state: two processes with
-//     one ID and different data break quorum intersection silently.
+//     configuration. Change the acceptor set only in the steps described under
+//     "Membership change" (ValidateStep, PlanSteps): fence, then rescan, then
+//     the next step. Serve each acceptor ID from exactly one state: two
+//     processes with one ID and different data break quorum intersection
+//     silently, and an acceptor whose data was lost must never return under
+//     its old ID.
 //  4. Write change functions pure: they may run more than once for one change
 //     and on values that are never committed, and must not modify or retain
 //     their argument.
@@ -86,11 +87,61 @@
 //     takes its value to be nowhere (see Proposal.Unsettled), which would be
 //     wrong if an earlier delivery had been accepted.
 //
+// # Membership change
+//
+// Paper: §2.3. A configuration (Config) is an acceptor set, quorum sizes, an
+// epoch and a ballot floor. Proposers send their epoch with every request; an
+// acceptor that serves a newer epoch refuses the request with a
+// *StaleEpochError carrying its configuration, which the proposer adopts
+// (Proposer.Adopt) before it retries. An acceptor persists a configuration
+// before it acknowledges it, so a restart never un-fences a stale proposer.
+// Requests with an epoch at or above the acceptor's own are served.
+//
+// A reconfiguration is a sequence of steps C(e) -> C(e+1), each passing
+// ValidateStep: every prepare quorum of either configuration meets every
+// accept quorum of the other. Each step runs in this order:
+//
+//  1. Claim epoch e+1 with C(e+1) (a compare-and-set on a register, so two
+//     operators cannot install different configurations under one epoch).
+//  2. Fence: install C(e+1) on every acceptor of C(e) and C(e+1) except
+//     those declared dead, and wait until each has acknowledged it. From then
+//     on no acceptor serves a request of epoch e or older.
+//  3. Rescan: run a full round (prepare and accept, the identity change) on
+//     every key any living acceptor of C(e) holds, under C(e+1).
+//  4. Only then may the next step begin.
+//
+// Why this is safe. While both C(e) and C(e+1) are in use, Paxos's argument
+// goes through unchanged: it needs only that the prepare quorum of every
+// ballot meets the accept quorum of every lower ballot that was chosen, and
+// ValidateStep makes this hold whichever of the two configurations each of
+// the ballots used, in whatever order in time. A step may not rely on C(e-1)
+// any more: after the fence of step e-1 no acceptor serves C(e-1), so every
+// promise and acceptance of C(e-1) happened before the rescan under C(e)
+// began, and for each key the rescan's prepare quorum (which meets every
+// accept quorum of C(e-1)) found any value chosen under C(e-1) and rewrote
+// it, at a higher ballot, to an accept quorum of C(e). So when C(e+1)
+// appears, every chosen value is held by an accept quorum of C(e) or later,
+// and only C(e) and C(e+1) matter. Dead acceptors never answer again and so
+// need no fence; PlanSteps checks that enough living ones remain.
+//
+// What is unsafe, and why the order is fixed: rescanning before the fence
+// completes lets a stale proposer choose a value under C(e) after its key
+// was rescanned; fencing only "enough" acceptors (fewer than a quorum of
+// C(e) left unfenced) still lets a stale proposer, whose prepare reached the
+// fenced ones before the fence, complete its prepare at the unfenced ones
+// later and leave a value at a high ballot that a later configuration's
+// prepare quorum picks over a chosen one. The simulation in synodtest runs
+// these broken orders and its checker catches them.
+//
+// Replacing a dead acceptor is two steps (add the new ID, then remove the
+// dead one) because no single step can trade one acceptor for another and
+// keep the quorums intersecting. A proposer drops its one-round-trip cache
+// when it adopts a configuration: an entry is a prepare quorum of the old one.
+//
 // # What it does not do
 //
 // The protocol types do no I/O, read no clock, log nothing and start no
 // goroutines; Acceptor and Client add storage, timers and goroutine safety but
 // no network. Transports live elsewhere (natstransport; synodtest for tests).
-// There is no leader, no log and no snapshot; membership change and register
-// deletion (§2.3 and §3 of the paper) are the caller's.
+// There is no leader, no log and no snapshot.
 package synod

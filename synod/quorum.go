@@ -14,6 +14,11 @@ type Config struct {
 	// reconfigured. Proposers send it with every request, so that acceptors
 	// serving a newer configuration can refuse them.
 	Epoch uint64
+	// Floor is the ballot counter at or below which acceptors serving this
+	// configuration refuse every request, whatever the key. Garbage
+	// collection raises it (see the package doc, "Deletion"); proposers that
+	// adopt the configuration start their counters above it. Zero for none.
+	Floor uint64
 }
 
 // Validate reports an unusable configuration, wrapped in ErrInvalidConfig.
