@@ -63,6 +63,7 @@ type clientOptions struct {
 	rng            *rand.Rand
 	logger         *slog.Logger
 	proposer       []ProposerOption
+	noLeanReads    bool
 }
 
 func defaultClientOptions() clientOptions {
@@ -100,6 +101,12 @@ func WithRand(r *rand.Rand) Option { return func(o *clientOptions) { o.rng = r }
 
 // WithLogger sets the logger (default: discard).
 func WithLogger(l *slog.Logger) Option { return func(o *clientOptions) { o.logger = l } }
+
+// WithLeanReads enables (the default) or disables reads with no disk write:
+// with them, Read first asks the acceptors for their state (when the
+// Transport implements Reader) and falls back to a full round only when they
+// do not agree. Disabled, every Read is a full round, as ReadRound is.
+func WithLeanReads(on bool) Option { return func(o *clientOptions) { o.noLeanReads = !on } }
 
 // WithProposerOptions passes options to the underlying Proposer, such as
 // WithFastPath(false).
@@ -151,10 +158,70 @@ func (c *Client) Change(ctx context.Context, key string, f ChangeFunc) ([]byte, 
 	return c.do(ctx, key, f)
 }
 
-// Read returns the register's value through a full round (the identity change),
-// so it is linearizable: it reflects every change that completed before it began.
+// Read returns the register's value, linearizably: it reflects every change
+// that completed before Read began, and never a value older than one a
+// completed Read returned.
+//
+// When the Transport implements Reader (and WithLeanReads is not off) it
+// first asks the acceptors for their state, which writes nothing: if
+// ReadQuorum of them report the same accepted ballot, that ballot's value is
+// the answer after one round trip (see the package doc, "Reads with no disk
+// write"). Otherwise, and after a phase timeout, it reads through a full
+// round, as ReadRound does.
 func (c *Client) Read(ctx context.Context, key string) ([]byte, error) {
+	r, ok := c.tr.(Reader)
+	if !ok || c.opts.noLeanReads {
+		return c.do(ctx, key, nil)
+	}
+	if key == "" {
+		return nil, errorf(ErrInvalidRequest, "empty key")
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.defaultTimeout)
+		defer cancel()
+	}
+	lr := NewLeanRead(c.cfg, key)
+	if c.leanRead(ctx, r, lr) {
+		v, _ := lr.Result()
+		return v, nil
+	}
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("synod: read %q: %w (%w)", key, ErrUnavailable, ctx.Err())
+	}
+	c.mu.Lock()
+	c.p.Observe(lr.Seen())
+	c.mu.Unlock()
 	return c.do(ctx, key, nil)
+}
+
+// ReadRound returns the register's value through a full round, the identity
+// change, whatever the Transport can do: it costs what a change costs (a
+// promise, or a write-back on the one-round-trip path, persisted by a quorum)
+// and is linearizable like Read.
+func (c *Client) ReadRound(ctx context.Context, key string) ([]byte, error) {
+	return c.do(ctx, key, nil)
+}
+
+// leanRead runs lr's one phase and reports whether it read the value.
+func (c *Client) leanRead(ctx context.Context, r Reader, lr *LeanRead) bool {
+	pctx, cancel := context.WithTimeout(ctx, c.opts.phaseTimeout)
+	defer cancel()
+	ch := make(chan ReadReply, len(c.cfg.Acceptors))
+	if err := r.Read(pctx, c.cfg.Acceptors, lr.Request(), ch); err != nil {
+		// Not every acceptor may have it: let the full round deal with it.
+		c.opts.logger.Debug("synod: read send failed", "key", lr.Key(), "err", err)
+		lr.GiveUp()
+	}
+	for lr.Status() == ReadPending {
+		select {
+		case rep := <-ch:
+			lr.OnReadReply(rep)
+		case <-pctx.Done():
+			lr.GiveUp()
+		}
+	}
+	return lr.Status() == ReadDone
 }
 
 func (c *Client) do(ctx context.Context, key string, f ChangeFunc) ([]byte, error) {

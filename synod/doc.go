@@ -3,7 +3,9 @@
 // rewritable register, one register per key. A caller never writes a value; it
 // submits a change function f(current) -> next, and a proposer runs f inside a
 // Paxos round, so every change applies atomically to the latest value. A read is
-// the identity change. There is no log, so nothing grows but the values.
+// the identity change, or, when the acceptors agree, one round trip that writes
+// nothing (see "Reads with no disk write"). There is no log, so nothing grows
+// but the values.
 //
 // # Pieces
 //
@@ -17,6 +19,7 @@
 //     (OnPrepareReply, OnAcceptReply), calls Apply when asked, and calls Retry or
 //     Abandon when an attempt is refused or times out. They read no clock, start
 //     no goroutines and never block.
+//   - LeanRead is a read with no disk write, a step machine like Proposal.
 //   - Config is the acceptor set and quorum sizes (majorities by default).
 //
 // Around them sit thin drivers: Acceptor serves requests over a Storage
@@ -46,6 +49,48 @@
 //     Next field of AcceptRequest, §2.2.1 of the paper), the proposer's next
 //     change of that key skips the prepare phase. Any refusal ends that and
 //     the change retries with both phases.
+//
+// # Reads with no disk write
+//
+// A read through a round writes: its prepare is a promise that each acceptor
+// persists. Client.Read first tries a lean read instead (LeanRead): it asks
+// every acceptor for its accepted ballot and value (ReadRequest, which
+// changes nothing), and returns the value as soon as R = max(Q1, Q2)
+// acceptors report the same accepted ballot b. Otherwise (the replies
+// disagree, acceptors fail, too few answer within a phase timeout) it reads
+// through a full round. Why the answer is linearizable, with W the set of R
+// acceptors that reported b, whose replies all left after the read began:
+//
+//  1. The value v of b is chosen by the time the read returns: |W| >= Q2
+//     acceptors accepted b, an accept quorum. (A ballot carries one value:
+//     ballots are unique per attempt, and a one-round-trip entry is claimed
+//     by one change.)
+//  2. Nothing newer than v was chosen before the read began. Suppose b' > b
+//     was chosen then: an accept quorum Q2' had accepted b'. |W| >= Q1 and
+//     Q1 + Q2 > N, so some acceptor of W is in Q2'; it accepted b' before
+//     the read began and answered the read later, and an acceptor's
+//     accepted ballot never decreases, so it would have reported a ballot
+//     of at least b', not b.
+//  3. Nothing that began after the read ended is in v, or older than v. A
+//     change is chosen at a ballot some Q1 acceptors promised before any of
+//     them accepted it (by a prepare, or by the Next of an earlier accept).
+//     Once b is accepted anywhere, a prepare quorum has promised b, and those
+//     acceptors refuse every smaller ballot; a change that begins after the
+//     read ended sends its accepts later still, so a ballot below b reaches
+//     at most N - Q1 < Q2 acceptors and is never chosen.
+//
+// Chosen values form a chain in ballot order, each built on the one before
+// (every prepare quorum meets every accept quorum), and a change or round
+// read takes effect at its chosen ballot. By 2 the read's value is at least
+// as new as everything that completed before it began, by 1 and 3 it is a
+// value of the chain that no later-starting operation precedes: the read
+// takes effect right after b, somewhere inside its own interval. A higher
+// promise in the replies does not matter: it is an attempt in flight whose
+// value is not chosen yet, or 2 would have shown it. Fewer than R matching
+// replies are not enough: Q2 - 1 of them may hold a value that is never
+// chosen, and Q1 - 1 of them may all miss a newer chosen value. The
+// simulation in synodtest checks lean reads with porcupine, and catches both
+// of those mistakes.
 //
 // Errors: ErrConflict (a *ConflictError) and ErrUnavailable mean the change was
 // not applied; ErrIndeterminate means it may or may not have been, now or later.

@@ -110,3 +110,21 @@ func deliver[T any](ctx context.Context, ch chan<- T, v T) {
 	default:
 	}
 }
+
+var _ synod.Reader = (*LocalTransport)(nil)
+
+// Read implements synod.Reader.
+func (t *LocalTransport) Read(ctx context.Context, to []string, req synod.ReadRequest, replies chan<- synod.ReadReply) error {
+	for _, id := range to {
+		a := t.reachable(id)
+		if a == nil {
+			continue
+		}
+		go func() {
+			if rep, err := a.Read(ctx, req); err == nil {
+				deliver(ctx, replies, rep)
+			}
+		}()
+	}
+	return nil
+}

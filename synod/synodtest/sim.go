@@ -30,11 +30,18 @@ const (
 	// FaultNoBallotCheck makes acceptors accept every accept request without
 	// checking its ballot against their promise.
 	FaultNoBallotCheck
+	// FaultLeanReadFewer makes lean reads answer when one fewer than
+	// max(Q1, Q2) acceptors report the same accepted ballot.
+	FaultLeanReadFewer
+	// FaultLeanReadMismatch makes lean reads ignore a mismatch: once
+	// max(Q1, Q2) acceptors answered, they return the value of the highest
+	// accepted ballot among the replies, whether or not the others agree.
+	FaultLeanReadMismatch
 )
 
 // String implements fmt.Stringer.
 func (f Fault) String() string {
-	return [...]string{"none", "forget-promise", "amnesia", "no-ballot-check"}[f]
+	return [...]string{"none", "forget-promise", "amnesia", "no-ballot-check", "lean-read-fewer", "lean-read-mismatch"}[f]
 }
 
 // SimConfig describes one simulated run. Zero fields take the defaults noted.
@@ -48,6 +55,9 @@ type SimConfig struct {
 	Keys          int // default 2
 	Ops           int // operations per proposer, default 10
 	TwoPhase      bool
+	// LeanReads makes reads try synod.LeanRead first (no disk write) and
+	// fall back to a round, as synod.Client.Read does.
+	LeanReads bool
 
 	// Network faults. Drop and Duplicate are per-message probabilities;
 	// DuplicateRequests also lets requests (not only replies) arrive twice,
@@ -104,6 +114,7 @@ func RandomSimConfig(seed uint64) SimConfig {
 	c.Crash = []float64{0, 0.05, 0.2}[r.IntN(3)]
 	c.Partition = []float64{0, 0.05, 0.2}[r.IntN(3)]
 	c.ProposerCrash = []float64{0, 0, 0.02, 0.1}[r.IntN(4)]
+	c.LeanReads = r.IntN(4) != 0
 	return c
 }
 
@@ -137,6 +148,8 @@ type SimResult struct {
 	History []porcupine.Operation
 
 	Committed       int // operations that returned a result, final reads included
+	LeanReads       int // reads answered with no disk write
+	LeanFallbacks   int // lean reads that fell back to a round
 	Indeterminate   int // operations that returned ErrIndeterminate
 	NotApplied      int // operations that returned ErrConflict or ErrUnavailable
 	Pruned          int // indeterminate operations never observed (see PruneUnobserved)
@@ -276,7 +289,7 @@ func (s *sim) run() {
 		s.handle(ev)
 	}
 	for _, pp := range s.props {
-		if pp.pr != nil || pp.opsLeft > 0 || pp.finalLeft > 0 {
+		if pp.pr != nil || pp.lr != nil || pp.opsLeft > 0 || pp.finalLeft > 0 {
 			s.violation("proposer p%d stopped with work left", pp.idx)
 		}
 	}
@@ -290,9 +303,9 @@ func (s *sim) schedule(after int64, ev event) {
 
 func (s *sim) handle(ev event) {
 	switch ev.kind {
-	case evPrepare, evAccept:
+	case evPrepare, evAccept, evRead:
 		s.deliverRequest(ev)
-	case evPrepareReply, evAcceptReply:
+	case evPrepareReply, evAcceptReply, evReadReply:
 		s.deliverReply(ev)
 	case evStart:
 		s.startOp(s.props[ev.p])
@@ -316,7 +329,7 @@ func (s *sim) send(ev event) {
 		return
 	}
 	copies := 1
-	isRequest := ev.kind == evPrepare || ev.kind == evAccept
+	isRequest := ev.kind == evPrepare || ev.kind == evAccept || ev.kind == evRead
 	if !s.final && (!isRequest || s.cfg.DuplicateRequests) && s.rng.Float64() < s.cfg.Duplicate {
 		copies = 2
 	}
@@ -334,7 +347,16 @@ func (s *sim) deliverRequest(ev event) {
 	ctx := context.Background()
 	var key string
 	reply := event{p: ev.p, a: ev.a}
-	if ev.kind == evPrepare {
+	switch ev.kind {
+	case evRead:
+		key = ev.read.Key
+		rep, err := a.acc.Read(ctx, ev.read)
+		if err != nil {
+			s.violation("acceptor %s: read %s: %v", a.id, key, err)
+			return
+		}
+		reply.kind, reply.readRep, reply.token = evReadReply, rep, ev.token
+	case evPrepare:
 		key = ev.prep.Key
 		rep, err := a.acc.Prepare(ctx, ev.prep)
 		if err != nil {
@@ -342,7 +364,7 @@ func (s *sim) deliverRequest(ev event) {
 			return
 		}
 		reply.kind, reply.prepRep = evPrepareReply, rep
-	} else {
+	default:
 		key = ev.acc.Key
 		rep, err := s.accept(a, ev.acc)
 		if err != nil {
@@ -381,6 +403,10 @@ func (s *sim) deliverReply(ev event) {
 	}
 	s.tracef("deliver %s", ev.describe())
 	pp := s.props[ev.p]
+	if ev.kind == evReadReply {
+		s.onReadReply(pp, ev)
+		return
+	}
 	if pp.pr == nil {
 		return
 	}
@@ -504,12 +530,14 @@ type event struct {
 	seq   uint64
 	kind  evKind
 	p, a  int    // proposer and acceptor index
-	token uint64 // for timers: the proposer's token when set
+	token uint64 // for timers: the proposer's token when set; for reads: the read's ID
 
 	prep    synod.PrepareRequest
 	acc     synod.AcceptRequest
+	read    synod.ReadRequest
 	prepRep synod.PrepareReply
 	accRep  synod.AcceptReply
+	readRep synod.ReadReply
 }
 
 type evKind uint8
@@ -525,6 +553,8 @@ const (
 	evChaos
 	evRestart
 	evHeal
+	evRead
+	evReadReply
 )
 
 func (ev event) describe() string {
@@ -539,6 +569,11 @@ func (ev event) describe() string {
 			return fmt.Sprintf("a%d→p%d promise %s %v accepted %v %q", ev.a, ev.p, r.Key, r.Ballot, r.Accepted, r.Value)
 		}
 		return fmt.Sprintf("a%d→p%d prepare refused %s %v seen %v", ev.a, ev.p, r.Key, r.Ballot, r.Seen)
+	case evRead:
+		return fmt.Sprintf("p%d→a%d read#%d %s", ev.p, ev.a, ev.token, ev.read.Key)
+	case evReadReply:
+		r := ev.readRep
+		return fmt.Sprintf("a%d→p%d read#%d %s promised %v accepted %v %q", ev.a, ev.p, ev.token, r.Key, r.Promised, r.Accepted, r.Value)
 	case evAcceptReply:
 		r := ev.accRep
 		if r.OK {

@@ -17,7 +17,9 @@ type simProposer struct {
 	idx       int
 	p         *synod.Proposer
 	opts      []synod.ProposerOption
-	pr        *synod.Proposal // nil between operations
+	pr        *synod.Proposal // nil between operations and during a lean read
+	lr        leanReader      // the lean read in flight, if any
+	readID    uint64          // the lean read's ID, to ignore replies to earlier reads
 	in        RegisterInput
 	call      int64
 	deadline  int64
@@ -30,7 +32,7 @@ type simProposer struct {
 }
 
 func (s *sim) startOp(pp *simProposer) {
-	if pp.pr != nil {
+	if pp.pr != nil || pp.lr != nil {
 		return
 	}
 	var f synod.ChangeFunc
@@ -58,6 +60,10 @@ func (s *sim) startOp(pp *simProposer) {
 	}
 	f = changeFunc(pp.in)
 	pp.call, pp.abandoned = s.now, false
+	if pp.in.Kind == OpRead && s.cfg.LeanReads {
+		s.startLeanRead(pp)
+		return
+	}
 	pp.pr = pp.p.Begin(pp.in.Key, f)
 	s.tracef("p%d begin %s at %v (%s)", pp.idx, describeInput(pp.in), pp.pr.Ballot(), pp.pr.Status())
 	s.drive(pp)
@@ -138,6 +144,12 @@ func (s *sim) backoff(pp *simProposer) {
 }
 
 func (s *sim) onTimeout(pp *simProposer, token uint64) {
+	if pp.lr != nil && token == pp.token {
+		s.tracef("p%d read#%d timeout", pp.idx, pp.readID)
+		pp.lr.GiveUp()
+		s.leanReadStep(pp)
+		return
+	}
 	if pp.pr == nil || token != pp.token {
 		return
 	}
@@ -169,16 +181,22 @@ func (s *sim) onRetry(pp *simProposer, token uint64) {
 // proposer's next one.
 func (s *sim) finishOp(pp *simProposer) {
 	v, err := pp.pr.Result()
+	s.endOp(pp, v, err, pp.pr.Ballot())
+}
+
+// endOp records the outcome of pp's operation, whose last attempt had ballot
+// b (for a lean read: the accepted ballot it read), and moves on.
+func (s *sim) endOp(pp *simProposer, v []byte, err error, b synod.Ballot) {
 	in := pp.in
 	op := porcupine.Operation{ClientId: pp.idx, Input: in, Call: pp.call, Return: s.now}
-	s.tracef("p%d done %s at %v: %q, %v", pp.idx, describeInput(in), pp.pr.Ballot(), v, err)
+	s.tracef("p%d done %s at %v: %q, %v", pp.idx, describeInput(in), b, v, err)
 	record := true
 	switch {
 	case err == nil || (in.Kind == OpCAS && errors.Is(err, errCASMismatch)):
 		op.Output = RegisterOutput{Value: string(v), OK: err == nil}
 		pp.seen[in.Key] = string(v)
 		s.res.Committed++
-		if b := pp.pr.Ballot(); s.acked[in.Key].Less(b) {
+		if s.acked[in.Key].Less(b) {
 			s.acked[in.Key] = b
 		}
 		s.checkDurable(in.Key)
@@ -206,7 +224,7 @@ func (s *sim) finishOp(pp *simProposer) {
 	if pp.abandoned {
 		s.res.TimedOut++
 	}
-	pp.pr = nil
+	pp.pr, pp.lr = nil, nil
 	s.nextOp(pp, s.rng.Int64N(2*s.cfg.MaxDelay+1))
 }
 
@@ -241,6 +259,11 @@ func (s *sim) crashProposer(pp *simProposer) {
 	pp.p = p
 	pp.token++ // its timers die with it
 	s.res.ProposerCrashes++
+	if pp.lr != nil {
+		pp.lr = nil // a read changes nothing: leave it out
+		s.nextOp(pp, s.cfg.PhaseTimeout)
+		return
+	}
 	if pp.pr == nil {
 		return
 	}

@@ -113,7 +113,7 @@ func TestSimLinearizable(t *testing.T) {
 		}
 	}
 	results := runSeeds(first, n, cfg)
-	var ops, committed, indeterminate, pruned, timedOut, notApplied, events, crashes int
+	var ops, committed, indeterminate, pruned, timedOut, notApplied, events, crashes, lean, fallbacks, leanSeeds int
 	var steps int64
 	for _, r := range results {
 		ops += len(r.History)
@@ -125,6 +125,11 @@ func TestSimLinearizable(t *testing.T) {
 		notApplied += r.NotApplied
 		events += r.Events
 		steps += r.Steps
+		lean += r.LeanReads
+		fallbacks += r.LeanFallbacks
+		if r.Config.LeanReads {
+			leanSeeds++
+		}
 		if single {
 			t.Logf("%v\nconfig: %+v", r, r.Config)
 		}
@@ -134,8 +139,12 @@ func TestSimLinearizable(t *testing.T) {
 	}
 	t.Logf("seeds %d..%d (%d): %d operations in histories (%d committed, %d indeterminate of which %d never observed), %d not applied (conflict/unavailable), %d timed out, %d proposer crashes; %d events, %d logical steps; %v",
 		first, first+n-1, n, ops, committed, indeterminate, pruned, notApplied, timedOut, crashes, events, steps, time.Since(start).Round(time.Millisecond))
+	t.Logf("lean reads in %d seeds: %d answered with no disk write, %d fell back to a round", leanSeeds, lean, fallbacks)
 	if ops == 0 || committed == 0 {
 		t.Fatalf("the simulation checked nothing")
+	}
+	if !single && (lean == 0 || fallbacks == 0) {
+		t.Fatalf("the simulation checked no lean read (%d) or no fallback (%d)", lean, fallbacks)
 	}
 }
 
@@ -185,6 +194,11 @@ func TestSimFindsInjectedBugs(t *testing.T) {
 		}},
 		{synodtest.FaultAmnesia, func(c *synodtest.SimConfig) { c.Crash = 0.3 }},
 		{synodtest.FaultNoBallotCheck, func(*synodtest.SimConfig) {}},
+		// Lean reads that answer with too few matching replies, or despite
+		// a mismatch, return values that are not chosen yet or no longer
+		// the latest.
+		{synodtest.FaultLeanReadFewer, func(c *synodtest.SimConfig) { c.LeanReads = true }},
+		{synodtest.FaultLeanReadMismatch, func(c *synodtest.SimConfig) { c.LeanReads = true }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.fault.String(), func(t *testing.T) {

@@ -1,0 +1,124 @@
+package synodtest
+
+import "github.com/protosynod/protosynod/synod"
+
+// leanReader is what the simulation needs of a lean read: synod.LeanRead, or
+// one of the deliberately broken reads of FaultLeanReadFewer and
+// FaultLeanReadMismatch.
+type leanReader interface {
+	OnReadReply(synod.ReadReply)
+	GiveUp()
+	Status() synod.ReadStatus
+	Result() ([]byte, synod.Ballot)
+	Seen() synod.Ballot
+}
+
+var _ leanReader = (*synod.LeanRead)(nil)
+
+// startLeanRead sends a lean read of pp's key to every acceptor, as
+// synod.Client.Read does; it falls back to a round when the replies do not
+// agree or a phase timeout passes.
+func (s *sim) startLeanRead(pp *simProposer) {
+	key := pp.in.Key
+	switch s.cfg.Fault {
+	case FaultLeanReadFewer:
+		pp.lr = &brokenRead{cfg: s.synCfg, key: key, need: max(1, synod.ReadQuorum(s.synCfg)-1)}
+	case FaultLeanReadMismatch:
+		pp.lr = &brokenRead{cfg: s.synCfg, key: key, need: synod.ReadQuorum(s.synCfg), ignoreMismatch: true}
+	default:
+		pp.lr = synod.NewLeanRead(s.synCfg, key)
+	}
+	pp.readID++
+	pp.token++
+	s.tracef("p%d begin lean read#%d %s", pp.idx, pp.readID, key)
+	req := synod.ReadRequest{Key: key, Epoch: s.synCfg.Epoch}
+	for a := range s.accs {
+		s.send(event{kind: evRead, p: pp.idx, a: a, read: req, token: pp.readID})
+	}
+	s.schedule(min(s.cfg.PhaseTimeout, pp.deadline-s.now), event{kind: evTimeout, p: pp.idx, token: pp.token})
+}
+
+// onReadReply feeds a read reply to pp's lean read, if it belongs to it.
+func (s *sim) onReadReply(pp *simProposer, ev event) {
+	if pp.lr == nil || ev.token != pp.readID {
+		return // a reply to an earlier read: its state may predate this one
+	}
+	pp.lr.OnReadReply(ev.readRep)
+	s.leanReadStep(pp)
+}
+
+// leanReadStep ends pp's lean read when it is done or must fall back.
+func (s *sim) leanReadStep(pp *simProposer) {
+	switch pp.lr.Status() {
+	case synod.ReadDone:
+		v, b := pp.lr.Result()
+		s.res.LeanReads++
+		pp.token++ // its timer is moot
+		s.endOp(pp, v, nil, b)
+	case synod.ReadFallback:
+		s.res.LeanFallbacks++
+		pp.p.Observe(pp.lr.Seen())
+		pp.lr = nil
+		pp.pr = pp.p.Begin(pp.in.Key, nil)
+		s.tracef("p%d read#%d falls back to a round at %v (%s)", pp.idx, pp.readID, pp.pr.Ballot(), pp.pr.Status())
+		s.drive(pp)
+	}
+}
+
+// brokenRead is a lean read with a deliberate safety bug, to show that the
+// checker catches one: it answers with fewer than max(Q1, Q2) matching
+// replies (need), or ignores a mismatch and answers with the value of the
+// highest accepted ballot once need acceptors answered.
+type brokenRead struct {
+	cfg            synod.Config
+	key            string
+	need           int
+	ignoreMismatch bool
+
+	voted  map[string]bool
+	count  map[synod.Ballot]int
+	heard  int
+	high   synod.Ballot
+	value  []byte
+	seen   synod.Ballot
+	stat   synod.ReadStatus
+	ballot synod.Ballot
+}
+
+func (r *brokenRead) OnReadReply(rep synod.ReadReply) {
+	if r.stat != synod.ReadPending || rep.Key != r.key || rep.Err != nil || r.voted[rep.From] {
+		return
+	}
+	if r.voted == nil {
+		r.voted, r.count = map[string]bool{}, map[synod.Ballot]int{}
+	}
+	r.voted[rep.From] = true
+	r.heard++
+	r.count[rep.Accepted]++
+	if r.seen.Less(rep.Promised) {
+		r.seen = rep.Promised
+	}
+	if r.heard == 1 || r.high.Less(rep.Accepted) {
+		r.high, r.value = rep.Accepted, rep.Value
+	}
+	switch {
+	case r.ignoreMismatch && r.heard >= r.need:
+		r.stat, r.ballot = synod.ReadDone, r.high
+	case !r.ignoreMismatch && r.count[rep.Accepted] >= r.need:
+		r.stat, r.ballot, r.value = synod.ReadDone, rep.Accepted, rep.Value
+	case r.heard == len(r.cfg.Acceptors):
+		r.stat = synod.ReadFallback
+	}
+}
+
+func (r *brokenRead) GiveUp() {
+	if r.stat == synod.ReadPending {
+		r.stat = synod.ReadFallback
+	}
+}
+
+func (r *brokenRead) Status() synod.ReadStatus { return r.stat }
+
+func (r *brokenRead) Result() ([]byte, synod.Ballot) { return r.value, r.ballot }
+
+func (r *brokenRead) Seen() synod.Ballot { return r.seen }
