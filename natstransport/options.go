@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/protosynod/protosynod/synod"
 )
 
@@ -20,6 +22,7 @@ type options struct {
 	queueLen      int
 	maxQueueBytes int
 	probeTimeout  time.Duration
+	meterProvider metric.MeterProvider
 }
 
 func defaultOptions() options {

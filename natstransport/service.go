@@ -62,14 +62,16 @@ type Service struct {
 	workers    sync.WaitGroup
 	done       chan struct{} // closed when every worker has returned
 
-	mu          sync.Mutex // guards stopping, queuedBytes and sends on queues
+	mu          sync.Mutex // guards stopping, queued, queuedBytes and sends on queues
 	stopping    bool
+	queued      int
 	queuedBytes int
 
 	stopOnce sync.Once
 	stopErr  error
 
-	stats serviceStats
+	stats   serviceStats
+	metrics *serviceMetrics
 }
 
 // serviceStats are counters shown as the endpoints' data in micro STATS.
@@ -98,6 +100,15 @@ type job struct {
 	accept    synod.AcceptRequest
 	reply     string
 	size      int
+	arrived   time.Time
+}
+
+// op names j's operation, as in the subjects.
+func (j job) op() string {
+	if j.isPrepare {
+		return opPrepare
+	}
+	return opAccept
 }
 
 // Serve starts serving acc as acceptor acc.ID() of cluster over nc, on the
@@ -144,8 +155,12 @@ func Serve(ctx context.Context, nc *nats.Conn, cluster string, acc *synod.Accept
 		seed: maphash.MakeSeed(),
 		done: make(chan struct{}),
 	}
+	if s.metrics, err = newServiceMetrics(o.meterProvider, s); err != nil {
+		return nil, fmt.Errorf("natstransport: serve: %w", err)
+	}
 	for _, subj := range []string{prep, accept} {
 		if err := s.probe(ctx, subj); err != nil {
+			s.metrics.close()
 			return nil, err
 		}
 	}
@@ -175,6 +190,7 @@ func Serve(ctx context.Context, nc *nats.Conn, cluster string, acc *synod.Accept
 		s.closeQueues()
 		s.cancelWork()
 		<-s.done
+		s.metrics.close()
 		return nil, err
 	}
 	s.log.Info("natstransport: acceptor serving", "prepare", prep, "accept", accept, "instance", s.svc.Info().ID)
@@ -286,15 +302,21 @@ func (s *Service) Stats() StatsData {
 
 // handler decodes a request and queues it, or replies with an error.
 func (s *Service) handler(isPrepare bool) micro.HandlerFunc {
+	op := opAccept
+	if isPrepare {
+		op = opPrepare
+	}
 	return func(req micro.Request) {
+		arrived := time.Now()
 		if req.Headers().Get(ProbeHeader) != "" {
+			s.metrics.refuse("probe")
 			s.log.Warn("natstransport: probed by another instance starting for this acceptor", "subject", req.Subject())
 			s.replyError(req, fmt.Errorf("%w: acceptor %s of cluster %s is served by instance %s",
 				ErrAlreadyServing, s.acc.ID(), s.cluster, s.svc.Info().ID))
 			return
 		}
 		data := req.Data()
-		j := job{isPrepare: isPrepare, reply: req.Reply(), size: len(data)}
+		j := job{isPrepare: isPrepare, reply: req.Reply(), size: len(data), arrived: arrived}
 		var err error
 		if isPrepare {
 			j.prepare, err = DecodePrepareRequest(data, s.opts.limits)
@@ -303,6 +325,7 @@ func (s *Service) handler(isPrepare bool) micro.HandlerFunc {
 		}
 		if err != nil {
 			s.stats.BadRequests.Add(1)
+			s.metrics.malformedRequest(op)
 			s.log.Warn("natstransport: bad request", "subject", req.Subject(), "bytes", len(data), "err", err)
 			s.replyError(req, err)
 			return
@@ -362,17 +385,21 @@ func (s *Service) enqueue(j job) error {
 	defer s.mu.Unlock()
 	switch {
 	case s.stopping:
+		s.metrics.refuse("stopping")
 		return fmt.Errorf("%w: acceptor %s", ErrStopping, s.acc.ID())
 	case s.queuedBytes+j.size > s.opts.maxQueueBytes:
 		s.stats.Overloaded.Add(1)
+		s.metrics.refuse("overloaded")
 		return fmt.Errorf("%w: acceptor %s has %d bytes queued", ErrOverloaded, s.acc.ID(), s.queuedBytes)
 	}
 	select {
 	case q <- j:
+		s.queued++
 		s.queuedBytes += j.size
 		return nil
 	default:
 		s.stats.Overloaded.Add(1)
+		s.metrics.refuse("overloaded")
 		return fmt.Errorf("%w: acceptor %s: worker queue full", ErrOverloaded, s.acc.ID())
 	}
 }
@@ -383,6 +410,7 @@ func (s *Service) work(q <-chan job) {
 	for j := range q {
 		s.process(j)
 		s.mu.Lock()
+		s.queued--
 		s.queuedBytes -= j.size
 		s.mu.Unlock()
 	}
@@ -393,16 +421,19 @@ func (s *Service) work(q <-chan job) {
 func (s *Service) process(j job) {
 	var (
 		data []byte
+		ok   bool
 		err  error
 	)
 	if j.isPrepare {
 		var rep synod.PrepareReply
 		if rep, err = s.acc.Prepare(s.workCtx, j.prepare); err == nil {
+			ok = rep.OK
 			data, err = EncodePrepareReply(rep)
 		}
 	} else {
 		var rep synod.AcceptReply
 		if rep, err = s.acc.Accept(s.workCtx, j.accept); err == nil {
+			ok = rep.OK
 			data, err = EncodeAcceptReply(rep)
 		}
 	}
@@ -416,6 +447,9 @@ func (s *Service) process(j job) {
 	} else {
 		s.stats.Handled.Add(1)
 	}
+	// Recorded before the reply leaves, so a client that has its reply sees
+	// the request counted (publishing only buffers the message).
+	s.metrics.request(j.op(), j.arrived, ok, err)
 	if err := s.nc.PublishMsg(msg); err != nil {
 		s.stats.ReplyErrors.Add(1)
 		s.log.Debug("natstransport: reply not sent", "reply", j.reply, "err", err)
@@ -449,6 +483,7 @@ func (s *Service) Stop(ctx context.Context) error {
 		}
 		s.log.Info("natstransport: acceptor stopping; finishing requests in progress")
 	})
+	defer s.metrics.close()
 	select {
 	case <-s.done:
 		s.cancelWork()

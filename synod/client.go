@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Transport carries a phase's request to acceptors and their replies back.
@@ -45,9 +47,10 @@ type Reader interface {
 // one at a time, in call order as far as the Go scheduler allows, so that a
 // sequence of changes of a key takes the one-round-trip path.
 type Client struct {
-	tr   Transport
-	cfg  Config
-	opts clientOptions
+	tr      Transport
+	cfg     Config
+	opts    clientOptions
+	metrics *clientMetrics
 
 	mu   sync.Mutex // guards p and rng
 	p    *Proposer
@@ -64,6 +67,7 @@ type clientOptions struct {
 	logger         *slog.Logger
 	proposer       []ProposerOption
 	noLeanReads    bool
+	meterProvider  metric.MeterProvider
 }
 
 func defaultClientOptions() clientOptions {
@@ -137,7 +141,11 @@ func NewClient(proposerID string, cfg Config, tr Transport, opts ...Option) (*Cl
 	if rng == nil {
 		rng = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	}
-	return &Client{tr: tr, cfg: p.Config(), opts: o, p: p, rng: rng}, nil
+	m, err := newClientMetrics(o.meterProvider)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{tr: tr, cfg: p.Config(), opts: o, metrics: m, p: p, rng: rng}, nil
 }
 
 // ID returns the client's proposer ID.
@@ -181,9 +189,12 @@ func (c *Client) Read(ctx context.Context, key string) ([]byte, error) {
 		ctx, cancel = context.WithTimeout(ctx, c.opts.defaultTimeout)
 		defer cancel()
 	}
+	start := time.Now()
 	lr := NewLeanRead(c.cfg, key)
 	if c.leanRead(ctx, r, lr) {
 		v, _ := lr.Result()
+		c.metrics.readPath(ctx, true)
+		c.metrics.done(ctx, true, start, 1, false, nil)
 		return v, nil
 	}
 	if ctx.Err() != nil {
@@ -224,7 +235,9 @@ func (c *Client) leanRead(ctx context.Context, r Reader, lr *LeanRead) bool {
 	return lr.Status() == ReadDone
 }
 
-func (c *Client) do(ctx context.Context, key string, f ChangeFunc) ([]byte, error) {
+func (c *Client) do(ctx context.Context, key string, f ChangeFunc) (_ []byte, err error) {
+	start, rounds, fast := time.Now(), 0, false
+	defer func() { c.metrics.done(ctx, f == nil, start, rounds, fast, err) }()
 	if key == "" {
 		return nil, errorf(ErrInvalidRequest, "empty key")
 	}
@@ -242,12 +255,19 @@ func (c *Client) do(ctx context.Context, key string, f ChangeFunc) ([]byte, erro
 	c.mu.Lock()
 	pr := c.p.Begin(key, f)
 	c.mu.Unlock()
+	fast = pr.Status() == StatusApply
+	if f == nil {
+		c.metrics.readPath(ctx, false)
+	}
 	for {
 		switch pr.Status() {
 		case StatusApply:
 			pr.Apply()
 		case StatusPreparing, StatusAccepting:
 			ok, accepts, cancel := c.phase(ctx, pr)
+			if pr.Status() == StatusRefused {
+				c.metrics.conflict(ctx)
+			}
 			if !ok || pr.Status() == StatusRefused {
 				if !pr.Unsettled() {
 					accepts = nil
@@ -261,6 +281,7 @@ func (c *Client) do(ctx context.Context, key string, f ChangeFunc) ([]byte, erro
 			c.mu.Lock()
 			c.p.Complete(pr)
 			c.mu.Unlock()
+			rounds = pr.Attempts()
 			v, err := pr.Result()
 			if err != nil && (err == ErrIndeterminate || err == ErrUnavailable || isConflict(err)) {
 				c.opts.logger.Debug("synod: change failed", "key", key, "attempts", pr.Attempts(), "err", err)

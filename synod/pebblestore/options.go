@@ -5,6 +5,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Option configures Open.
@@ -15,6 +16,8 @@ type options struct {
 	logger   *slog.Logger
 	identity identity
 	pebble   []func(*pebble.Options)
+
+	meterProvider metric.MeterProvider
 }
 
 func defaultOptions() options {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/protosynod/protosynod/synod"
@@ -28,6 +29,7 @@ type Store struct {
 	dir    string
 	logger *slog.Logger
 	id     identity // recorded identity; zero if none
+	m      *storeMetrics
 
 	mu       sync.Mutex // guards closed and failed; held only to admit calls
 	closed   bool
@@ -57,6 +59,10 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("%w: pebblestore: identity needs both a cluster and an acceptor ID, got cluster %q acceptor %q",
 			synod.ErrInvalidConfig, o.identity.Cluster, o.identity.Acceptor)
 	}
+	m, err := newStoreMetrics(o.meterProvider)
+	if err != nil {
+		return nil, err
+	}
 	po := &pebble.Options{FS: o.fs, Logger: pebbleLogger{o.logger}}
 	for _, f := range o.pebble {
 		f(po)
@@ -64,14 +70,14 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	po.DisableWAL, po.ReadOnly = false, false
 
 	var db *pebble.DB
-	err := recoverFatal(func() (err error) {
+	err = recoverFatal(func() (err error) {
 		db, err = pebble.Open(dir, po)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: open %s: %w", dir, err)
 	}
-	s := &Store{db: db, dir: dir, logger: o.logger}
+	s := &Store{db: db, dir: dir, logger: o.logger, m: m}
 	if err := s.bindIdentity(o.identity); err != nil {
 		_ = recoverFatal(db.Close)
 		return nil, err
@@ -174,7 +180,7 @@ func (s *Store) Store(ctx context.Context, key string, st synod.AcceptorState) e
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("pebblestore: store %q: %w", key, err)
 	}
-	if err := s.commit(func() error { return s.db.Set(dataKey(key), rec, pebble.Sync) }); err != nil {
+	if err := s.commit(1, func() error { return s.db.Set(dataKey(key), rec, pebble.Sync) }); err != nil {
 		return fmt.Errorf("pebblestore: store %q: %w", key, err)
 	}
 	return nil
@@ -206,7 +212,7 @@ func (s *Store) StoreBatch(ctx context.Context, entries []KeyState) error {
 			return fmt.Errorf("pebblestore: store batch %q: %w", e.Key, err)
 		}
 	}
-	if err := s.commit(func() error { return b.Commit(pebble.Sync) }); err != nil {
+	if err := s.commit(len(entries), func() error { return b.Commit(pebble.Sync) }); err != nil {
 		return fmt.Errorf("pebblestore: store batch of %d: %w", len(entries), err)
 	}
 	return nil
@@ -277,12 +283,16 @@ func (s *Store) enter(op, key string) error {
 	return nil
 }
 
-// commit runs a synced Pebble commit. Pebble reports a failed commit (such as a
+// commit runs a synced Pebble commit of n registers. Pebble reports a failed commit (such as a
 // failed WAL fsync) through Logger.Fatalf, after the batch may already be
 // visible to reads; the store then fails for good, so that nothing it did not
 // make durable is ever served.
-func (s *Store) commit(apply func() error) error {
+func (s *Store) commit(n int, apply func() error) error {
+	start := time.Now()
 	err := recoverFatal(apply)
+	if err == nil {
+		s.m.committed(start, n)
+	}
 	if err == nil || !errors.Is(err, ErrFailed) {
 		return err
 	}

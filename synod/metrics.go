@@ -1,0 +1,150 @@
+package synod
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+)
+
+// MeterName is the OpenTelemetry instrumentation scope of this package's
+// instruments (see WithMeterProvider).
+const MeterName = "github.com/protosynod/protosynod/synod"
+
+// WithMeterProvider makes the Client record its metrics through mp (default:
+// none; nothing global is ever used). The instruments, all prefixed
+// "synod.client.":
+//
+//   - change.duration (histogram, s): time of each Change and Read, with
+//     attributes op ("change", "read") and outcome ("ok", "error" for an
+//     error of the change function, "conflict", "unavailable",
+//     "indeterminate", "invalid");
+//   - change.rounds (histogram): attempts (rounds) each change took;
+//   - conflicts (counter): attempts refused because an acceptor had seen a
+//     higher ballot (competing proposers);
+//   - fast_path (counter): changes that began with the cached one-round-trip
+//     accept, with attribute result "hit" (it succeeded in that round) or
+//     "fallback" (it needed more);
+//   - indeterminate (counter): changes that ended with ErrIndeterminate;
+//   - reads (counter): reads by the path they took, attribute path
+//     ("quorum": answered by acceptors' agreeing states without a round;
+//     "round": a full round).
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(o *clientOptions) { o.meterProvider = mp }
+}
+
+// clientMetrics is a Client's instruments. Every method is cheap and safe
+// with a no-op provider. The methods record under context.WithoutCancel(ctx):
+// the SDK drops measurements made under a done context, and a change that ran
+// out its deadline is one worth counting.
+type clientMetrics struct {
+	duration      metric.Float64Histogram
+	rounds        metric.Int64Histogram
+	conflicts     metric.Int64Counter
+	fastPath      metric.Int64Counter
+	indeterminate metric.Int64Counter
+	reads         metric.Int64Counter
+}
+
+func newClientMetrics(mp metric.MeterProvider) (*clientMetrics, error) {
+	if mp == nil {
+		mp = noop.NewMeterProvider()
+	}
+	m := mp.Meter(MeterName)
+	var cm clientMetrics
+	var errs []error
+	add := func(err error) { errs = append(errs, err) }
+	var err error
+	cm.duration, err = m.Float64Histogram("synod.client.change.duration", metric.WithUnit("s"),
+		metric.WithDescription("Time of each change and read, by op and outcome."),
+		metric.WithExplicitBucketBoundaries(.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5, 10))
+	add(err)
+	cm.rounds, err = m.Int64Histogram("synod.client.change.rounds", metric.WithUnit("{round}"),
+		metric.WithDescription("Rounds (attempts) each change took."),
+		metric.WithExplicitBucketBoundaries(1, 2, 3, 4, 6, 8, 12, 16, 32))
+	add(err)
+	cm.conflicts, err = m.Int64Counter("synod.client.conflicts", metric.WithUnit("{attempt}"),
+		metric.WithDescription("Attempts refused because an acceptor had seen a higher ballot."))
+	add(err)
+	cm.fastPath, err = m.Int64Counter("synod.client.fast_path", metric.WithUnit("{change}"),
+		metric.WithDescription("Changes that began with the one-round-trip accept, by result (hit, fallback)."))
+	add(err)
+	cm.indeterminate, err = m.Int64Counter("synod.client.indeterminate", metric.WithUnit("{change}"),
+		metric.WithDescription("Changes whose outcome is unknown (ErrIndeterminate)."))
+	add(err)
+	cm.reads, err = m.Int64Counter("synod.client.reads", metric.WithUnit("{read}"),
+		metric.WithDescription("Reads by the path they took (quorum, round)."))
+	add(err)
+	if err := errors.Join(errs...); err != nil {
+		return nil, errorf(ErrInvalidConfig, "meter provider: %v", err)
+	}
+	return &cm, nil
+}
+
+var (
+	attrOpChange  = attribute.String("op", "change")
+	attrOpRead    = attribute.String("op", "read")
+	fastHit       = metric.WithAttributes(attribute.String("result", "hit"))
+	fastFallback  = metric.WithAttributes(attribute.String("result", "fallback"))
+	readPathQuick = metric.WithAttributes(attribute.String("path", "quorum"))
+	readPathRound = metric.WithAttributes(attribute.String("path", "round"))
+)
+
+// done records a finished change or read (read when f was nil): its time
+// since start, its rounds, whether it began on the fast path, and its outcome.
+func (m *clientMetrics) done(ctx context.Context, read bool, start time.Time, rounds int, fast bool, err error) {
+	ctx = context.WithoutCancel(ctx)
+	op := attrOpChange
+	if read {
+		op = attrOpRead
+	}
+	outcome := outcomeOf(err)
+	m.duration.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(op, attribute.String("outcome", outcome)))
+	if rounds > 0 {
+		m.rounds.Record(ctx, int64(rounds))
+	}
+	if fast {
+		if rounds == 1 && err == nil {
+			m.fastPath.Add(ctx, 1, fastHit)
+		} else {
+			m.fastPath.Add(ctx, 1, fastFallback)
+		}
+	}
+	if outcome == "indeterminate" {
+		m.indeterminate.Add(ctx, 1)
+	}
+}
+
+// conflict records an attempt refused by a higher ballot.
+func (m *clientMetrics) conflict(ctx context.Context) {
+	m.conflicts.Add(context.WithoutCancel(ctx), 1)
+}
+
+// readPath records the path a read took: quorum (no round) or a full round.
+func (m *clientMetrics) readPath(ctx context.Context, quorum bool) {
+	ctx = context.WithoutCancel(ctx)
+	if quorum {
+		m.reads.Add(ctx, 1, readPathQuick)
+	} else {
+		m.reads.Add(ctx, 1, readPathRound)
+	}
+}
+
+func outcomeOf(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, ErrIndeterminate):
+		return "indeterminate"
+	case errors.Is(err, ErrConflict):
+		return "conflict"
+	case errors.Is(err, ErrUnavailable):
+		return "unavailable"
+	case errors.Is(err, ErrInvalidRequest), errors.Is(err, ErrInvalidConfig):
+		return "invalid"
+	}
+	return "error"
+}
