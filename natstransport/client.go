@@ -312,6 +312,14 @@ func (t *Transport) onReply(m *nats.Msg) {
 		deliver bool
 	)
 	switch err := replyError(acceptor, m); {
+	case err != nil && errors.Is(err, synod.ErrStorage):
+		// Neither a promise nor a refusal, but the proposal counts it: when
+		// too few acceptors are left for a quorum it fails at once with
+		// synod.ErrStorage (which the caller sees) instead of waiting.
+		t.log.Debug("natstransport: acceptor storage failed", "op", p.op(), "key", p.key, "err", err)
+		prep = synod.PrepareReply{From: acceptor, Key: p.key, Ballot: p.ballot, Err: err}
+		acc = synod.AcceptReply{From: acceptor, Key: p.key, Ballot: p.ballot, Err: err}
+		deliver = true
 	case err != nil:
 		lvl := slog.LevelWarn
 		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, ErrStopping) || errors.Is(err, ErrOverloaded) {

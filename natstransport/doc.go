@@ -52,13 +52,23 @@
 //	410 ErrStopping               the service is stopping
 //	413 ErrTooLarge               frame, key, ID or value over its limit
 //	422 synod.ErrInvalidRequest   empty key, zero or invalid ballot
-//	500 ErrStorage                the acceptor failed to load or persist
+//	500 ErrStorage                the acceptor failed to load or persist (I/O error,
+//	                              corrupt record, failed store awaiting its restart)
 //	503 ErrOverloaded             the acceptor's queue is full
 //	505 ErrVersion                unknown wire version
+//	507 ErrNoSpace                the acceptor's disk is full, or below its space
+//	                              reserve for a key it does not hold
 //
-// None of them means the request was applied. A Transport logs them; its
-// PrepareAt and AcceptAt return them as *RemoteError, which errors.Is matches
-// against the sentinel of its code.
+// None of them is a promise, an acceptance or a refusal. 500 and 507 match
+// synod.ErrStorage (507 also synod.ErrNoSpace): a Transport delivers them to
+// the proposal as replies with Err set, so a change whose quorum storage
+// failures put out of reach ends at once with synod.ErrStorage instead of
+// waiting out its deadline; a failed store may or may not have reached the
+// disk, so an accept that met them may end with synod.ErrIndeterminate too. A
+// Transport logs the other codes; its PrepareAt and AcceptAt return every
+// error reply as *RemoteError, which errors.Is matches against the sentinel of
+// its code. An acceptor logs failed requests at most once per second per
+// operation and code, with the count of those it did not log.
 //
 // It needs NATS server 2.2 or later: micro error replies use message headers,
 // and Serve's probe relies on the server's "no responders" answer.

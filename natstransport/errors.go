@@ -23,9 +23,17 @@ var (
 	// be used as a NATS subject token.
 	ErrInvalidID = errors.New("natstransport: invalid name")
 
-	// ErrStorage means the acceptor failed to load or store the register: the
-	// request may not have been applied and no promise was made.
-	ErrStorage = errors.New("natstransport: acceptor storage failed")
+	// ErrStorage means the acceptor failed to load or store the register (an
+	// I/O error, a corrupt record, a store that failed and awaits a restart):
+	// the request may or may not have reached its disk, and no reply was given
+	// for it. It matches synod.ErrStorage.
+	ErrStorage error = &storageSentinel{"natstransport: acceptor storage failed", synod.ErrStorage}
+
+	// ErrNoSpace means the acceptor's storage is out of disk space, or below
+	// its space reserve for a key it did not hold yet: the request was not
+	// applied, or (a write that hit the full disk) may or may not have reached
+	// it. It matches synod.ErrNoSpace and synod.ErrStorage.
+	ErrNoSpace error = &storageSentinel{"natstransport: acceptor storage out of space", synod.ErrNoSpace}
 
 	// ErrOverloaded means the acceptor's work queue was full and it dropped the
 	// request without applying it.
@@ -59,7 +67,17 @@ const (
 	CodeStorage        = "500" // ErrStorage
 	CodeOverloaded     = "503" // ErrOverloaded
 	CodeVersion        = "505" // ErrVersion
+	CodeNoSpace        = "507" // ErrNoSpace
 )
+
+// storageSentinel is a natstransport sentinel that wraps synod's.
+type storageSentinel struct {
+	msg  string
+	base error
+}
+
+func (e *storageSentinel) Error() string { return e.msg }
+func (e *storageSentinel) Unwrap() error { return e.base }
 
 // codeErrors maps error codes to sentinels, in both directions.
 var codeErrors = []struct {
@@ -74,11 +92,22 @@ var codeErrors = []struct {
 	{CodeStorage, ErrStorage},
 	{CodeOverloaded, ErrOverloaded},
 	{CodeVersion, ErrVersion},
+	{CodeNoSpace, ErrNoSpace},
 }
 
-// errorCode returns the code for err: the first sentinel it matches, or the
-// storage code for anything else (errors the acceptor itself returns).
+// errorCode returns the code for err: 507 for an acceptor out of space, 500
+// for its other storage failures (a store canceled by Stop included: it may
+// have landed), 410 for a closed storage, which applied nothing, else the code of the first sentinel err matches, or 500 for anything
+// else (errors the acceptor itself returns).
 func errorCode(err error) string {
+	switch {
+	case errors.Is(err, synod.ErrNoSpace):
+		return CodeNoSpace
+	case errors.Is(err, synod.ErrStorage):
+		return CodeStorage
+	case errors.Is(err, synod.ErrClosed):
+		return CodeStopping
+	}
 	for _, ce := range codeErrors {
 		if errors.Is(err, ce.err) {
 			return ce.code
@@ -98,9 +127,10 @@ func codeError(code string) error {
 }
 
 // RemoteError is an error reply from an acceptor. It matches ErrRemote and,
-// through Unwrap, the sentinel of its Code (ErrStorage for CodeStorage,
-// synod.ErrInvalidRequest for CodeInvalidRequest, ...), so errors.Is works
-// across NATS.
+// through Unwrap, the sentinel of its Code (ErrStorage and synod.ErrStorage for
+// CodeStorage, ErrNoSpace, synod.ErrNoSpace and synod.ErrStorage for
+// CodeNoSpace, synod.ErrInvalidRequest for CodeInvalidRequest, ...), so
+// errors.Is works across NATS.
 type RemoteError struct {
 	Acceptor    string // the acceptor ID the request was sent to
 	Code        string // the Nats-Service-Error-Code header

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/protosynod/protosynod/internal/ratelog"
 	"github.com/protosynod/protosynod/synod"
 )
 
@@ -72,7 +73,12 @@ type Service struct {
 
 	stats   serviceStats
 	metrics *serviceMetrics
+	rlog    *ratelog.Logger // failed requests: one line per cause per second
 }
+
+// failureLogInterval is how often a Service logs one cause of failed requests
+// (with the count of those it did not log).
+const failureLogInterval = time.Second
 
 // serviceStats are counters shown as the endpoints' data in micro STATS.
 type serviceStats struct {
@@ -80,6 +86,7 @@ type serviceStats struct {
 	BadRequests   atomic.Uint64
 	Overloaded    atomic.Uint64
 	StorageErrors atomic.Uint64
+	NoSpace       atomic.Uint64
 	ReplyErrors   atomic.Uint64
 }
 
@@ -89,7 +96,8 @@ type StatsData struct {
 	Handled       uint64 `json:"handled"`        // requests applied and answered
 	BadRequests   uint64 `json:"bad_requests"`   // frames that failed to decode or validate
 	Overloaded    uint64 `json:"overloaded"`     // requests refused because the queue was full
-	StorageErrors uint64 `json:"storage_errors"` // requests the acceptor failed
+	StorageErrors uint64 `json:"storage_errors"` // requests the acceptor failed (codes 500 and 507)
+	NoSpace       uint64 `json:"no_space"`       // of those, refused for lack of disk space (507)
 	ReplyErrors   uint64 `json:"reply_errors"`   // replies that could not be published
 	QueuedBytes   int    `json:"queued_bytes"`   // frames waiting or in progress now
 }
@@ -155,6 +163,7 @@ func Serve(ctx context.Context, nc *nats.Conn, cluster string, acc *synod.Accept
 		seed: maphash.MakeSeed(),
 		done: make(chan struct{}),
 	}
+	s.rlog = ratelog.New(s.log, failureLogInterval)
 	if s.metrics, err = newServiceMetrics(o.meterProvider, s); err != nil {
 		return nil, fmt.Errorf("natstransport: serve: %w", err)
 	}
@@ -295,6 +304,7 @@ func (s *Service) Stats() StatsData {
 		BadRequests:   s.stats.BadRequests.Load(),
 		Overloaded:    s.stats.Overloaded.Load(),
 		StorageErrors: s.stats.StorageErrors.Load(),
+		NoSpace:       s.stats.NoSpace.Load(),
 		ReplyErrors:   s.stats.ReplyErrors.Load(),
 		QueuedBytes:   q,
 	}
@@ -439,9 +449,13 @@ func (s *Service) process(j job) {
 	}
 	msg := &nats.Msg{Subject: j.reply, Data: data}
 	if err != nil {
-		s.stats.StorageErrors.Add(1)
-		s.log.Error("natstransport: request failed", "prepare", j.isPrepare, "err", err)
 		code, desc := errorCode(err), describe(err)
+		s.countFailure(code)
+		op := opAccept
+		if j.isPrepare {
+			op = opPrepare
+		}
+		s.rlog.Log(slog.LevelError, op+" "+code, "natstransport: request failed", "op", op, "code", code, "err", err)
 		msg.Data, _ = EncodeErrorReply(ErrorReply{Code: code, Message: desc})
 		msg.Header = nats.Header{micro.ErrorHeader: []string{desc}, micro.ErrorCodeHeader: []string{code}}
 	} else {
@@ -453,6 +467,17 @@ func (s *Service) process(j job) {
 	if err := s.nc.PublishMsg(msg); err != nil {
 		s.stats.ReplyErrors.Add(1)
 		s.log.Debug("natstransport: reply not sent", "reply", j.reply, "err", err)
+	}
+}
+
+// countFailure counts a request the acceptor failed with code.
+func (s *Service) countFailure(code string) {
+	switch code {
+	case CodeNoSpace:
+		s.stats.NoSpace.Add(1)
+		s.stats.StorageErrors.Add(1)
+	case CodeStorage:
+		s.stats.StorageErrors.Add(1)
 	}
 }
 
@@ -484,6 +509,7 @@ func (s *Service) Stop(ctx context.Context) error {
 		s.log.Info("natstransport: acceptor stopping; finishing requests in progress")
 	})
 	defer s.metrics.close()
+	defer s.rlog.Flush()
 	select {
 	case <-s.done:
 		s.cancelWork()

@@ -158,7 +158,12 @@ func (c *Client) ID() string { return c.p.ID() }
 // the error was computed from a value that is really the latest. Other errors:
 // ErrIndeterminate (the change may or may not have been applied), a
 // *ConflictError matching ErrConflict, or ErrUnavailable; the last two mean the
-// change was not applied, and when ctx ended they also wrap ctx.Err().
+// change was not applied, and when ctx ended they also wrap ctx.Err(). When
+// acceptors answer that their storage failed (see ErrStorage) and too few
+// others remain for a quorum, Change returns at once with an error matching
+// ErrStorage (and ErrNoSpace when that was the cause): alone it means the
+// change was not applied; if the change's value may have reached an acceptor
+// it matches ErrIndeterminate too.
 func (c *Client) Change(ctx context.Context, key string, f ChangeFunc) ([]byte, error) {
 	if f == nil {
 		return nil, errorf(ErrInvalidRequest, "change %q: nil change function", key)
@@ -283,7 +288,7 @@ func (c *Client) do(ctx context.Context, key string, f ChangeFunc) (_ []byte, er
 			c.mu.Unlock()
 			rounds = pr.Attempts()
 			v, err := pr.Result()
-			if err != nil && (err == ErrIndeterminate || err == ErrUnavailable || isConflict(err)) {
+			if err != nil && (err == ErrIndeterminate || err == ErrUnavailable || isConflict(err) || isStorage(err)) {
 				c.opts.logger.Debug("synod: change failed", "key", key, "attempts", pr.Attempts(), "err", err)
 				if ctx.Err() != nil {
 					return nil, fmt.Errorf("synod: change %q after %d attempts: %w (%w)", key, pr.Attempts(), err, ctx.Err())
@@ -297,6 +302,11 @@ func (c *Client) do(ctx context.Context, key string, f ChangeFunc) (_ []byte, er
 
 func isConflict(err error) bool {
 	_, ok := err.(*ConflictError)
+	return ok
+}
+
+func isStorage(err error) bool {
+	_, ok := err.(*storageError)
 	return ok
 }
 

@@ -28,7 +28,52 @@ var (
 
 	// ErrClosed is returned by calls on a closed component.
 	ErrClosed = errors.New("synod: closed")
+
+	// ErrStorage means an acceptor could not serve a request because its
+	// storage failed (out of space, an I/O error). A Client whose quorum is
+	// out of reach because of such failures ends the change at once with an
+	// error matching ErrStorage instead of waiting out its deadline. Alone it
+	// means the change was not applied; when the change's value may already
+	// have reached an acceptor the error matches ErrIndeterminate as well.
+	ErrStorage = errors.New("synod: acceptor storage failed")
+
+	// ErrNoSpace is the ErrStorage of an acceptor that is out of disk space,
+	// or below its space reserve. errors.Is(err, ErrStorage) holds for it.
+	ErrNoSpace error = &storageSentinel{"synod: acceptor storage out of space"}
 )
+
+// storageSentinel is a sentinel that also matches ErrStorage.
+type storageSentinel struct{ msg string }
+
+func (e *storageSentinel) Error() string        { return e.msg }
+func (e *storageSentinel) Is(target error) bool { return target == ErrStorage }
+
+// storageError ends a Proposal whose quorum storage failures put out of reach.
+// It matches ErrStorage, the first failure it saw (an ErrNoSpace, say) and,
+// when indeterminate, ErrIndeterminate.
+type storageError struct {
+	phase         string
+	failed, n, q  int
+	cause         error
+	indeterminate bool
+}
+
+func (e *storageError) Error() string {
+	msg := fmt.Sprintf("synod: %s: storage failed at %d of %d acceptors, a quorum needs %d: %v",
+		e.phase, e.failed, e.n, e.q, e.cause)
+	if e.indeterminate {
+		return ErrIndeterminate.Error() + " (" + msg + ")"
+	}
+	return msg
+}
+
+func (e *storageError) Unwrap() []error {
+	errs := []error{ErrStorage, e.cause}
+	if e.indeterminate {
+		errs = append(errs, ErrIndeterminate)
+	}
+	return errs
+}
 
 // errorf wraps sentinel with a formatted context message.
 func errorf(sentinel error, format string, args ...any) error {

@@ -1,6 +1,9 @@
 package synod
 
-import "slices"
+import (
+	"errors"
+	"slices"
+)
 
 // ChangeFunc computes a register's new value from its current one (nil for an
 // empty register). It must be pure: a proposer may run it several times for one
@@ -132,6 +135,8 @@ type Proposal struct {
 	accept   AcceptRequest
 	voted    map[string]bool
 	yes, no  int
+	failed   int   // acceptors whose storage failed in this phase
+	failure  error // the first of their errors
 	highest  Ballot
 	current  []byte
 	isResult bool // the accept carries the change's result
@@ -183,7 +188,7 @@ func (pr *Proposal) start(p *Proposer) {
 
 func (pr *Proposal) resetVotes() {
 	clear(pr.voted)
-	pr.yes, pr.no = 0, 0
+	pr.yes, pr.no, pr.failed, pr.failure = 0, 0, 0, nil
 }
 
 // Key returns the key the proposal changes.
@@ -214,10 +219,9 @@ func (pr *Proposal) Request() Request {
 // returns false for replies that do not belong to the current phase: stale,
 // duplicated or from an unknown acceptor.
 func (pr *Proposal) vote(from, key string, b Ballot, ok bool, seen Ballot) bool {
-	if key != pr.key || b != pr.ballot || pr.voted[from] || !pr.cfg.Has(from) {
+	if !pr.admit(from, key, b) {
 		return false
 	}
-	pr.voted[from] = true
 	if ok {
 		pr.yes++
 	} else {
@@ -227,22 +231,87 @@ func (pr *Proposal) vote(from, key string, b Ballot, ok bool, seen Ballot) bool 
 	return true
 }
 
-// OnPrepareReply feeds one prepare reply. Replies for other attempts or phases
-// are ignored.
-func (pr *Proposal) OnPrepareReply(r PrepareReply) {
-	if r.Err != nil {
-		return // neither a promise nor a refusal
+// admit records that acceptor from answered the current phase, once per
+// acceptor; it returns false for replies that do not belong to it.
+func (pr *Proposal) admit(from, key string, b Ballot) bool {
+	if key != pr.key || b != pr.ballot || pr.voted[from] || !pr.cfg.Has(from) {
+		return false
 	}
-	if pr.stat != StatusPreparing || !pr.vote(r.From, r.Key, r.Ballot, r.OK, r.Seen) {
+	pr.voted[from] = true
+	return true
+}
+
+// storageFailed counts a reply whose Err says the acceptor's storage failed
+// (see ErrStorage). Other errors (a stale epoch, say) are ignored here.
+func (pr *Proposal) storageFailed(from, key string, b Ballot, err error) bool {
+	if !errors.Is(err, ErrStorage) || !pr.admit(from, key, b) {
+		return false
+	}
+	pr.failed++
+	if pr.failure == nil {
+		pr.failure = err
+	}
+	return true
+}
+
+// outcome is the state of the current phase's vote with quorum q. A phase
+// that refusals alone put out of reach is lost (a conflict: retry with a
+// higher ballot). One that storage failures put out of reach, counting only
+// the acceptors whose storage did not fail, cannot succeed by retrying:
+// outcome reports it as storage. If refusals and storage failures together
+// put it out of reach while the healthy acceptors could still form a quorum,
+// it is lost: a retry can win them over.
+func (pr *Proposal) outcome(q int) (v VoteResult, storage bool) {
+	n := len(pr.cfg.Acceptors)
+	switch v := tally(n, q, pr.yes, pr.no); {
+	case v != VotePending:
+		return v, false
+	case n-pr.failed < q:
+		return VoteLost, true
+	case n-pr.no-pr.failed < q:
+		return VoteLost, false
+	}
+	return VotePending, false
+}
+
+// failStorage ends the proposal because storage failures put the quorum of
+// the current phase out of reach. If an accept carrying the change's result
+// may have reached an acceptor (a failed store may or may not have reached the
+// disk, and other acceptors may have accepted), the outcome is indeterminate.
+func (pr *Proposal) failStorage(phase string, q int) {
+	pr.finish(nil, &storageError{
+		phase: phase, failed: pr.failed, n: len(pr.cfg.Acceptors), q: q,
+		cause: pr.failure, indeterminate: len(pr.results) > 0,
+	})
+}
+
+// OnPrepareReply feeds one prepare reply. Replies for other attempts or phases
+// are ignored. A reply with an Err is neither a promise nor a refusal; if
+// storage failures (ErrStorage) leave too few acceptors for a prepare quorum,
+// the proposal ends with an error matching ErrStorage (and ErrIndeterminate if
+// an earlier attempt's result may have landed).
+func (pr *Proposal) OnPrepareReply(r PrepareReply) {
+	if pr.stat != StatusPreparing {
 		return
 	}
-	if r.OK && pr.highest.Less(r.Accepted) {
-		pr.highest, pr.current = r.Accepted, r.Value
+	if r.Err != nil {
+		if !pr.storageFailed(r.From, r.Key, r.Ballot, r.Err) {
+			return
+		}
+	} else {
+		if !pr.vote(r.From, r.Key, r.Ballot, r.OK, r.Seen) {
+			return
+		}
+		if r.OK && pr.highest.Less(r.Accepted) {
+			pr.highest, pr.current = r.Accepted, r.Value
+		}
 	}
-	switch tally(len(pr.cfg.Acceptors), pr.cfg.Q1(), pr.yes, pr.no) {
-	case VoteLost:
+	switch v, storage := pr.outcome(pr.cfg.Q1()); {
+	case storage:
+		pr.failStorage("prepare", pr.cfg.Q1())
+	case v == VoteLost:
 		pr.stat = StatusRefused
-	case VoteWon:
+	case v == VoteWon:
 		pr.stat = StatusApply
 	}
 }
@@ -311,25 +380,39 @@ func (pr *Proposal) minResult() Ballot {
 // are ignored. After a refusal, late replies to the refused accept still count
 // (see Unsettled): if every acceptor refused it, the result it carried is
 // nowhere and cannot make a later attempt indeterminate.
+//
+// A reply with an Err is neither an acceptance nor a refusal: a failed store
+// may or may not have reached the disk. If storage failures (ErrStorage) leave
+// too few acceptors for an accept quorum, the proposal ends at once with an
+// error matching ErrStorage, and also ErrIndeterminate when the accept (or an
+// earlier one) carried the change's result; a write-back of an unchanged value
+// ends with ErrStorage alone, since the change was not applied.
 func (pr *Proposal) OnAcceptReply(r AcceptReply) {
-	if r.Err != nil {
-		return // neither an acceptance nor a refusal: the store may have landed
-	}
 	refused := pr.stat == StatusRefused && pr.inAccept
-	if (pr.stat != StatusAccepting && !refused) || !pr.vote(r.From, r.Key, r.Ballot, r.OK, r.Seen) {
+	if pr.stat != StatusAccepting && !refused {
 		return
 	}
-	n := len(pr.cfg.Acceptors)
-	if pr.no == n {
-		delete(pr.results, pr.ballot)
+	if r.Err != nil {
+		if !pr.storageFailed(r.From, r.Key, r.Ballot, r.Err) || refused {
+			return
+		}
+	} else {
+		if !pr.vote(r.From, r.Key, r.Ballot, r.OK, r.Seen) {
+			return
+		}
+		if pr.no == len(pr.cfg.Acceptors) {
+			delete(pr.results, pr.ballot)
+		}
+		if refused {
+			return
+		}
 	}
-	if refused {
-		return
-	}
-	switch tally(n, pr.cfg.Q2(), pr.yes, pr.no) {
-	case VoteLost:
+	switch v, storage := pr.outcome(pr.cfg.Q2()); {
+	case storage:
+		pr.failStorage("accept", pr.cfg.Q2())
+	case v == VoteLost:
 		pr.stat = StatusRefused
-	case VoteWon:
+	case v == VoteWon:
 		// The entry is a virtual prepare quorum for next, so it needs Q1 promises.
 		pr.cacheable = pr.yes >= pr.cfg.Q1()
 		pr.finish(pr.accept.Value, pr.fErr)
@@ -342,7 +425,7 @@ func (pr *Proposal) OnAcceptReply(r AcceptReply) {
 // acceptor refused, which keeps a retry determinate.
 func (pr *Proposal) Unsettled() bool {
 	_, pending := pr.results[pr.ballot]
-	return pr.stat == StatusRefused && pr.inAccept && pending && pr.yes+pr.no < len(pr.cfg.Acceptors)
+	return pr.stat == StatusRefused && pr.inAccept && pending && pr.yes+pr.no+pr.failed < len(pr.cfg.Acceptors)
 }
 
 func (pr *Proposal) finish(v []byte, err error) {
@@ -400,7 +483,7 @@ func (pr *Proposal) Abandon() error {
 // refused ballots and, after a commit, caches the one-round-trip entry.
 func (p *Proposer) Complete(pr *Proposal) {
 	p.observe(pr.seen)
-	if pr.stat != StatusDone || pr.err == ErrIndeterminate || !pr.cacheable || p.noFast {
+	if pr.stat != StatusDone || errors.Is(pr.err, ErrIndeterminate) || !pr.cacheable || p.noFast {
 		return
 	}
 	if _, ok := p.fast[pr.key]; !ok && len(p.fast) >= p.maxFast {

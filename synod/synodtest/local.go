@@ -9,7 +9,8 @@ import (
 )
 
 // LocalTransport is a synod.Transport that calls in-process Acceptors directly,
-// one goroutine per acceptor per request. It is for tests and benchmarks of the
+// one goroutine per acceptor per request. An acceptor's error comes back as a
+// reply with Err set. It is for tests and benchmarks of the
 // layers above synod; Isolate and Heal make acceptors unreachable and back.
 type LocalTransport struct {
 	mu        sync.RWMutex
@@ -77,9 +78,13 @@ func (t *LocalTransport) Prepare(ctx context.Context, to []string, req synod.Pre
 			continue
 		}
 		go func() {
-			if rep, err := a.Prepare(ctx, req); err == nil {
-				deliver(ctx, replies, rep)
+			rep, err := a.Prepare(ctx, req)
+			if err != nil {
+				// The acceptor could not serve it (its storage failed, say):
+				// neither a promise nor a refusal, as natstransport delivers it.
+				rep = synod.PrepareReply{From: id, Key: req.Key, Ballot: req.Ballot, Err: err}
 			}
+			deliver(ctx, replies, rep)
 		}()
 	}
 	return nil
@@ -93,9 +98,11 @@ func (t *LocalTransport) Accept(ctx context.Context, to []string, req synod.Acce
 			continue
 		}
 		go func() {
-			if rep, err := a.Accept(ctx, req); err == nil {
-				deliver(ctx, replies, rep)
+			rep, err := a.Accept(ctx, req)
+			if err != nil {
+				rep = synod.AcceptReply{From: id, Key: req.Key, Ballot: req.Ballot, Err: err}
 			}
+			deliver(ctx, replies, rep)
 		}()
 	}
 	return nil

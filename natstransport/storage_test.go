@@ -1,0 +1,125 @@
+package natstransport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/protosynod/protosynod/internal/natstest"
+	"github.com/protosynod/protosynod/synod"
+)
+
+// switchStorage fails every Store with err while fail is set.
+type switchStorage struct {
+	*synod.MemoryStorage
+	fail atomic.Bool
+	err  error
+}
+
+func (s *switchStorage) Store(ctx context.Context, key string, st synod.AcceptorState) error {
+	if s.fail.Load() {
+		return s.err
+	}
+	return s.MemoryStorage.Store(ctx, key, st)
+}
+
+func TestStorageErrorCodes(t *testing.T) {
+	tests := []struct {
+		err  error
+		code string
+		is   []error
+	}{
+		{fmt.Errorf("store: %w", synod.ErrNoSpace), CodeNoSpace, []error{ErrNoSpace, synod.ErrNoSpace, synod.ErrStorage}},
+		{fmt.Errorf("store: %w: write: EIO", synod.ErrStorage), CodeStorage, []error{ErrStorage, synod.ErrStorage}},
+		{errors.New("disk on fire"), CodeStorage, []error{ErrStorage, synod.ErrStorage}},
+		{fmt.Errorf("load: %w", synod.ErrClosed), CodeStopping, []error{ErrStopping}},
+	}
+	for _, tt := range tests {
+		if got := errorCode(tt.err); got != tt.code {
+			t.Errorf("errorCode(%v) = %s, want %s", tt.err, got, tt.code)
+		}
+		remote := &RemoteError{Acceptor: "a1", Code: tt.code}
+		for _, target := range tt.is {
+			if !errors.Is(remote, target) {
+				t.Errorf("RemoteError %s does not match %v", tt.code, target)
+			}
+		}
+	}
+	if errors.Is(&RemoteError{Code: CodeStorage}, synod.ErrNoSpace) {
+		t.Error("code 500 matches synod.ErrNoSpace")
+	}
+}
+
+// TestChangeFailsFastOnStorageErrors runs three acceptors over NATS and fills
+// two "disks" one after the other: with one full, changes commit; with two,
+// every change fails at once with an error matching synod.ErrStorage and
+// synod.ErrNoSpace, long before its deadline and its phase timeout; once the
+// space is back, changes commit again. The acceptors count the failures and
+// log one line per cause per second, not one per request.
+func TestChangeFailsFastOnStorageErrors(t *testing.T) {
+	s := natstest.RunServer(t)
+	logs := &logBuffer{}
+	var stores []*switchStorage
+	var cfg synod.Config
+	var svcs []*Service
+	for i := range 3 {
+		id := fmt.Sprintf("a%d", i)
+		st := &switchStorage{MemoryStorage: synod.NewMemoryStorage(),
+			err: fmt.Errorf("pebblestore: store: write 000004.log: no space left on device: %w", synod.ErrNoSpace)}
+		stores = append(stores, st)
+		svc, _ := serveOne(t, natstest.Connect(t, s), id, st, WithLogger(newTestLogger(logs)))
+		svcs = append(svcs, svc)
+		cfg.Acceptors = append(cfg.Acceptors, id)
+	}
+	tr := newTransport(t, natstest.Connect(t, s))
+	c, err := synod.NewClient(synod.ProposerID("p", 1), cfg, tr,
+		synod.WithPhaseTimeout(30*time.Second), synod.WithRand(rand.New(rand.NewPCG(1, 1))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	change := func(key, v string) (time.Duration, error) {
+		ctx := ctxTimeout(t, time.Minute)
+		start := time.Now()
+		_, err := c.Change(ctx, key, func([]byte) ([]byte, error) { return []byte(v), nil })
+		return time.Since(start), err
+	}
+	stores[0].fail.Store(true)
+	for i := range 5 {
+		if _, err := change(fmt.Sprint("k", i), "1"); err != nil {
+			t.Fatalf("one acceptor full: %v", err)
+		}
+	}
+	stores[1].fail.Store(true)
+	const n = 50
+	var slowest time.Duration
+	for i := range n {
+		d, err := change(fmt.Sprint("k", i%10), "2")
+		if !errors.Is(err, synod.ErrStorage) || !errors.Is(err, synod.ErrNoSpace) {
+			t.Fatalf("two acceptors full: got %v, want ErrStorage and ErrNoSpace", err)
+		}
+		if !strings.Contains(err.Error(), "no space left on device") {
+			t.Errorf("error %q does not name the cause", err)
+		}
+		slowest = max(slowest, d)
+	}
+	if slowest > 5*time.Second {
+		t.Fatalf("slowest failed change took %v: it waited instead of failing fast", slowest)
+	}
+	t.Logf("slowest of %d failed changes: %v", n, slowest)
+	if got := svcs[1].Stats(); got.NoSpace == 0 || got.StorageErrors < got.NoSpace {
+		t.Errorf("stats of a full acceptor: %+v, want no_space > 0 counted in storage_errors", got)
+	}
+	if lines := strings.Count(logs.String(), "request failed"); lines > 8 {
+		t.Errorf("%d request-failed lines for %d failures: not rate-limited", lines, n)
+	}
+	stores[0].fail.Store(false)
+	stores[1].fail.Store(false)
+	if _, err := change("k0", "3"); err != nil {
+		t.Fatalf("after freeing the space: %v", err)
+	}
+}
