@@ -43,7 +43,8 @@ type Registers interface {
 	// Change applies f to the register key atomically and returns the value
 	// committed (see synod.Client.Change).
 	Change(ctx context.Context, key string, f synod.ChangeFunc) ([]byte, error)
-	// Read returns the register's value through a full round.
+	// Read returns the register's value linearizably (see
+	// synod.Client.Read, which writes nothing when the acceptors agree).
 	Read(ctx context.Context, key string) ([]byte, error)
 }
 
@@ -67,8 +68,8 @@ var _ Registers = (*synod.Client)(nil)
 // through a round on the latest value, so none is lost or applied twice.
 //
 // Messages that carry a request ID (RequestIDHeader or RequestIDer) are
-// applied at most once per ID, within the last WithDedupWindow IDs: a retry
-// gets the recorded reply. Query messages read the state.
+// applied at most once per ID, within the last WithDedupWindow senders: a
+// retry gets the recorded reply. Query messages read the state.
 func Props[S any](reg Registers, h Handler[S], opts ...Option) (*actor.Props, error) {
 	o := defaultOptions()
 	if isProto[S]() {
@@ -99,8 +100,8 @@ func randomUint64() uint64 {
 	return binary.LittleEndian.Uint64(b[:])
 }
 
-// activation is one running actor. Its fields other than window and runs
-// are used by the actor's goroutine only; window and runs by the goroutine of
+// activation is one running actor. Its fields other than memo and runs
+// are used by the actor's goroutine only; memo and runs by the goroutine of
 // its one round in flight.
 type activation[S any] struct {
 	reg    Registers
@@ -110,7 +111,7 @@ type activation[S any] struct {
 	key    string
 	writer uint64        // random ID of this activation's runs
 	runs   atomic.Uint64 // counts change-function runs that proposed a value
-	window window        // memo of the register value last seen
+	memo   memo          // the register value last seen, decoded
 
 	pending  []*item   // messages waiting for a round
 	inflight *round[S] // the round in flight, if any

@@ -9,6 +9,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/protosynod/protosynod/synod/dedup"
 )
 
 // errNoChange is what a batch's change function returns when the batch
@@ -26,11 +28,8 @@ type item struct {
 
 // run is what one run of a batch's change function computed.
 type run struct {
-	base    []byte          // the register value it ran on
 	raw     []byte          // the value it proposed
 	env     envelope        // raw, decoded
-	added   []*entry        // entries it added to the window
-	trimmed []string        // IDs it dropped from the window
 	replies []proto.Message // one per item
 }
 
@@ -85,11 +84,11 @@ func (r *round[S]) do(ctx context.Context) {
 		r.finish(err, nil)
 	default:
 		// The committed value is one that a run of this round proposed; its
-		// replies (including the recorded ones in its window) are the answer,
+		// replies (including the recorded ones it replayed) are the answer,
 		// even if a later run computed others on a value that lost.
 		for i := len(r.runs) - 1; i >= 0; i-- {
 			if ru := r.runs[i]; ru.raw != nil && bytes.Equal(ru.raw, v) {
-				a.window.committed(ru.base, ru.raw, ru.env, ru.added, ru.trimmed)
+				a.memo.committed(ru.raw, ru.env)
 				r.finish(nil, ru)
 				return
 			}
@@ -122,40 +121,47 @@ func (r *round[S]) finish(err error, ru *run) {
 }
 
 // change is the batch's change function: it applies every item's handler in
-// order to the state in cur, records the replies of requests with IDs, and
-// returns the new register value. It is pure: it depends only on cur and the
-// items, and leaves no trace but the run it appends to r.runs.
+// order to the state in cur, records the replies of requests with IDs in the
+// senders table, and returns the new register value. It is pure: it depends
+// only on cur and the items, and leaves no trace but the run it appends to
+// r.runs.
 func (r *round[S]) change(cur []byte) ([]byte, error) {
 	a := r.a
-	env, index, err := a.window.load(cur)
+	env, err := a.memo.load(cur)
 	if err != nil {
 		return nil, err
 	}
 	if env.Codec != "" && env.Codec != a.codec.Name() {
 		return nil, fmt.Errorf("%w: register %q holds a %s state, codec is %s", ErrInvalid, a.key, env.Codec, a.codec.Name())
 	}
-	ru := &run{base: cur, replies: make([]proto.Message, len(r.items))}
+	ru := &run{replies: make([]proto.Message, len(r.items))}
 	r.runs = append(r.runs, ru)
 
 	stateBytes := env.State
 	var (
-		state  S
-		fresh  bool // state holds stateBytes, decoded
-		seq    = env.Seq
-		newIDs map[string]int // request ID -> index in ru.added
+		state   S
+		fresh   bool // state holds stateBytes, decoded
+		seq     = env.Seq
+		senders = env.Senders
+		noted   bool // senders changed
 	)
 	for i, it := range r.items {
 		if it.query {
 			ru.replies[i] = &State{Codec: a.codec.Name(), Data: stateBytes, Version: seq}
 			continue
 		}
+		var id dedup.ID
 		if it.id != "" {
-			if e, ok := index[it.id]; ok {
-				ru.replies[i] = e.reply()
+			id = dedup.ParseID(it.id)
+			switch v, rep := senders.Check(id); v {
+			case dedup.Replay:
+				ru.replies[i] = decodeReply(it.id, rep)
 				continue
-			}
-			if j, ok := newIDs[it.id]; ok {
-				ru.replies[i] = ru.added[j].reply()
+			case dedup.Stale:
+				// Its sender moved on after a reply to it: nobody waits for
+				// this one, which is a late copy.
+				ru.replies[i] = &ErrorReply{Code: ErrorCode_ERROR_CODE_INVALID,
+					Message: fmt.Sprintf("actors: request %s: its sender's later request was recorded; not applied", it.id)}
 				continue
 			}
 		}
@@ -166,13 +172,13 @@ func (r *round[S]) change(cur []byte) ([]byte, error) {
 			fresh = true
 		}
 		next, reply := a.apply(state, it)
-		var e *entry
+		var rec []byte
 		if it.id != "" {
-			if e, err = newEntry(it.id, reply); err != nil {
+			if rec, err = encodeReply(reply); err != nil {
 				// Only a handler's reply can fail to encode (ours never do):
 				// refuse the message rather than record what cannot be replayed.
 				next, reply = nil, &ErrorReply{Code: ErrorCode_ERROR_CODE_INVALID, Message: err.Error()}
-				if e, err = newEntry(it.id, reply); err != nil {
+				if rec, err = encodeReply(reply); err != nil {
 					return nil, err
 				}
 			}
@@ -187,44 +193,27 @@ func (r *round[S]) change(cur []byte) ([]byte, error) {
 		}
 		ru.replies[i] = reply
 		if it.id != "" {
-			if newIDs == nil {
-				newIDs = make(map[string]int)
+			if senders, err = senders.With(id, rec, a.opts.window); err != nil {
+				return nil, fmt.Errorf("%w: record request %s: %v", ErrInvalid, it.id, err)
 			}
-			newIDs[it.id] = len(ru.added)
-			ru.added = append(ru.added, e)
+			noted = true
 		}
 	}
-	if len(ru.added) == 0 && bytes.Equal(stateBytes, env.State) {
+	if !noted && bytes.Equal(stateBytes, env.State) {
 		return nil, errNoChange
 	}
 	ru.env = envelope{
-		Codec:  a.codec.Name(),
-		Seq:    env.Seq + 1,
-		State:  stateBytes,
-		Writer: a.writer,
-		Run:    a.runs.Add(1),
-		Recent: a.trim(env.Recent, ru),
+		Codec:   a.codec.Name(),
+		Seq:     env.Seq + 1,
+		State:   stateBytes,
+		Writer:  a.writer,
+		Run:     a.runs.Add(1),
+		Senders: senders,
 	}
 	if ru.raw, err = encodeEnvelope(&ru.env); err != nil {
 		return nil, fmt.Errorf("%w: encode register value: %v", ErrInvalid, err)
 	}
 	return ru.raw, nil
-}
-
-// trim returns the window after ru: old followed by ru.added, keeping the
-// newest a.window entries, and records in ru which entries stay and go.
-func (a *activation[S]) trim(old []*entry, ru *run) []*entry {
-	total := len(old) + len(ru.added)
-	drop := max(0, total-a.opts.window)
-	for _, e := range old[:min(drop, len(old))] {
-		ru.trimmed = append(ru.trimmed, e.ID)
-	}
-	out := make([]*entry, 0, total-drop)
-	if drop < len(old) {
-		out = append(out, old[drop:]...)
-	}
-	ru.added = ru.added[max(0, drop-len(old)):]
-	return append(out, ru.added...)
 }
 
 // applied is the state after a successful handler, with its encoding.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/protosynod/protosynod/synod"
+	"github.com/protosynod/protosynod/synod/dedup"
 	"github.com/protosynod/protosynod/synod/synodtest"
 )
 
@@ -90,9 +92,22 @@ func TestWaitingMessagesShareOneRound(t *testing.T) {
 	}
 }
 
+func testSenders(t testing.TB) dedup.Table {
+	var tb dedup.Table
+	rep, err := encodeReply(wrapperspb.Int64(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []dedup.ID{{Sender: "a"}, {Sender: "s", Seq: 4}} {
+		if tb, err = tb.With(id, rep, 8); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tb
+}
+
 func TestEnvelopeRoundTrip(t *testing.T) {
-	e := envelope{Codec: "msgpack", Seq: 3, State: []byte{1, 2}, Writer: 7, Run: 9,
-		Recent: []*entry{{ID: "a", Type: "t", Reply: []byte("r")}}}
+	e := envelope{Codec: "msgpack", Seq: 3, State: []byte{1, 2}, Writer: 7, Run: 9, Senders: testSenders(t)}
 	b, err := encodeEnvelope(&e)
 	if err != nil {
 		t.Fatal(err)
@@ -108,30 +123,92 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Seq != 3 || got.Codec != "msgpack" || !bytes.Equal(got.State, e.State) || got.Run != 9 || len(got.Recent) != 1 || got.Recent[0].ID != "a" {
+	if got.Seq != 3 || got.Codec != "msgpack" || !bytes.Equal(got.State, e.State) || got.Run != 9 || got.Senders.Len() != 2 {
 		t.Fatalf("round trip: got %+v, want %+v", got, e)
 	}
-	for _, bad := range [][]byte{{0x91, 0x02}, {0xc1}, {0x93, 0x01}} {
+	if v, rep := got.Senders.Check(dedup.ID{Sender: "s", Seq: 4}); v != dedup.Replay || fmt.Sprint(decodeReply("x", rep)) != "value:1" {
+		t.Errorf("recorded reply: %v %v", v, decodeReply("x", rep))
+	}
+	for _, bad := range [][]byte{{0x91, 0x02}, {0xc1}, {0x93, 0x01}, {0x91, 0x03}, append(bytes.Clone(b), 0)} {
 		if _, err := decodeEnvelope(bad); err == nil {
 			t.Errorf("decodeEnvelope(% x) accepted", bad)
 		}
 	}
 }
 
+// A register written by the version 1 envelope (testdata/envelope-v1.msgpack,
+// made by an actor of commit 4f8a769 after requests r1 (+5), r2 (-100,
+// refused: overdraft), r3 (+37) and one with a random ID (+0)) still
+// decodes: its state, and its window as one-shot senders whose replies a
+// retry gets.
+func TestEnvelopeV1StillDecodes(t *testing.T) {
+	b, err := os.ReadFile("testdata/envelope-v1.msgpack")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b[1] != envelopeV1 {
+		t.Fatalf("test vector is version %d", b[1])
+	}
+	e, err := decodeEnvelope(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type balance struct{ Balance int64 } // the bank examples' account
+	var st balance
+	if err := msgpack.Unmarshal(e.State, &st); err != nil {
+		t.Fatal(err)
+	}
+	if e.Codec != "msgpack" || st.Balance != 42 || e.Seq != 4 || e.Senders.Len() != 4 {
+		t.Fatalf("decoded codec %q state %+v seq %d, %d senders; want msgpack, 42, 4, 4", e.Codec, st, e.Seq, e.Senders.Len())
+	}
+	for _, tt := range []struct{ id, reply string }{
+		{"r1", "value:5"},
+		{"r3", "value:42"},
+	} {
+		v, rep := e.Senders.Check(dedup.ParseID(tt.id))
+		if got := fmt.Sprint(decodeReply(tt.id, rep)); v != dedup.Replay || got != tt.reply {
+			t.Errorf("%s: %v %s, want Replay %s", tt.id, v, got, tt.reply)
+		}
+	}
+	v, rep := e.Senders.Check(dedup.ParseID("r2"))
+	if er, ok := decodeReply("r2", rep).(*ErrorReply); v != dedup.Replay || !ok || er.Reason != "overdraft" {
+		t.Errorf("r2: %v %v, want the recorded overdraft", v, decodeReply("r2", rep))
+	}
+	// An activation of today goes on from it.
+	deposit := func(s balance, msg proto.Message) (balance, proto.Message, error) {
+		s.Balance += msg.(*wrapperspb.Int64Value).GetValue()
+		return s, wrapperspb.Int64(s.Balance), nil
+	}
+	a := &activation[balance]{h: deposit, opts: defaultOptions(), codec: Msgpack(), key: "k", writer: 1}
+	r := newRound(a, []*item{{msg: wrapperspb.Int64(1), id: "r3"}, {msg: wrapperspb.Int64(8), id: "~s.1"}})
+	v2, err := r.change(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(r.runs[0].replies); got != "[value:42 value:50]" {
+		t.Errorf("replies %s, want [value:42 value:50] (r3 replayed, ~s.1 applied)", got)
+	}
+	if v2[1] != envelopeVersion {
+		t.Errorf("rewritten as version %d", v2[1])
+	}
+}
+
 func FuzzDecodeEnvelope(f *testing.F) {
-	e := envelope{Codec: "msgpack", Seq: 1, State: []byte{0x81, 0xa1, 'N', 1},
-		Recent: []*entry{{ID: "x", Type: "google.protobuf.Int64Value", Reply: []byte{8, 1}}}}
+	e := envelope{Codec: "msgpack", Seq: 1, State: []byte{0x81, 0xa1, 'N', 1}, Senders: testSenders(f)}
 	b, _ := encodeEnvelope(&e)
 	f.Add(b)
 	f.Add([]byte{})
 	f.Add([]byte{0x91, 0x01})
+	if v1, err := os.ReadFile("testdata/envelope-v1.msgpack"); err == nil {
+		f.Add(v1)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := decodeEnvelope(b)
 		if err != nil {
 			return
 		}
-		for _, r := range e.Recent {
-			_ = r.reply() // never panics, whatever the bytes
+		for _, r := range e.Senders.Entries() {
+			_ = decodeReply(r.Sender, r.Reply) // never panics, whatever the bytes
 		}
 		if _, err := decodeState[tally](Msgpack(), e.State); err != nil {
 			return

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/protosynod/protosynod/synod"
+	"github.com/protosynod/protosynod/synod/dedup"
 )
 
 // DefaultRequestTimeout bounds a Request whose context has no deadline.
@@ -120,8 +122,12 @@ type requestOptions struct {
 }
 
 // WithRequestID sets the request ID (default: the message's RequestID() if
-// it is a RequestIDer, otherwise a random one). Send a message again with
-// the ID of a failed request (RequestError.ID) to apply it at most once.
+// it is a RequestIDer, otherwise the next ID of a sender of this process,
+// see Request). Send a message again with the ID of a failed request
+// (RequestError.ID) to apply it at most once. An ID of the form
+// "~sender.n" (n a positive decimal number) is a sequenced ID, which
+// Request makes; any other ID is a one-shot ID, recorded on its own (see
+// package dedup).
 func WithRequestID(id string) RequestOption { return func(o *requestOptions) { o.id = id } }
 
 // WithRetry makes Request wait at most d for each attempt and, while its
@@ -136,6 +142,39 @@ func WithRetry(d time.Duration) RequestOption { return func(o *requestOptions) {
 // WithStateCodec sets the codec Read decodes the state with (default: as
 // Props chooses for S).
 func WithStateCodec(c Codec) RequestOption { return func(o *requestOptions) { o.codec = c } }
+
+// senderPool holds the senders of this process's Requests that are not in
+// flight. A sender is held by one Request at a time, so that its sequence
+// numbers reach each actor in order and one at a time.
+type senderPool struct {
+	mu   sync.Mutex
+	free []*dedup.Sender
+}
+
+// senders is the process's pool: request IDs must not repeat within a
+// process, whatever actor systems it runs.
+var senders senderPool
+
+const maxFreeSenders = 1024
+
+func (p *senderPool) take() *dedup.Sender {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.free); n > 0 {
+		s := p.free[n-1]
+		p.free = p.free[:n-1]
+		return s
+	}
+	return dedup.NewSender()
+}
+
+func (p *senderPool) put(s *dedup.Sender) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free) < maxFreeSenders {
+		p.free = append(p.free, s)
+	}
+}
 
 // NewRequestID returns a random request ID.
 func NewRequestID() string {
@@ -153,9 +192,14 @@ func NewRequestID() string {
 // which matches synod.ErrIndeterminate; an undeliverable request gives
 // ErrNoActor.
 //
-// Every request carries a request ID (see WithRequestID), so that sending it
-// again after an indeterminate outcome applies it at most once.
-func Request(ctx context.Context, to Target, msg proto.Message, opts ...RequestOption) (proto.Message, error) {
+// Every request but a Query carries a request ID (see WithRequestID), so
+// that sending it again after an indeterminate outcome applies it at most
+// once. By default the ID is the next of a sender that this Request holds
+// alone while it runs (a process keeps as many senders as it has Requests
+// in flight), so an actor's register keeps one entry per sender rather than
+// one per request. A Request that ends with an error other than the
+// handler's retires its sender: RequestError.ID stays valid for a retry.
+func Request(ctx context.Context, to Target, msg proto.Message, opts ...RequestOption) (_ proto.Message, err error) {
 	var o requestOptions
 	for _, opt := range opts {
 		opt(&o)
@@ -164,9 +208,15 @@ func Request(ctx context.Context, to Target, msg proto.Message, opts ...RequestO
 		if r, ok := msg.(RequestIDer); ok {
 			o.id = r.RequestID()
 		}
-		if o.id == "" {
-			o.id = NewRequestID()
-		}
+	}
+	if _, query := msg.(*Query); o.id == "" && !query {
+		s := senders.take()
+		o.id = s.Next().String()
+		defer func() {
+			if err == nil || errors.Is(err, ErrHandler) {
+				senders.put(s) // the actor answered: the sender may go on
+			}
+		}()
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -233,8 +283,10 @@ func retryable(to Target, err error) bool {
 	return false
 }
 
-// Read returns the state of the actor at to, through a Query: a full round,
-// so it reflects every message the actor acknowledged before Read began.
+// Read returns the state of the actor at to, through a Query, linearizably:
+// it reflects every message the actor acknowledged before Read began. A
+// batch of Queries alone reads the register with Registers.Read, which for a
+// *synod.Client writes nothing when the acceptors agree (synod.Client.Read).
 func Read[S any](ctx context.Context, to Target, opts ...RequestOption) (S, error) {
 	var o requestOptions
 	for _, opt := range opts {

@@ -21,9 +21,10 @@
 //     back into Go errors, and read its state with Read[S] (a Query).
 //  4. After an error matching synod.ErrIndeterminate, send the message again
 //     with the same request ID (RequestError.ID, WithRequestID), or let
-//     WithRetry do it: the register remembers the last WithDedupWindow
-//     request IDs with their replies, so a message is applied at most once
-//     and the retry gets the original reply.
+//     WithRetry do it: the register remembers, for each of up to
+//     WithDedupWindow senders, its last request ID and reply (package
+//     dedup), so a message is applied at most once and the retry gets the
+//     original reply.
 //
 // # How a message is applied
 //
@@ -39,7 +40,12 @@
 // The register holds an envelope, msgpack-encoded with its version first:
 // the codec's name, a commit counter, the encoded state (msgpack by default,
 // protobuf for states that are protobuf messages, see Codec), the ID of the
-// run that wrote it, and the recent request IDs with their replies. The reply
+// run that wrote it, and per sender of requests with IDs its last request
+// and reply (a dedup.Table). Request gives each call the next sequence
+// number of a sender it holds alone, so a change costs one small entry per
+// active sender, not a window of every recent request. Registers written by
+// the first envelope version (a window of request IDs) still decode; their
+// IDs become one-shot entries. The reply
 // a sender gets is the one computed by the run that a quorum accepted, even
 // when synod re-commits an earlier run's value on a retry.
 //
@@ -54,8 +60,9 @@
 //
 // Replies and messages cross protoactor's remote as protobuf messages, so
 // they must be registered generated types. Replies of requests with IDs are
-// stored in the register: keep them small. Deduplication covers only the
-// last WithDedupWindow IDs. Messages without a sender (Send) are applied but
+// stored in the register: keep them small. Deduplication covers the last
+// WithDedupWindow senders: a retry after more senders than that reached the
+// actor may apply again. Messages without a sender (Send) are applied but
 // not answered.
 package actors
 

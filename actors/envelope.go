@@ -8,17 +8,28 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/protosynod/protosynod/synod/dedup"
 )
 
-// envelopeVersion is the version of the register value's format.
-const envelopeVersion = 1
+// Envelope versions. Version 1 kept a window of the latest request IDs with
+// their replies; version 2 keeps one entry per sender (dedup.Table). Both
+// decode; only version 2 is written.
+const (
+	envelopeV1      = 1
+	envelopeVersion = 2
+)
 
 // envelope is the value of an actor's register, msgpack-encoded as an array
-// with its version first.
+// with its version first:
+//
+//	[2, codec str, seq uint, state bin, writer uint, run uint, senders]
+//
+// where senders is a dedup.Table whose replies are protobuf-encoded
+// google.protobuf.Any messages. Version 1 had, in place of senders, the
+// window [[id str, type str, reply bin], ...], oldest first.
 type envelope struct {
-	_msgpack struct{} `msgpack:",as_array"`
-	// Version is envelopeVersion.
-	Version uint8
 	// Codec names the codec that encoded State.
 	Codec string
 	// Seq counts the commits that changed the register.
@@ -30,172 +41,202 @@ type envelope struct {
 	// can tell which of its runs a quorum accepted.
 	Writer uint64
 	Run    uint64
-	// Recent holds the latest requests with IDs and their replies, oldest
-	// first, at most the dedup window.
-	Recent []*entry
+	// Senders records, per sender of requests with IDs, its last request
+	// and the reply the actor gave it.
+	Senders dedup.Table
 }
 
-// entry is a request ID and the reply the actor gave it. Entries are never
-// modified once built (and encoded), so envelopes share them.
-type entry struct {
+// envelopeV1Layout is the version 1 envelope, decoded only.
+type envelopeV1Layout struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Version  uint8
+	Codec    string
+	Seq      uint64
+	State    []byte
+	Writer   uint64
+	Run      uint64
+	Recent   []*entryV1
+}
+
+// entryV1 is a version 1 window entry: a request ID and the reply the actor
+// gave it.
+type entryV1 struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	ID       string
 	Type     string // the reply's protobuf full name
 	Reply    []byte // the reply, protobuf-encoded
-
-	raw []byte // the entry's own encoding, kept so the window re-encodes by copying
 }
 
 func decodeEnvelope(b []byte) (envelope, error) {
-	var e envelope
 	if len(b) == 0 {
-		return envelope{Version: envelopeVersion}, nil
+		return envelope{}, nil
 	}
-	if err := msgpack.Unmarshal(b, &e); err != nil {
+	rd := bytes.NewReader(b)
+	dec := msgpack.NewDecoder(rd)
+	n, err := dec.DecodeArrayLen()
+	if err != nil {
 		return envelope{}, fmt.Errorf("%w: decode register value: %v", ErrInvalid, err)
 	}
-	if e.Version != envelopeVersion {
-		return envelope{}, fmt.Errorf("%w: register value version %d, want %d", ErrInvalid, e.Version, envelopeVersion)
+	if n < 1 {
+		return envelope{}, fmt.Errorf("%w: decode register value: %d fields", ErrInvalid, n)
 	}
-	for i := range e.Recent {
-		if e.Recent[i] == nil {
-			// msgpack decodes a nil array element to a nil pointer.
-			return envelope{}, fmt.Errorf("%w: register value: window entry %d is nil", ErrInvalid, i)
+	v, err := dec.DecodeUint64()
+	if err != nil {
+		return envelope{}, fmt.Errorf("%w: decode register value: version: %v", ErrInvalid, err)
+	}
+	switch v {
+	case envelopeV1:
+		return decodeEnvelopeV1(b)
+	case envelopeVersion:
+	default:
+		return envelope{}, fmt.Errorf("%w: register value version %d, want %d or %d", ErrInvalid, v, envelopeV1, envelopeVersion)
+	}
+	if n != 7 {
+		return envelope{}, fmt.Errorf("%w: register value version 2 with %d fields, want 7", ErrInvalid, n)
+	}
+	var e envelope
+	if e.Codec, err = dec.DecodeString(); err == nil {
+		if e.Seq, err = dec.DecodeUint64(); err == nil {
+			if e.State, err = dec.DecodeBytes(); err == nil {
+				if e.Writer, err = dec.DecodeUint64(); err == nil {
+					e.Run, err = dec.DecodeUint64()
+				}
+			}
 		}
-		if err := e.Recent[i].encode(); err != nil {
-			return envelope{}, fmt.Errorf("%w: re-encode window entry: %v", ErrInvalid, err)
-		}
+	}
+	if err != nil {
+		return envelope{}, fmt.Errorf("%w: decode register value: %v", ErrInvalid, err)
+	}
+	if e.Senders, err = dedup.Decode(dec, rd.Len()); err != nil {
+		return envelope{}, fmt.Errorf("%w: register value: %w", ErrInvalid, err)
+	}
+	if rd.Len() != 0 {
+		return envelope{}, fmt.Errorf("%w: register value: %d trailing bytes", ErrInvalid, rd.Len())
 	}
 	return e, nil
 }
 
-// encodeEnvelope encodes e as the msgpack array that decodeEnvelope reads.
-// It writes the window's entries from their cached encodings, so that a
-// change costs a copy of the window rather than a reflective re-encoding.
-func encodeEnvelope(e *envelope) ([]byte, error) {
-	e.Version = envelopeVersion
-	size := 64 + len(e.Codec) + len(e.State)
-	for i := range e.Recent {
-		if e.Recent[i].raw == nil {
-			if err := e.Recent[i].encode(); err != nil {
-				return nil, err
-			}
-		}
-		size += len(e.Recent[i].raw)
+// decodeEnvelopeV1 reads a version 1 envelope: its window becomes one-shot
+// entries of the senders table, oldest first, so that a request retried
+// with an ID recorded by an older activation still gets its reply.
+func decodeEnvelopeV1(b []byte) (envelope, error) {
+	var old envelopeV1Layout
+	if err := msgpack.Unmarshal(b, &old); err != nil {
+		return envelope{}, fmt.Errorf("%w: decode register value: %v", ErrInvalid, err)
 	}
+	e := envelope{Codec: old.Codec, Seq: old.Seq, State: old.State, Writer: old.Writer, Run: old.Run}
+	ids := make([]string, len(old.Recent))
+	replies := make([][]byte, len(old.Recent))
+	for i, r := range old.Recent {
+		if r == nil {
+			// msgpack decodes a nil array element to a nil pointer.
+			return envelope{}, fmt.Errorf("%w: register value: window entry %d is nil", ErrInvalid, i)
+		}
+		rep, err := anyReply(r.Type, r.Reply)
+		if err != nil {
+			return envelope{}, fmt.Errorf("%w: register value: window entry %d: %v", ErrInvalid, i, err)
+		}
+		ids[i], replies[i] = r.ID, rep
+	}
+	var err error
+	if e.Senders, err = dedup.FromOneShot(ids, replies); err != nil {
+		return envelope{}, fmt.Errorf("%w: register value: %w", ErrInvalid, err)
+	}
+	return e, nil
+}
+
+// encodeEnvelope encodes e as a version 2 envelope. The senders table is
+// written from its entries' cached encodings, so a change costs a copy of
+// the table rather than a reflective re-encoding.
+func encodeEnvelope(e *envelope) ([]byte, error) {
 	var buf bytes.Buffer
-	buf.Grow(size)
+	buf.Grow(48 + len(e.Codec) + len(e.State) + e.Senders.EncodedLen())
 	enc := msgpack.NewEncoder(&buf)
 	enc.UseCompactInts(true)
 	for _, err := range []error{
 		enc.EncodeArrayLen(7),
-		enc.EncodeUint(uint64(e.Version)),
+		enc.EncodeUint(envelopeVersion),
 		enc.EncodeString(e.Codec),
 		enc.EncodeUint(e.Seq),
 		enc.EncodeBytes(e.State),
 		enc.EncodeUint(e.Writer),
 		enc.EncodeUint(e.Run),
-		enc.EncodeArrayLen(len(e.Recent)),
+		e.Senders.Encode(enc),
 	} {
 		if err != nil {
 			return nil, err
 		}
 	}
-	for i := range e.Recent {
-		buf.Write(e.Recent[i].raw)
-	}
 	return buf.Bytes(), nil
 }
 
-// encode caches the entry's encoding in raw.
-func (e *entry) encode() error {
-	var buf bytes.Buffer
-	enc := msgpack.NewEncoder(&buf)
-	for _, err := range []error{
-		enc.EncodeArrayLen(3),
-		enc.EncodeString(e.ID),
-		enc.EncodeString(e.Type),
-		enc.EncodeBytes(e.Reply),
-	} {
-		if err != nil {
-			return err
-		}
-	}
-	e.raw = buf.Bytes()
-	return nil
+const typeURLPrefix = "type.googleapis.com/"
+
+// anyReply encodes a reply of the named type, protobuf-encoded as b, as a
+// google.protobuf.Any: the form the senders table records.
+func anyReply(typeName string, b []byte) ([]byte, error) {
+	return proto.MarshalOptions{Deterministic: true}.Marshal(&anypb.Any{TypeUrl: typeURLPrefix + typeName, Value: b})
 }
 
-// newEntry records reply as the reply to request id.
-func newEntry(id string, reply proto.Message) (*entry, error) {
+// encodeReply records reply as the senders table keeps it.
+func encodeReply(reply proto.Message) ([]byte, error) {
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(reply)
 	if err != nil {
 		return nil, fmt.Errorf("%w: encode reply %T: %v", ErrInvalid, reply, err)
 	}
-	e := &entry{ID: id, Type: string(reply.ProtoReflect().Descriptor().FullName()), Reply: b}
-	return e, e.encode()
+	return anyReply(string(reply.ProtoReflect().Descriptor().FullName()), b)
 }
 
-// reply decodes the recorded reply. Its type must be linked into the binary
-// (registered in protoregistry.GlobalTypes); otherwise the caller gets an
-// ErrorReply saying so.
-func (e *entry) reply() proto.Message {
-	mt, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(e.Type))
+// decodeReply decodes a recorded reply to request id. Its type must be
+// linked into the binary (registered in protoregistry.GlobalTypes);
+// otherwise the caller gets an ErrorReply saying so.
+func decodeReply(id string, b []byte) proto.Message {
+	var a anypb.Any
+	if err := proto.Unmarshal(b, &a); err != nil {
+		return &ErrorReply{Code: ErrorCode_ERROR_CODE_INVALID,
+			Message: fmt.Sprintf("actors: recorded reply to %s: %v", id, err)}
+	}
+	name := protoreflect.FullName(a.TypeUrl)
+	if i := bytes.LastIndexByte([]byte(a.TypeUrl), '/'); i >= 0 {
+		name = protoreflect.FullName(a.TypeUrl[i+1:])
+	}
+	mt, err := protoregistry.GlobalTypes.FindMessageByName(name)
 	if err != nil {
 		return &ErrorReply{Code: ErrorCode_ERROR_CODE_INVALID,
-			Message: fmt.Sprintf("actors: recorded reply to %s: unknown type %q", e.ID, e.Type)}
+			Message: fmt.Sprintf("actors: recorded reply to %s: unknown type %q", id, name)}
 	}
 	m := mt.New().Interface()
-	if err := proto.Unmarshal(e.Reply, m); err != nil {
+	if err := proto.Unmarshal(a.Value, m); err != nil {
 		return &ErrorReply{Code: ErrorCode_ERROR_CODE_INVALID,
-			Message: fmt.Sprintf("actors: recorded reply to %s: %v", e.ID, err)}
+			Message: fmt.Sprintf("actors: recorded reply to %s: %v", id, err)}
 	}
 	return m
 }
 
-// window is a decoded register value kept by an activation: the envelope of
-// the bytes it last saw, with an index of its request IDs. It is only a
-// memo of decodeEnvelope(raw), used only for exactly those bytes, so it can
-// never be stale. It is used by one round at a time.
-type window struct {
-	raw   []byte
-	env   envelope
-	index map[string]*entry // request ID -> its entry in env.Recent
+// memo is a decoded register value kept by an activation: the envelope of
+// the bytes it last saw. It is only a memo of decodeEnvelope(raw), used only
+// for exactly those bytes, so it can never be stale. It is used by one round
+// at a time.
+type memo struct {
+	raw []byte
+	env envelope
+	ok  bool
 }
 
 // load returns the decoded envelope of b, from the memo if b is what it
 // holds. The caller must not modify what it returns.
-func (w *window) load(b []byte) (*envelope, map[string]*entry, error) {
-	if w.index != nil && string(w.raw) == string(b) {
-		return &w.env, w.index, nil
+func (m *memo) load(b []byte) (*envelope, error) {
+	if m.ok && string(m.raw) == string(b) {
+		return &m.env, nil
 	}
 	e, err := decodeEnvelope(b)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	idx := make(map[string]*entry, len(e.Recent))
-	for _, r := range e.Recent {
-		idx[r.ID] = r
-	}
-	w.raw, w.env, w.index = b, e, idx
-	return &w.env, w.index, nil
+	m.raw, m.env, m.ok = b, e, true
+	return &m.env, nil
 }
 
-// committed makes the memo hold raw, the encoding of e, which a change
-// function run computed from base by adding the entries added and dropping
-// the IDs trimmed, and which the register now holds.
-func (w *window) committed(base, raw []byte, e envelope, added []*entry, trimmed []string) {
-	if w.index == nil || string(w.raw) != string(base) {
-		w.index = make(map[string]*entry, len(e.Recent))
-		for _, r := range e.Recent {
-			w.index[r.ID] = r
-		}
-	} else {
-		for _, id := range trimmed {
-			delete(w.index, id)
-		}
-		for _, r := range added {
-			w.index[r.ID] = r
-		}
-	}
-	w.raw, w.env = raw, e
-}
+// committed makes the memo hold raw, the encoding of e, which the register
+// now holds.
+func (m *memo) committed(raw []byte, e envelope) { m.raw, m.env, m.ok = raw, e, true }

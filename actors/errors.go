@@ -87,8 +87,8 @@ func (e *HandlerError) Is(target error) bool {
 // RequestError is the error of Request and Read. ID is the request ID the
 // message was sent with: after an error matching synod.ErrIndeterminate, send
 // the same message again WithRequestID(ID) and the actor applies it at most
-// once (as long as fewer than the dedup window's size of other requests with
-// IDs reached the actor in between).
+// once (as long as fewer than the dedup window's number of other senders
+// reached the actor in between).
 type RequestError struct {
 	// ID is the request ID the message carried.
 	ID string

@@ -10,8 +10,8 @@ import (
 const (
 	// DefaultKeyPrefix is prepended to every register key.
 	DefaultKeyPrefix = "actors/"
-	// DefaultDedupWindow is how many request IDs (with their replies) a
-	// register remembers.
+	// DefaultDedupWindow is how many senders of requests with IDs (each
+	// with its last request and reply) a register remembers.
 	DefaultDedupWindow = 256
 	// DefaultMaxBatch bounds how many waiting messages one round applies.
 	DefaultMaxBatch = 256
@@ -56,10 +56,13 @@ func WithKeyPrefix(prefix string) Option { return func(o *options) { o.prefix = 
 // register; an activation refuses a state written by another codec.
 func WithCodec(c Codec) Option { return func(o *options) { o.codec = c } }
 
-// WithDedupWindow sets how many request IDs, with their replies, the
-// register remembers (default DefaultDedupWindow). A request retried after
-// more than n other requests with IDs reached the actor may apply twice. The
-// register grows by n replies: keep replies small or the window short.
+// WithDedupWindow sets how many senders of requests with IDs the register
+// remembers, each with its last request and reply (default
+// DefaultDedupWindow); when more senders come, the one recorded longest ago
+// is forgotten. A request retried after more than n other senders reached
+// the actor may apply twice. Each active sender costs one entry: a one-shot
+// ID (not made by Request) is a sender of its own. The register grows by up
+// to n replies: keep replies small.
 func WithDedupWindow(n int) Option { return func(o *options) { o.window = n } }
 
 // WithMaxBatch bounds how many waiting messages one round applies (default
