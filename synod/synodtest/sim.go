@@ -58,6 +58,10 @@ type SimConfig struct {
 	// LeanReads makes reads try synod.LeanRead first (no disk write) and
 	// fall back to a round, as synod.Client.Read does.
 	LeanReads bool
+	// ExactlyOnce gives every change an ID recorded in the register (package
+	// dedup) and retries a change that ended indeterminate with the same ID
+	// until its deadline, as dedup.Client does.
+	ExactlyOnce bool
 
 	// Network faults. Drop and Duplicate are per-message probabilities;
 	// DuplicateRequests also lets requests (not only replies) arrive twice,
@@ -151,6 +155,9 @@ type SimResult struct {
 	LeanReads       int // reads answered with no disk write
 	LeanFallbacks   int // lean reads that fell back to a round
 	Indeterminate   int // operations that returned ErrIndeterminate
+	Changes         int // operations other than reads, whatever their outcome
+	Replayed        int // exactly-once retries that found their change applied
+	Retried         int // exactly-once retries after an indeterminate attempt
 	NotApplied      int // operations that returned ErrConflict or ErrUnavailable
 	Pruned          int // indeterminate operations never observed (see PruneUnobserved)
 	TimedOut        int // operations abandoned at their deadline, whatever their outcome

@@ -60,6 +60,11 @@ type RegisterOutput struct {
 	// not have taken effect, and its Return must be "never" (see
 	// IndeterminateReturn).
 	Unknown bool
+	// Applied marks an operation known to have taken effect exactly once
+	// whose resulting value is unknown: an exactly-once retry found it
+	// applied by an earlier attempt (package dedup). A compare-and-set
+	// applied so found had fired.
+	Applied bool
 }
 
 // IndeterminateReturn is the Return time to record for an operation whose
@@ -92,6 +97,17 @@ func RegisterModel() porcupine.Model {
 }
 
 func registerStep(st string, in RegisterInput, out RegisterOutput) (bool, string) {
+	if out.Applied {
+		switch in.Kind {
+		case OpWrite:
+			return true, in.Arg
+		case OpAppend:
+			return true, st + in.Arg
+		case OpCAS:
+			return st == in.Old, in.Arg
+		}
+		return false, st
+	}
 	switch in.Kind {
 	case OpRead:
 		return out.Unknown || out.Value == st, st
@@ -121,6 +137,8 @@ func describeOp(in RegisterInput, out RegisterOutput) string {
 	switch {
 	case out.Unknown:
 		res = "?"
+	case out.Applied:
+		res = "applied"
 	case in.Kind == OpCAS && !out.OK:
 		res = fmt.Sprintf("false (found %q)", out.Value)
 	default:

@@ -7,6 +7,7 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"github.com/protosynod/protosynod/synod"
+	"github.com/protosynod/protosynod/synod/dedup"
 )
 
 // simProposer drives one production synod.Proposer the way synod.Client does,
@@ -29,7 +30,13 @@ type simProposer struct {
 	finalLeft int
 	made      int  // values made, for unique values
 	abandoned bool // the operation reached its deadline
+	f         synod.ChangeFunc
+	retried   bool // an exactly-once retry followed an indeterminate attempt
 }
+
+// simDedupLimit is how many senders a register remembers in ExactlyOnce runs:
+// more than there are proposers, so no entry in use is evicted.
+const simDedupLimit = 16
 
 func (s *sim) startOp(pp *simProposer) {
 	if pp.pr != nil || pp.lr != nil {
@@ -59,6 +66,15 @@ func (s *sim) startOp(pp *simProposer) {
 		return
 	}
 	f = changeFunc(pp.in)
+	if s.cfg.ExactlyOnce && f != nil {
+		// One sender per simulated client; its sequence numbers grow with
+		// every operation it makes, and it has one change in flight.
+		f = dedup.Wrap(dedup.ID{Sender: fmt.Sprintf("p%d", pp.idx), Seq: uint64(pp.made)}, f, simDedupLimit)
+	}
+	if pp.in.Kind != OpRead {
+		s.res.Changes++
+	}
+	pp.f, pp.retried = f, false
 	pp.call, pp.abandoned = s.now, false
 	if pp.in.Kind == OpRead && s.cfg.LeanReads {
 		s.startLeanRead(pp)
@@ -181,6 +197,16 @@ func (s *sim) onRetry(pp *simProposer, token uint64) {
 // proposer's next one.
 func (s *sim) finishOp(pp *simProposer) {
 	v, err := pp.pr.Result()
+	if s.cfg.ExactlyOnce && pp.in.Kind != OpRead && errors.Is(err, synod.ErrIndeterminate) && s.now < pp.deadline {
+		// As dedup.Client does: the same change, with the same ID, again,
+		// until its outcome is known or the deadline passes.
+		s.res.Retried++
+		pp.retried = true
+		pp.pr = pp.p.Begin(pp.in.Key, pp.f)
+		s.tracef("p%d retries %s with its ID at %v (%s)", pp.idx, describeInput(pp.in), pp.pr.Ballot(), pp.pr.Status())
+		s.drive(pp)
+		return
+	}
 	s.endOp(pp, v, err, pp.pr.Ballot())
 }
 
@@ -190,8 +216,22 @@ func (s *sim) endOp(pp *simProposer, v []byte, err error, b synod.Ballot) {
 	in := pp.in
 	op := porcupine.Operation{ClientId: pp.idx, Input: in, Call: pp.call, Return: s.now}
 	s.tracef("p%d done %s at %v: %q, %v", pp.idx, describeInput(in), b, v, err)
+	if s.cfg.ExactlyOnce && v != nil {
+		var uerr error
+		if v, _, uerr = dedup.Unwrap(v); uerr != nil {
+			s.violation("p%d: %s: register value: %v", pp.idx, describeInput(in), uerr)
+		}
+	}
 	record := true
 	switch {
+	case errors.Is(err, dedup.ErrApplied):
+		// An earlier attempt applied it; its value then is not known.
+		op.Output = RegisterOutput{Applied: true}
+		s.res.Committed++
+		s.res.Replayed++
+		if s.acked[in.Key].Less(b) {
+			s.acked[in.Key] = b
+		}
 	case err == nil || (in.Kind == OpCAS && errors.Is(err, errCASMismatch)):
 		op.Output = RegisterOutput{Value: string(v), OK: err == nil}
 		pp.seen[in.Key] = string(v)
@@ -200,7 +240,9 @@ func (s *sim) endOp(pp *simProposer, v []byte, err error, b synod.Ballot) {
 			s.acked[in.Key] = b
 		}
 		s.checkDurable(in.Key)
-	case errors.Is(err, synod.ErrIndeterminate):
+	case errors.Is(err, synod.ErrIndeterminate) || (pp.retried && (errors.Is(err, synod.ErrConflict) || errors.Is(err, synod.ErrUnavailable))):
+		// After an exactly-once retry, a retry that was not applied says
+		// nothing of the attempt before it.
 		if in.Kind == OpRead {
 			s.violation("p%d: read of %s indeterminate", pp.idx, in.Key)
 		}
