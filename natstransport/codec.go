@@ -201,7 +201,7 @@ func DecodePrepareRequest(data []byte, lim Limits) (synod.PrepareRequest, error)
 		return synod.PrepareRequest{}, err
 	}
 	if err := req.Validate(); err != nil {
-		return synod.PrepareRequest{}, fmt.Errorf("natstransport: decode prepare request: %w", err)
+		return synod.PrepareRequest{}, wrapf(err, "decode prepare request")
 	}
 	return req, nil
 }
@@ -223,7 +223,7 @@ func DecodeAcceptRequest(data []byte, lim Limits) (synod.AcceptRequest, error) {
 		return synod.AcceptRequest{}, err
 	}
 	if err := req.Validate(); err != nil {
-		return synod.AcceptRequest{}, fmt.Errorf("natstransport: decode accept request: %w", err)
+		return synod.AcceptRequest{}, wrapf(err, "decode accept request")
 	}
 	return req, nil
 }
@@ -328,10 +328,10 @@ type reader struct {
 // elements) and the version.
 func newReader(what string, data []byte, lim Limits, fields int) (*reader, error) {
 	if len(data) > lim.maxMessage() {
-		return nil, fmt.Errorf("natstransport: decode %s: %w: %d-byte frame, limit %d", what, ErrTooLarge, len(data), lim.maxMessage())
+		return nil, wrapf(fmt.Errorf("%w: %d-byte frame, limit %d", ErrTooLarge, len(data), lim.maxMessage()), "decode %s", what)
 	}
 	if len(data) == 0 {
-		return nil, fmt.Errorf("natstransport: decode %s: %w: empty frame", what, ErrMalformed)
+		return nil, wrapf(fmt.Errorf("%w: empty frame", ErrMalformed), "decode %s", what)
 	}
 	br := bytes.NewReader(data)
 	r := &reader{what: what, data: data, br: br, dec: msgpack.NewDecoder(br), lim: lim}
@@ -390,7 +390,7 @@ func (r *reader) wrapped() error {
 	if r.err == nil {
 		return nil
 	}
-	return fmt.Errorf("natstransport: decode %s: %w", r.what, r.err)
+	return wrapf(r.err, "decode %s", r.what)
 }
 
 func (r *reader) peek(field string) byte {

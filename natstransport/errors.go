@@ -3,6 +3,7 @@ package natstransport
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/protosynod/protosynod/synod"
 )
@@ -147,3 +148,22 @@ func (e *RemoteError) Unwrap() error { return codeError(e.Code) }
 
 // Is makes errors.Is(err, ErrRemote) true.
 func (e *RemoteError) Is(target error) bool { return target == ErrRemote }
+
+// wrapf adds context to err with the package prefix once: the text is
+// "natstransport: <context>: <err>" with err's own "natstransport: " prefix
+// dropped, so that logs do not read "natstransport: decode ...: natstransport:
+// malformed message". errors.Is and errors.As see err.
+func wrapf(err error, format string, args ...any) error {
+	return &wrapped{context: fmt.Sprintf(format, args...), err: err}
+}
+
+type wrapped struct {
+	context string
+	err     error
+}
+
+func (e *wrapped) Error() string {
+	return "natstransport: " + e.context + ": " + strings.TrimPrefix(e.err.Error(), "natstransport: ")
+}
+
+func (e *wrapped) Unwrap() error { return e.err }

@@ -73,7 +73,9 @@ type Service struct {
 
 	stats   serviceStats
 	metrics *serviceMetrics
-	rlog    *ratelog.Logger // failed requests: one line per cause per second
+	// Failed, bad and refused requests: one line per cause per second, so a
+	// flood of garbage or of load is not a flood of logs.
+	rlog *ratelog.Logger
 }
 
 // failureLogInterval is how often a Service logs one cause of failed requests
@@ -167,11 +169,9 @@ func Serve(ctx context.Context, nc *nats.Conn, cluster string, acc *synod.Accept
 	if s.metrics, err = newServiceMetrics(o.meterProvider, s); err != nil {
 		return nil, fmt.Errorf("natstransport: serve: %w", err)
 	}
-	for _, subj := range []string{prep, accept} {
-		if err := s.probe(ctx, subj); err != nil {
-			s.metrics.close()
-			return nil, err
-		}
+	if err := s.probeAll(ctx); err != nil {
+		s.metrics.close()
+		return nil, err
 	}
 	s.workCtx, s.cancelWork = context.WithCancel(context.Background())
 	s.queues = make([]chan job, o.workers)
@@ -204,6 +204,42 @@ func Serve(ctx context.Context, nc *nats.Conn, cluster string, acc *synod.Accept
 	}
 	s.log.Info("natstransport: acceptor serving", "prepare", prep, "accept", accept, "instance", s.svc.Info().ID)
 	return s, nil
+}
+
+// Probe checks, as Serve does before it subscribes, that no instance of
+// acceptor id of cluster answers on its subjects: it returns nil when NATS
+// answers "no responders" on each, and otherwise an error wrapping
+// ErrAlreadyServing (or the connection's error). Serve probes anyway; call
+// Probe first to claim nothing that only a serving acceptor may claim, such
+// as a data directory, before knowing the acceptor may serve. Options as for
+// Serve (prefix, probe timeout, logger).
+func Probe(ctx context.Context, nc *nats.Conn, cluster, id string, opts ...Option) error {
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if nc == nil {
+		return fmt.Errorf("%w: natstransport: probe: nil connection", synod.ErrInvalidConfig)
+	}
+	if err := o.validate(); err != nil {
+		return wrapf(err, "probe")
+	}
+	prep, accept, err := Subjects(o.prefix, cluster, id)
+	if err != nil {
+		return fmt.Errorf("natstransport: probe: %w: %w", synod.ErrInvalidConfig, err)
+	}
+	s := &Service{nc: nc, opts: o, prepare: prep, accept: accept, log: o.logger.With("acceptor", id, "cluster", cluster)}
+	return s.probeAll(ctx)
+}
+
+// probeAll probes every subject the service will subscribe to.
+func (s *Service) probeAll(ctx context.Context) error {
+	for _, subj := range []string{s.prepare, s.accept} {
+		if err := s.probe(ctx, subj); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // probeAttempts is how many probes in a row must time out before Serve takes
@@ -245,7 +281,9 @@ func (s *Service) probeOnce(ctx context.Context, subj string) error {
 	case errors.Is(err, nats.ErrNoResponders):
 		return nil
 	case err == nil:
-		desc := resp.Header.Get(micro.ErrorHeader)
+		// The running instance's description starts with ErrAlreadyServing's
+		// text too: say it once.
+		desc := strings.TrimPrefix(resp.Header.Get(micro.ErrorHeader), ErrAlreadyServing.Error()+": ")
 		if desc == "" {
 			desc = fmt.Sprintf("an unknown responder sent %d bytes", len(resp.Data))
 		}
@@ -336,7 +374,7 @@ func (s *Service) handler(isPrepare bool) micro.HandlerFunc {
 		if err != nil {
 			s.stats.BadRequests.Add(1)
 			s.metrics.malformedRequest(op)
-			s.log.Warn("natstransport: bad request", "subject", req.Subject(), "bytes", len(data), "err", err)
+			s.rlog.Log(slog.LevelWarn, "bad "+op, "natstransport: bad request", "subject", req.Subject(), "bytes", len(data), "err", err)
 			s.replyError(req, err)
 			return
 		}
@@ -345,7 +383,7 @@ func (s *Service) handler(isPrepare bool) micro.HandlerFunc {
 			return
 		}
 		if err := s.enqueue(j); err != nil {
-			s.log.Warn("natstransport: request refused", "subject", req.Subject(), "err", err)
+			s.rlog.Log(slog.LevelWarn, "refused "+errorCode(err), "natstransport: request refused", "subject", req.Subject(), "err", err)
 			s.replyError(req, err)
 		}
 	}

@@ -10,6 +10,15 @@
 //
 //	synod-acceptor -id a1 -cluster prod -data /var/lib/synod/a1 -nats nats://n1:4222,nats://n2:4222
 //
+// The acceptor probes its subjects before it opens the data directory: a
+// start refused because another instance serves the acceptor ID writes
+// nothing, so fixing a mistyped -id on the same fresh -data works.
+//
+// -metrics ADDR serves OpenTelemetry metrics in Prometheus text format at
+// http://ADDR/metrics: request latency, queue depth, refused and malformed
+// requests (synod.acceptor.*), synced-commit latency and batch sizes
+// (synod.storage.*), and Go runtime and process metrics.
+//
 // Every flag can also be set through the environment variable shown in
 // -help (SYNOD_ID, SYNOD_CLUSTER, ...); a flag on the command line wins. On
 // SIGTERM or SIGINT the acceptor stops taking requests, finishes and answers
@@ -27,17 +36,22 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/protosynod/protosynod/internal/cliflags"
+	"github.com/protosynod/protosynod/internal/logging"
+	"github.com/protosynod/protosynod/internal/promexport"
 	"github.com/protosynod/protosynod/natstransport"
 	"github.com/protosynod/protosynod/synod"
 	"github.com/protosynod/protosynod/synod/pebblestore"
@@ -70,6 +84,7 @@ type config struct {
 	maxValue                  int
 	drainTimeout              time.Duration
 	unsafeNoFsync             bool
+	metrics                   string
 }
 
 // hiddenFlags are left out of -help.
@@ -90,6 +105,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	fs.IntVar(&c.maxValue, "max-value", natstransport.DefaultMaxValue, "largest register value in bytes")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "how long to finish in-flight requests on SIGTERM")
+	fs.StringVar(&c.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (host:port; empty: off)")
 	fs.BoolVar(&c.unsafeNoFsync, "unsafe-no-fsync", false, "TESTS ONLY: skip fsync and lose acknowledged writes when killed")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: synod-acceptor -id ID -cluster NAME -data DIR [flags]\n\nFlags (environment variable in brackets):\n")
@@ -150,7 +166,11 @@ func natsOptions(c config, log *slog.Logger, closed chan<- struct{}) ([]nats.Opt
 		nats.PingInterval(2 * time.Second),
 		nats.MaxPingsOutstanding(2),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			log.Warn("nats: disconnected", "err", err)
+			// A deliberate Close also calls this, with a nil error: that is
+			// no warning.
+			if err != nil {
+				log.Warn("nats: disconnected", "err", err)
+			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("nats: reconnected", "url", nc.ConnectedUrlRedacted())
@@ -179,28 +199,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: c.logLevel})).
-		With("acceptor", c.id, "cluster", c.cluster)
+	base := slog.New(logging.NewTextHandler(stderr, &slog.HandlerOptions{Level: c.logLevel}))
+	log := base.With("acceptor", c.id, "cluster", c.cluster)
 
-	storeOpts := []pebblestore.Option{
-		pebblestore.WithIdentity(c.cluster, c.id),
-		pebblestore.WithLogger(log),
-	}
-	if c.unsafeNoFsync {
-		for range 3 {
-			log.Warn("UNSAFE: -unsafe-no-fsync is set: fsync is skipped and acknowledged writes are LOST when this process is killed. For tests only.")
+	var mp metric.MeterProvider
+	if c.metrics != "" {
+		exp, err := promexport.New()
+		if err != nil {
+			return err
 		}
-		storeOpts = append(storeOpts, pebblestore.WithFS(noSyncFS{vfs.Default}))
-	}
-	store, err := pebblestore.Open(c.data, storeOpts...)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := store.Close(); err != nil {
-			log.Error("close storage", "err", err)
+		srv, err := promexport.Listen(c.metrics, exp, log)
+		if err != nil {
+			return err
 		}
-	}()
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = srv.Close(sctx)
+			_ = exp.Provider.Shutdown(sctx)
+		}()
+		log.Info("metrics: serving", "url", srv.URL())
+		mp = exp.Provider
+	}
 
 	closed := make(chan struct{})
 	nopts, err := natsOptions(c, log, closed)
@@ -214,13 +234,60 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	defer nc.Close()
 	log.Info("nats: connected", "url", nc.ConnectedUrlRedacted())
 
-	acc := synod.NewAcceptor(c.id, store)
-	svc, err := natstransport.Serve(ctx, nc, c.cluster, acc,
+	// Nothing is written to the data directory before the acceptor knows it
+	// may serve: a refused start must leave a fresh directory fresh.
+	tropts := []natstransport.Option{
 		natstransport.WithPrefix(c.prefix),
 		natstransport.WithLimits(natstransport.Limits{MaxValue: c.maxValue}),
-		natstransport.WithLogger(log),
-	)
+		natstransport.WithLogger(base),
+		natstransport.WithMeterProvider(mp),
+	}
+	if err := natstransport.Probe(ctx, nc, c.cluster, c.id, tropts...); err != nil {
+		return err
+	}
+	fresh, err := freshDir(c.data)
 	if err != nil {
+		return err
+	}
+
+	storeOpts := []pebblestore.Option{
+		pebblestore.WithIdentity(c.cluster, c.id),
+		pebblestore.WithLogger(log),
+		pebblestore.WithMeterProvider(mp),
+	}
+	if c.unsafeNoFsync {
+		for range 3 {
+			log.Warn("UNSAFE: -unsafe-no-fsync is set: fsync is skipped and acknowledged writes are LOST when this process is killed. For tests only.")
+		}
+		storeOpts = append(storeOpts, pebblestore.WithFS(noSyncFS{vfs.Default}))
+	}
+	store, err := pebblestore.Open(c.data, storeOpts...)
+	if err != nil {
+		return err
+	}
+	storeClosed := false
+	defer func() {
+		if storeClosed {
+			return
+		}
+		if err := store.Close(); err != nil {
+			log.Error("close storage", "err", err)
+		}
+	}()
+
+	acc := synod.NewAcceptor(c.id, store)
+	svc, err := natstransport.Serve(ctx, nc, c.cluster, acc, tropts...)
+	if err != nil {
+		// Another instance started between the probe and Serve's own probe:
+		// give back the directory this run created.
+		if fresh {
+			storeClosed = true
+			if cerr := store.Close(); cerr != nil {
+				log.Error("close storage", "err", cerr)
+			} else if rerr := emptyDir(c.data); rerr != nil {
+				log.Error("could not remove what this refused start wrote", "dir", c.data, "err", rerr)
+			}
+		}
 		return err
 	}
 
@@ -241,5 +308,32 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return errors.New("nats connection closed")
 	}
 	log.Info("stopped cleanly")
+	return nil
+}
+
+// freshDir reports whether dir is missing or empty: an acceptor that opens it
+// creates everything in it.
+func freshDir(dir string) (bool, error) {
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("data directory: %w", err)
+	}
+	return len(entries) == 0, nil
+}
+
+// emptyDir removes everything in dir, keeping dir.
+func emptyDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
 	return nil
 }
