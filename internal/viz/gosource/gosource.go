@@ -12,13 +12,13 @@ import (
 	"path/filepath"
 )
 
-// Snippet is one function's source.
+// Snippet is one function's source. It carries no line number, so that edits
+// elsewhere in a file leave it unchanged.
 type Snippet struct {
 	Name  string `json:"name"`  // "Missile" or "AcceptorState.Prepare"
 	Group string `json:"group"` // what the viewer shows it under
 	File  string `json:"file"`  // slash-separated, relative to the module root
-	Line  int    `json:"line"`  // of the doc comment's first line, or of func
-	Text  string `json:"text"`
+	Text  string `json:"text"`  // doc comment included
 }
 
 // Want names the functions to extract from one file.
@@ -59,8 +59,7 @@ func Extract(root string, wants []Want) ([]Snippet, error) {
 			}
 			from, to := fset.Position(start).Offset, fset.Position(fd.End()).Offset
 			out = append(out, Snippet{
-				Name: name, Group: w.Group, File: w.File,
-				Line: fset.Position(start).Line, Text: string(src[from:to]),
+				Name: name, Group: w.Group, File: w.File, Text: string(src[from:to]),
 			})
 		}
 	}
