@@ -266,6 +266,25 @@ func (s *Session) Step() (bool, error) {
 	return s.Auto()
 }
 
+// Choose applies a choice the reader made by hand. If it is the script's next
+// choice, the script moves on; otherwise the reader has left the script,
+// which is dropped (its message numbers would no longer fit), and left
+// reports so.
+func (s *Session) Choose(c Choice) (left bool, err error) {
+	if err := s.Do(c); err != nil {
+		return false, err
+	}
+	switch {
+	case len(s.script) == 0:
+	case s.script[0] == c:
+		s.script = s.script[1:]
+	default:
+		s.script = nil
+		return true, nil
+	}
+	return false, nil
+}
+
 // Auto applies one choice drawn from the enabled ones by the seeded random
 // source of the session's seed and step: the same session always takes the
 // same choice. It reports false when nothing is enabled.
