@@ -5,11 +5,13 @@
 // Usage:
 //
 //	synod [flags] acceptors
-//	synod [flags] -cluster NAME -acceptors a1,a2,a3 read KEY
+//	synod [flags] -cluster NAME -acceptors a1,a2,a3 read [-round] KEY
 //	synod [flags] -cluster NAME -acceptors a1,a2,a3 write KEY VALUE
 //
-// read is linearizable: it runs a round (the identity change), so it reflects
-// every change that completed before it started. write replaces the value
+// read is linearizable: it reflects every change that completed before it
+// started. It asks the acceptors for their state, which writes nothing, and
+// answers when enough of them agree (synod.Client.Read); otherwise, or with
+// -round, it runs a round (the identity change). write replaces the value
 // whatever it was. Both need the full acceptor set: quorums computed from the
 // acceptors that happen to answer discovery need not intersect the real ones,
 // so the set is never guessed. Every flag can also be set through its

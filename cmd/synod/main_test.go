@@ -67,6 +67,9 @@ func TestCLI(t *testing.T) {
 	if out, err = cli(t, url, append(set, "read", "k")...); err != nil || out != "v1\n" {
 		t.Fatalf("read after write = %q, %v; want v1", out, err)
 	}
+	if out, err = cli(t, url, append(set, "read", "-round", "k")...); err != nil || out != "v1\n" {
+		t.Fatalf("read -round after write = %q, %v; want v1", out, err)
+	}
 	if out, err = cli(t, url, append(set, "-cluster", "other", "acceptors")...); err == nil {
 		t.Errorf("acceptors of an unknown cluster = %q, want an error", out)
 	}

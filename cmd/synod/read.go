@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 )
@@ -13,19 +14,27 @@ type readResult struct {
 }
 
 func readCommand() *command {
+	var round bool
 	return &command{
 		name:     "read",
 		args:     "KEY",
 		nargs:    1,
 		needsSet: true,
-		summary:  "read a register linearizably",
+		summary:  "read a register linearizably: one round trip and no disk write when the acceptors agree, else a full round",
+		flags: func(fs *flag.FlagSet) {
+			fs.BoolVar(&round, "round", false, "read through a full round (a promise or write-back each acceptor persists) even when the acceptors agree")
+		},
 		run: func(ctx context.Context, e *env, args []string) error {
 			cl, done, err := e.client()
 			if err != nil {
 				return err
 			}
 			defer done()
-			v, err := cl.Read(ctx, args[0])
+			read := cl.Read
+			if round {
+				read = cl.ReadRound
+			}
+			v, err := read(ctx, args[0])
 			if err != nil {
 				return err
 			}
