@@ -141,16 +141,22 @@ function renderCode(v) {
   const ran = v.events.length ? v.events[0].code || [] : [];
   for (const group of ["engine", "state"]) {
     const snips = state.sources.filter((s) => s.group === group);
-    const ranHere = ran.filter((n) => snips.some((s) => s.name === n)); // in the order they ran
-    // Show the first function the last step ran; keep a manual pick otherwise.
-    if (ranHere.length && (state.lastStep !== v.step)) state.shown[group] = ranHere[0];
+    // The functions of this column that the latest step running any of them ran, in order.
+    let ranHere = [], ranStep = 0;
+    for (const e of v.events) {
+      const c = (e.code || []).filter((n) => snips.some((s) => s.name === n));
+      if (c.length) { ranHere = c; ranStep = e.step; break; }
+    }
+    // A new step shows the first function it ran; a pick by hand stays until then.
+    if (ranHere.length && state.lastStep !== v.step) state.shown[group] = ranHere[0];
     if (!state.shown[group] && snips.length) state.shown[group] = snips[0].name;
     $(`#${group}-tabs`).innerHTML = snips.map((s) => `<button data-show="${esc(s.name)}" data-group="${group}" class="${ranHere.includes(s.name) ? "ran" : ""} ${state.shown[group] === s.name ? "shown" : ""}">${esc(s.name)}</button>`).join("");
     const s = snips.find((x) => x.name === state.shown[group]);
-    $(`#code-${group}`).innerHTML = s ? `<span class="file">${esc(s.file)} — ${esc(s.name)}${ranHere.includes(s.name) ? " (ran in the last step)" : ""}</span>${highlight(s.text)}` : "";
+    const when = ranHere.includes(s?.name) ? (ranStep === v.step ? " (ran in the last step)" : ` (last ran in step ${ranStep})`) : "";
+    $(`#code-${group}`).innerHTML = s ? `<span class="file">${esc(s.file)} — ${esc(s.name)}${when}</span>${highlight(s.text)}` : "";
   }
-  $("#code-note").textContent = !v.events.length ? "(no step yet: the first function of each column is shown)"
-    : ran.length ? `(step ${v.step} ran: ${ran.join(", ")})` : `(step ${v.step} ran no protocol code; showing what you picked)`;
+  $("#code-note").textContent = !v.events.length ? "(no step yet)"
+    : ran.length ? `(step ${v.step} ran: ${ran.join(", ")})` : `(step ${v.step} ran no protocol code)`;
   state.lastStep = v.step;
 }
 
