@@ -11,13 +11,38 @@
 // concurrently for different keys, which is what makes this work. StoreBatch
 // commits several keys in one batch.
 //
-// If a commit fails (for example the WAL fsync returns an error) the write may
-// already be visible in memory without being durable, and Pebble's commit
-// pipeline cannot continue. The Store then fails for good: that call and every
-// later one return an error wrapping ErrFailed, and the process must reopen the
-// data directory to recover from what is on disk. Pebble reports other fatal
-// errors in background work (flushes, compactions, MANIFEST writes) by logging
-// and panicking, as Pebble's own default logger exits the process.
+// # Storage failures
+//
+// If a commit fails (for example a WAL write or fsync returns an error) the
+// write may already be visible in memory without being durable, and Pebble's
+// commit pipeline cannot continue. If a flush or compaction fails (Pebble's
+// BackgroundError), Pebble would retry it at once, for ever, and block every
+// write once its memtables are full. In both cases the Store fails for good:
+// Failed is closed, Err returns the failure, the call that met it and every
+// later one return an error matching ErrFailed (and ErrNoSpace when the disk
+// was full), and calls stuck inside Pebble return at once. A failed store is
+// never used again in the same process, not even after the space is freed:
+// recovery is a restart, which reopens the data directory from what is
+// durable. synod-acceptor exits non-zero when its store fails, for its
+// supervisor to restart it. Every error of this package's storage failures
+// matches synod.ErrStorage, so callers fail fast (natstransport codes 500/507).
+//
+// A panic inside Pebble during Open or a commit (Pebble panics on a failed WAL
+// write) is turned into an ErrFailed error; Open never panics on a full disk.
+// Open refuses to start, with an error saying why, when the data directory
+// cannot be written (a probe file is written, synced and removed) or has too
+// little free space (ErrNoSpace).
+//
+// # Space reserve
+//
+// WithSpaceReserve keeps Pebble from reaching a full disk in the first place,
+// like etcd's space quota: below the reserve, new keys are refused with
+// ErrNoSpace while existing keys are still written (actors keep running and
+// can be deleted); below half of it every write is refused, leaving the rest
+// to Pebble's flushes and compactions. Refused writes never reach Pebble, and
+// writes resume by themselves once space is freed. Free space, refusals and
+// errors are metrics (WithMeterProvider). Pebble's own error lines are logged
+// at most once per second per cause, with the count of those held back.
 //
 // # On-disk format
 //

@@ -18,6 +18,7 @@ type options struct {
 	pebble   []func(*pebble.Options)
 
 	meterProvider metric.MeterProvider
+	reserve       uint64
 }
 
 func defaultOptions() options {
@@ -58,4 +59,17 @@ func WithIdentity(cluster, acceptorID string) Option {
 // and read-write mode, which durability depends on.
 func WithPebbleOptions(f func(*pebble.Options)) Option {
 	return func(o *options) { o.pebble = append(o.pebble, f) }
+}
+
+// WithSpaceReserve sets the disk space reserve in bytes (default 0: none),
+// like etcd's space quota and NOSPACE alarm. While the data directory's
+// filesystem has less than reserve bytes free, a Store of a key the store
+// does not hold yet fails with ErrNoSpace (existing keys are still written,
+// so actors keep running and can be deleted); below half of it every write
+// fails with ErrNoSpace, keeping the rest for Pebble's flushes and
+// compactions. Nothing refused is written. Free space is read at most every
+// 100ms, so writing resumes by itself once space is freed. Open refuses to
+// start with less than half the reserve (at least 1 MiB) free.
+func WithSpaceReserve(bytes uint64) Option {
+	return func(o *options) { o.reserve = bytes }
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/protosynod/protosynod/internal/ratelog"
 	"github.com/protosynod/protosynod/synod"
 )
 
@@ -30,12 +32,50 @@ type Store struct {
 	logger *slog.Logger
 	id     identity // recorded identity; zero if none
 	m      *storeMetrics
+	space  *space
+	health *health
 
-	mu       sync.Mutex // guards closed and failed; held only to admit calls
+	mu       sync.Mutex // guards closed; held only to admit calls
 	closed   bool
-	failed   error
 	inflight sync.WaitGroup // calls admitted and not yet returned
 }
+
+// health records that the store failed for good. Pebble's event listener
+// reports to it, so it exists before the Store.
+type health struct {
+	logger *slog.Logger
+	rlog   *ratelog.Logger
+	m      *storeMetrics
+
+	mu     sync.Mutex
+	failed error
+	ch     chan struct{} // closed when failed is set
+}
+
+// fail records err as the store's failure, once.
+func (h *health) fail(err error) {
+	h.mu.Lock()
+	first := h.failed == nil
+	if first {
+		h.failed = err
+		close(h.ch)
+	}
+	h.mu.Unlock()
+	if first {
+		h.m.failed(errorKind(err))
+		h.logger.Error("pebblestore: store failed; refusing all work until the process restarts and reopens it from disk", "err", err)
+	}
+}
+
+func (h *health) err() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.failed
+}
+
+// logInterval is how often the store (and Pebble through it) logs one line of
+// a repeated cause.
+const logInterval = time.Second
 
 var (
 	_ synod.Storage   = (*Store)(nil)
@@ -59,28 +99,51 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("%w: pebblestore: identity needs both a cluster and an acceptor ID, got cluster %q acceptor %q",
 			synod.ErrInvalidConfig, o.identity.Cluster, o.identity.Acceptor)
 	}
-	m, err := newStoreMetrics(o.meterProvider)
+	if err := checkStart(o.fs, dir, o.reserve); err != nil {
+		return nil, err
+	}
+	sp := &space{fs: o.fs, dir: dir, reserve: o.reserve}
+	m, err := newStoreMetrics(o.meterProvider, sp)
 	if err != nil {
 		return nil, err
 	}
-	po := &pebble.Options{FS: o.fs, Logger: pebbleLogger{o.logger}}
+	rlog := ratelog.New(o.logger, logInterval)
+	h := &health{logger: o.logger, rlog: rlog, m: m, ch: make(chan struct{})}
+	po := &pebble.Options{FS: o.fs, Logger: pebbleLogger{o.logger, rlog}}
 	for _, f := range o.pebble {
 		f(po)
 	}
 	po.DisableWAL, po.ReadOnly = false, false
+	el := pebble.EventListener{BackgroundError: func(err error) {
+		// Pebble retries a failed flush or compaction at once and for ever,
+		// and blocks writes once its memtables are full: fail instead, so
+		// that calls end now and the process restarts (see the package doc).
+		h.fail(classify(&failure{msg: "background: " + err.Error(), cause: err}))
+	}}
+	if po.EventListener != nil {
+		el = pebble.TeeEventListener(el, *po.EventListener)
+	}
+	po.EventListener = &el
 
 	var db *pebble.DB
 	err = recoverFatal(func() (err error) {
 		db, err = pebble.Open(dir, po)
 		return err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("pebblestore: open %s: %w", dir, err)
+	if err == nil {
+		err = h.err()
 	}
-	s := &Store{db: db, dir: dir, logger: o.logger, m: m}
+	if err != nil {
+		m.close()
+		return nil, classify(fmt.Errorf("pebblestore: open %s: %w", dir, err))
+	}
+	s := &Store{db: db, dir: dir, logger: o.logger, m: m, space: sp, health: h}
 	if err := s.bindIdentity(o.identity); err != nil {
-		_ = recoverFatal(db.Close)
-		return nil, err
+		if h.err() == nil {
+			_ = recoverFatal(db.Close)
+		}
+		m.close()
+		return nil, classify(err)
 	}
 	s.logger.Info("pebblestore: opened", "dir", dir, "cluster", s.id.Cluster, "acceptor", s.id.Acceptor)
 	return s, nil
@@ -100,7 +163,7 @@ func (s *Store) bindIdentity(want identity) error {
 	case found:
 		s.id = have
 	case want != (identity{}):
-		err := recoverFatal(func() error {
+		err := s.commit(context.Background(), 0, func() error {
 			return s.db.Set(identityKey, appendIdentity(nil, string(identityKey), want), pebble.Sync)
 		})
 		if err != nil {
@@ -165,9 +228,13 @@ func (s *Store) Load(ctx context.Context, key string) (synod.AcceptorState, erro
 
 // Store implements synod.Storage: it returns after st is synced to the WAL.
 // Concurrent Stores share WAL fsyncs. A canceled ctx is checked before the
-// commit starts; once started, the commit completes and Store returns its
-// outcome, so an error never hides a write that did become durable, except for
-// ErrFailed, whose outcome is unknown.
+// commit starts. Below the space reserve (WithSpaceReserve) a key the store
+// does not hold is refused with ErrNoSpace, and below half of it every key is,
+// before anything is written. A commit that fails (or is stuck in Pebble when
+// the store fails) returns an error matching ErrFailed, as does every later
+// call; if ctx ends while the commit runs, Store returns ctx's error at once.
+// In both cases the write may or may not become durable; every other error
+// means it did not.
 func (s *Store) Store(ctx context.Context, key string, st synod.AcceptorState) error {
 	rec, err := appendState(nil, key, st)
 	if err != nil {
@@ -180,10 +247,39 @@ func (s *Store) Store(ctx context.Context, key string, st synod.AcceptorState) e
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("pebblestore: store %q: %w", key, err)
 	}
-	if err := s.commit(1, func() error { return s.db.Set(dataKey(key), rec, pebble.Sync) }); err != nil {
+	if err := s.checkSpace(key); err != nil {
+		return fmt.Errorf("pebblestore: store %q: %w", key, err)
+	}
+	if err := s.commit(ctx, 1, func() error { return s.db.Set(dataKey(key), rec, pebble.Sync) }); err != nil {
 		return fmt.Errorf("pebblestore: store %q: %w", key, err)
 	}
 	return nil
+}
+
+// checkSpace applies the space reserve to a write of keys.
+func (s *Store) checkSpace(keys ...string) error {
+	reason, err := s.space.checkWrite(keys, s.exists)
+	if reason != "" {
+		s.m.refused(reason)
+		s.health.rlog.Log(slog.LevelWarn, "space "+reason, "pebblestore: write refused: low on disk space", "dir", s.dir, "err", err)
+	}
+	return err
+}
+
+// exists reports whether register key is stored.
+func (s *Store) exists(key string) (found bool, err error) {
+	err = recoverFatal(func() error {
+		_, closer, err := s.db.Get(dataKey(key))
+		if errors.Is(err, pebble.ErrNotFound) {
+			return nil
+		}
+		if err == nil {
+			found = true
+			return closer.Close()
+		}
+		return err
+	})
+	return found, err
 }
 
 // StoreBatch stores several registers in one synced batch: all of them become
@@ -200,19 +296,29 @@ func (s *Store) StoreBatch(ctx context.Context, entries []KeyState) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("pebblestore: store batch of %d: %w", len(entries), err)
 	}
+	keys := make([]string, len(entries))
+	for i, e := range entries {
+		keys[i] = e.Key
+	}
+	if err := s.checkSpace(keys...); err != nil {
+		return fmt.Errorf("pebblestore: store batch of %d: %w", len(entries), err)
+	}
 	b := s.db.NewBatch()
-	defer b.Close()
 	var rec []byte
 	for _, e := range entries {
 		var err error
 		if rec, err = appendState(rec[:0], e.Key, e.State); err != nil {
+			_ = b.Close()
 			return fmt.Errorf("pebblestore: store batch %q: %w", e.Key, err)
 		}
 		if err := b.Set(dataKey(e.Key), rec, nil); err != nil { // Set copies rec.
+			_ = b.Close()
 			return fmt.Errorf("pebblestore: store batch %q: %w", e.Key, err)
 		}
 	}
-	if err := s.commit(len(entries), func() error { return b.Commit(pebble.Sync) }); err != nil {
+	// The batch is closed by the commit's goroutine, which may outlive this
+	// call (see commit).
+	if err := s.commit(ctx, len(entries), func() error { defer b.Close(); return b.Commit(pebble.Sync) }); err != nil {
 		return fmt.Errorf("pebblestore: store batch of %d: %w", len(entries), err)
 	}
 	return nil
@@ -249,8 +355,19 @@ func (s *Store) Keys(ctx context.Context, fn func(key string) bool) (err error) 
 	return nil
 }
 
+// Failed returns a channel that is closed when the store fails for good (see
+// ErrFailed); Err then returns the failure.
+func (s *Store) Failed() <-chan struct{} { return s.health.ch }
+
+// Err returns the store's failure (an error matching ErrFailed, and
+// ErrNoSpace if a full disk caused it), or nil while it works.
+func (s *Store) Err() error { return s.health.err() }
+
 // Close waits for calls in progress, then closes the database. Calls after
 // Close return an error wrapping synod.ErrClosed; closing again returns nil.
+// Close of a failed store does not close Pebble, whose commit pipeline may be
+// stuck for good: it returns the failure, and the process must exit to
+// release the data directory.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -260,6 +377,11 @@ func (s *Store) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	s.inflight.Wait()
+	defer s.health.rlog.Flush()
+	if err := s.health.err(); err != nil {
+		return fmt.Errorf("pebblestore: close %s: not closing a failed store: %w", s.dir, err)
+	}
+	defer s.m.close()
 	if err := recoverFatal(s.db.Close); err != nil {
 		return fmt.Errorf("pebblestore: close %s: %w", s.dir, err)
 	}
@@ -276,32 +398,45 @@ func (s *Store) enter(op, key string) error {
 	switch {
 	case s.closed:
 		return fmt.Errorf("pebblestore: %s %q: %w", op, key, synod.ErrClosed)
-	case s.failed != nil:
-		return fmt.Errorf("pebblestore: %s %q: %w", op, key, s.failed)
+	case s.health.err() != nil:
+		return fmt.Errorf("pebblestore: %s %q: %w", op, key, s.health.err())
 	}
 	s.inflight.Add(1)
 	return nil
 }
 
-// commit runs a synced Pebble commit of n registers. Pebble reports a failed commit (such as a
-// failed WAL fsync) through Logger.Fatalf, after the batch may already be
-// visible to reads; the store then fails for good, so that nothing it did not
-// make durable is ever served.
-func (s *Store) commit(n int, apply func() error) error {
+// commit runs a synced Pebble commit of n registers on its own goroutine and
+// waits for it, for the store to fail, or for ctx to end. Pebble reports a
+// failed commit (such as a failed WAL write or fsync) through Logger.Fatalf or
+// a panic, after the batch may already be visible to reads, and its commit
+// pipeline is stuck afterwards; the store then fails for good, so that nothing
+// it did not make durable is ever served. A commit stuck behind the failure
+// (in Pebble's write stall, say) is abandoned: its goroutine may run on.
+func (s *Store) commit(ctx context.Context, n int, apply func() error) error {
 	start := time.Now()
-	err := recoverFatal(apply)
+	done := make(chan error, 1)
+	go func() { done <- recoverFatal(apply) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-s.health.ch:
+		err = s.health.err()
+	case <-ctx.Done():
+		s.m.errored("canceled")
+		return fmt.Errorf("%w (the write may or may not become durable)", ctx.Err())
+	}
 	if err == nil {
-		s.m.committed(start, n)
+		if n > 0 {
+			s.m.committed(start, n)
+		}
+		return nil
 	}
-	if err == nil || !errors.Is(err, ErrFailed) {
-		return err
+	err = classify(err)
+	if errors.Is(err, ErrFailed) {
+		s.health.fail(err)
+	} else {
+		s.m.errored(errorKind(err))
 	}
-	s.mu.Lock()
-	if s.failed == nil {
-		s.failed = err
-	}
-	s.mu.Unlock()
-	s.logger.Error("pebblestore: commit failed; refusing further work until reopened", "dir", s.dir, "err", err)
 	return err
 }
 
@@ -312,26 +447,41 @@ func dataKey(key string) []byte {
 }
 
 // fatalError is what pebbleLogger.Fatalf panics with, so that recoverFatal can
-// turn a fatal error in the calling goroutine into ErrFailed.
-type fatalError struct{ msg string }
+// turn a fatal error in the calling goroutine into ErrFailed. err is the first
+// error among Fatalf's arguments, if any.
+type fatalError struct {
+	msg string
+	err error
+}
 
-// recoverFatal runs f and turns a Pebble Fatalf in this goroutine into an error
-// wrapping ErrFailed. Other panics propagate.
+// recoverFatal runs f and turns any panic in this goroutine (a Pebble Fatalf,
+// or Pebble's own panic on a failed WAL write) into an error matching
+// ErrFailed, and ErrNoSpace when a full disk caused it.
 func recoverFatal(f func() error) (err error) {
 	defer func() {
-		if r := recover(); r != nil {
-			fe, ok := r.(fatalError)
-			if !ok {
-				panic(r)
-			}
-			err = fmt.Errorf("%w: %s", ErrFailed, fe.msg)
+		r := recover()
+		if r == nil {
+			return
 		}
+		switch v := r.(type) {
+		case fatalError:
+			err = &failure{msg: v.msg, cause: v.err}
+		case error:
+			err = &failure{msg: "pebble panicked: " + v.Error(), cause: v}
+		default:
+			err = &failure{msg: fmt.Sprintf("pebble panicked: %v", v)}
+		}
+		err = classify(err)
 	}()
 	return f()
 }
 
-// pebbleLogger adapts slog to pebble.Logger.
-type pebbleLogger struct{ l *slog.Logger }
+// pebbleLogger adapts slog to pebble.Logger. Errors are rate-limited: one
+// line per format string (Pebble's cause) per second, with a count.
+type pebbleLogger struct {
+	l    *slog.Logger
+	rlog *ratelog.Logger
+}
 
 // Infof implements pebble.Logger at slog's Debug level.
 func (p pebbleLogger) Infof(format string, args ...any) {
@@ -342,7 +492,7 @@ func (p pebbleLogger) Infof(format string, args ...any) {
 
 // Errorf implements pebble.Logger.
 func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+	p.rlog.Log(slog.LevelError, "pebble "+format, fmt.Sprintf(format, args...), "component", "pebble")
 }
 
 // Fatalf implements pebble.Logger: it logs and panics with a fatalError, which
@@ -351,5 +501,12 @@ func (p pebbleLogger) Errorf(format string, args ...any) {
 func (p pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	p.l.Error(msg, "component", "pebble", "fatal", true)
-	panic(fatalError{msg: msg})
+	fe := fatalError{msg: msg}
+	for _, a := range args {
+		if err, ok := a.(error); ok {
+			fe.err = err
+			break
+		}
+	}
+	panic(fe)
 }
