@@ -3,6 +3,7 @@ package synod
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 )
 
@@ -17,6 +18,13 @@ type Acceptor struct {
 
 	mu    sync.Mutex
 	locks map[string]*keyLock
+
+	// epochMu is held shared by every request from its epoch check until its
+	// reply is ready, and exclusively by Install: a request checked against
+	// the old configuration never completes after a new one is acknowledged.
+	epochMu sync.RWMutex
+	cfg     Config // the configuration served; zero until installed
+	loaded  bool   // cfg was loaded from the store
 }
 
 type keyLock struct {
@@ -32,13 +40,23 @@ func NewAcceptor(id string, store Storage) *Acceptor {
 // ID returns the acceptor's ID.
 func (a *Acceptor) ID() string { return a.id }
 
-// Prepare handles a PrepareRequest.
+// Prepare handles a PrepareRequest. A request from an older epoch than the
+// acceptor's configuration is refused with a *StaleEpochError, and one whose
+// ballot counter is at or below the configuration's floor with a refusal.
 func (a *Acceptor) Prepare(ctx context.Context, req PrepareRequest) (PrepareReply, error) {
 	if err := req.Validate(); err != nil {
 		return PrepareReply{}, err
 	}
+	floor, release, err := a.admit(ctx, req.Epoch)
+	if err != nil {
+		return PrepareReply{}, err
+	}
+	defer release()
+	if req.Ballot.Counter <= floor {
+		return PrepareReply{From: a.id, Key: req.Key, Ballot: req.Ballot, Seen: a.floorBallot(floor)}, nil
+	}
 	var rep PrepareReply
-	err := a.update(ctx, req.Key, func(st AcceptorState) (AcceptorState, bool) {
+	err = a.update(ctx, req.Key, func(st AcceptorState) (AcceptorState, bool) {
 		var changed bool
 		st, rep, changed = st.Prepare(a.id, req)
 		return st, changed
@@ -49,13 +67,21 @@ func (a *Acceptor) Prepare(ctx context.Context, req PrepareRequest) (PrepareRepl
 	return rep, nil
 }
 
-// Accept handles an AcceptRequest.
+// Accept handles an AcceptRequest, with the epoch and floor checks of Prepare.
 func (a *Acceptor) Accept(ctx context.Context, req AcceptRequest) (AcceptReply, error) {
 	if err := req.Validate(); err != nil {
 		return AcceptReply{}, err
 	}
+	floor, release, err := a.admit(ctx, req.Epoch)
+	if err != nil {
+		return AcceptReply{}, err
+	}
+	defer release()
+	if req.Ballot.Counter <= floor {
+		return AcceptReply{From: a.id, Key: req.Key, Ballot: req.Ballot, Seen: a.floorBallot(floor)}, nil
+	}
 	var rep AcceptReply
-	err := a.update(ctx, req.Key, func(st AcceptorState) (AcceptorState, bool) {
+	err = a.update(ctx, req.Key, func(st AcceptorState) (AcceptorState, bool) {
 		var changed bool
 		st, rep, changed = st.Accept(a.id, req)
 		return st, changed
@@ -71,6 +97,11 @@ func (a *Acceptor) Read(ctx context.Context, req ReadRequest) (ReadReply, error)
 	if err := req.Validate(); err != nil {
 		return ReadReply{}, err
 	}
+	_, release, err := a.admit(ctx, req.Epoch)
+	if err != nil {
+		return ReadReply{}, err
+	}
+	defer release()
 	st, err := a.State(ctx, req.Key)
 	if err != nil {
 		return ReadReply{}, err
@@ -128,4 +159,170 @@ func (a *Acceptor) lock(key string) (unlock func()) {
 		}
 		a.mu.Unlock()
 	}
+}
+
+// floorBallot is the Seen ballot of a refusal for a ballot at or below the
+// floor: a proposer fast-forwards past it.
+func (a *Acceptor) floorBallot(floor uint64) Ballot {
+	return Ballot{Counter: floor, Proposer: a.id}
+}
+
+// load reads the stored configuration once. The caller holds epochMu
+// exclusively.
+func (a *Acceptor) load(ctx context.Context) error {
+	if a.loaded {
+		return nil
+	}
+	if cs, ok := a.store.(ConfigStorage); ok {
+		cfg, found, err := cs.LoadConfig(ctx)
+		if err != nil {
+			return fmt.Errorf("synod: acceptor %s: load configuration: %w", a.id, err)
+		}
+		if found {
+			a.cfg = cfg
+		}
+	}
+	a.loaded = true
+	return nil
+}
+
+// admit checks a request's epoch against the configuration served. On
+// success it returns the ballot floor and a release function, and holds
+// epochMu shared until release is called.
+func (a *Acceptor) admit(ctx context.Context, epoch uint64) (floor uint64, release func(), err error) {
+	if err := a.rlock(ctx); err != nil {
+		return 0, nil, err
+	}
+	cfg := a.cfg
+	// An acceptor removed from its configuration serves nobody: IDs never
+	// rejoin (see the package doc, "Membership change").
+	if epoch < cfg.Epoch || (cfg.Epoch > 0 && !cfg.Has(a.id)) {
+		a.epochMu.RUnlock()
+		return 0, nil, &StaleEpochError{Acceptor: a.id, Epoch: epoch, Config: cfg.Clone()}
+	}
+	return cfg.Floor, a.epochMu.RUnlock, nil
+}
+
+// rlock takes epochMu shared, with the configuration loaded.
+func (a *Acceptor) rlock(ctx context.Context) error {
+	a.epochMu.RLock()
+	for !a.loaded {
+		a.epochMu.RUnlock()
+		a.epochMu.Lock()
+		err := a.load(ctx)
+		a.epochMu.Unlock()
+		if err != nil {
+			return err
+		}
+		a.epochMu.RLock()
+	}
+	return nil
+}
+
+// Config returns the configuration the acceptor serves: the zero Config (epoch
+// 0, no acceptors) if none was ever installed.
+func (a *Acceptor) Config(ctx context.Context) (Config, error) {
+	a.epochMu.Lock()
+	defer a.epochMu.Unlock()
+	if err := a.load(ctx); err != nil {
+		return Config{}, err
+	}
+	return a.cfg.Clone(), nil
+}
+
+// Install makes the acceptor serve cfg from now on, refusing requests of older
+// epochs, and returns the configuration it serves. The configuration is
+// durable before Install returns, and no request checked against the previous
+// one is still in progress. Installing the configuration already served is a
+// no-op; one older than it is refused with a *StaleEpochError, and a different
+// one under the same epoch with ErrInvalidConfig. The Storage must be a
+// ConfigStorage.
+func (a *Acceptor) Install(ctx context.Context, cfg Config) (Config, error) {
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	if cfg.Epoch == 0 {
+		return Config{}, errorf(ErrInvalidConfig, "install: epoch 0 is the initial configuration")
+	}
+	cs, ok := a.store.(ConfigStorage)
+	if !ok {
+		return Config{}, errorf(ErrInvalidConfig, "acceptor %s: its storage cannot keep a configuration", a.id)
+	}
+	a.epochMu.Lock()
+	defer a.epochMu.Unlock()
+	if err := a.load(ctx); err != nil {
+		return Config{}, err
+	}
+	switch cur := a.cfg; {
+	case cfg.Epoch < cur.Epoch:
+		return cur.Clone(), &StaleEpochError{Acceptor: a.id, Epoch: cfg.Epoch, Config: cur.Clone()}
+	case cfg.Epoch == cur.Epoch:
+		if !sameConfig(cfg, cur) {
+			return cur.Clone(), errorf(ErrInvalidConfig, "acceptor %s: epoch %d already holds %v, not %v", a.id, cur.Epoch, cur, cfg)
+		}
+		return cur.Clone(), nil
+	}
+	cfg = cfg.Clone()
+	if err := cs.StoreConfig(ctx, cfg); err != nil {
+		return Config{}, fmt.Errorf("synod: acceptor %s: store configuration: %w", a.id, err)
+	}
+	a.cfg = cfg
+	return cfg.Clone(), nil
+}
+
+// sameConfig reports whether a and b are the same configuration.
+func sameConfig(a, b Config) bool {
+	return a.Epoch == b.Epoch && a.Floor == b.Floor && a.PrepareQuorum == b.PrepareQuorum &&
+		a.AcceptQuorum == b.AcceptQuorum && slices.Equal(a.Acceptors, b.Acceptors)
+}
+
+// Keys returns up to limit stored keys greater than after, in order, for
+// rescans and garbage collection. The Storage must be a KeyLister.
+func (a *Acceptor) Keys(ctx context.Context, after string, limit int) ([]string, error) {
+	kl, ok := a.store.(KeyLister)
+	if !ok {
+		return nil, errorf(ErrInvalidConfig, "acceptor %s: its storage cannot list keys", a.id)
+	}
+	var keys []string
+	err := kl.Keys(ctx, func(k string) bool {
+		if k > after {
+			keys = append(keys, k)
+		}
+		return len(keys) < limit
+	})
+	return keys, err
+}
+
+// Forget removes key from the acceptor's storage if its state is inert below
+// floor: no value, and promised and accepted ballot counters at or below
+// floor. It reports whether it removed the key. The acceptor must already
+// serve a configuration whose floor is at least floor, so that no request
+// with such a ballot is served any more; garbage collection calls it only
+// once every living acceptor reported no value for key below floor (see the
+// package doc, "Deletion"). The Storage must be a Deleter.
+func (a *Acceptor) Forget(ctx context.Context, key string, floor uint64) (bool, error) {
+	d, ok := a.store.(Deleter)
+	if !ok {
+		return false, errorf(ErrInvalidConfig, "acceptor %s: its storage cannot delete keys", a.id)
+	}
+	if err := a.rlock(ctx); err != nil {
+		return false, err
+	}
+	defer a.epochMu.RUnlock()
+	if a.cfg.Floor < floor {
+		return false, errorf(ErrInvalidRequest, "acceptor %s: forget %q below %d: its floor is %d", a.id, key, floor, a.cfg.Floor)
+	}
+	unlock := a.lock(key)
+	defer unlock()
+	st, err := a.store.Load(ctx, key)
+	if err != nil {
+		return false, fmt.Errorf("synod: acceptor %s: load %q: %w", a.id, key, err)
+	}
+	if len(st.Value) != 0 || st.Promised.Counter > floor || st.Accepted.Counter > floor {
+		return false, nil
+	}
+	if err := d.Delete(ctx, key); err != nil {
+		return false, fmt.Errorf("synod: acceptor %s: delete %q: %w", a.id, key, err)
+	}
+	return true, nil
 }

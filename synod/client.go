@@ -48,7 +48,6 @@ type Reader interface {
 // sequence of changes of a key takes the one-round-trip path.
 type Client struct {
 	tr      Transport
-	cfg     Config
 	opts    clientOptions
 	metrics *clientMetrics
 
@@ -145,11 +144,27 @@ func NewClient(proposerID string, cfg Config, tr Transport, opts ...Option) (*Cl
 	if err != nil {
 		return nil, err
 	}
-	return &Client{tr: tr, cfg: p.Config(), opts: o, metrics: m, p: p, rng: rng}, nil
+	return &Client{tr: tr, opts: o, metrics: m, p: p, rng: rng}, nil
 }
 
 // ID returns the client's proposer ID.
 func (c *Client) ID() string { return c.p.ID() }
+
+// Config returns the configuration the client's proposer uses now: the one it
+// was built with, or a newer one it adopted from a stale-epoch refusal.
+func (c *Client) Config() Config {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.p.Config().Clone()
+}
+
+// Adopt switches the client to cfg if its epoch is newer (see Proposer.Adopt)
+// and reports whether it did.
+func (c *Client) Adopt(cfg Config) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.p.Adopt(cfg)
+}
 
 // Change applies f to the register key atomically and returns the new value.
 //
@@ -195,8 +210,9 @@ func (c *Client) Read(ctx context.Context, key string) ([]byte, error) {
 		defer cancel()
 	}
 	start := time.Now()
-	lr := NewLeanRead(c.cfg, key)
-	if c.leanRead(ctx, r, lr) {
+	cfg := c.Config()
+	lr := NewLeanRead(cfg, key)
+	if c.leanRead(ctx, r, cfg.Acceptors, lr) {
 		v, _ := lr.Result()
 		c.metrics.readPath(ctx, true)
 		c.metrics.done(ctx, true, start, 1, false, nil)
@@ -220,11 +236,11 @@ func (c *Client) ReadRound(ctx context.Context, key string) ([]byte, error) {
 }
 
 // leanRead runs lr's one phase and reports whether it read the value.
-func (c *Client) leanRead(ctx context.Context, r Reader, lr *LeanRead) bool {
+func (c *Client) leanRead(ctx context.Context, r Reader, to []string, lr *LeanRead) bool {
 	pctx, cancel := context.WithTimeout(ctx, c.opts.phaseTimeout)
 	defer cancel()
-	ch := make(chan ReadReply, len(c.cfg.Acceptors))
-	if err := r.Read(pctx, c.cfg.Acceptors, lr.Request(), ch); err != nil {
+	ch := make(chan ReadReply, len(to))
+	if err := r.Read(pctx, to, lr.Request(), ch); err != nil {
 		// Not every acceptor may have it: let the full round deal with it.
 		c.opts.logger.Debug("synod: read send failed", "key", lr.Key(), "err", err)
 		lr.GiveUp()
@@ -315,7 +331,8 @@ func isStorage(err error) bool {
 // waiting for the rest of them up to a quarter of the phase timeout, so that a
 // value every acceptor refused does not make the retry indeterminate.
 func (c *Client) retry(ctx context.Context, pr *Proposal, late <-chan AcceptReply) {
-	if ctx.Err() == nil {
+	_, newer := pr.NewerConfig() // retry under the newer configuration at once
+	if ctx.Err() == nil && (!newer || late != nil) {
 		c.mu.Lock()
 		d := c.backoff(pr.Attempts())
 		c.mu.Unlock()
@@ -368,10 +385,11 @@ func (c *Client) phase(ctx context.Context, pr *Proposal) (ok bool, accepts <-ch
 	pctx, cancel := context.WithTimeout(ctx, c.opts.phaseTimeout)
 	st := pr.Status()
 	req := pr.Request()
-	n := len(c.cfg.Acceptors)
+	to := pr.Config().Acceptors
+	n := len(to)
 	if req.Prepare != nil {
 		ch := make(chan PrepareReply, n)
-		if err := c.tr.Prepare(pctx, c.cfg.Acceptors, *req.Prepare, ch); err != nil {
+		if err := c.tr.Prepare(pctx, to, *req.Prepare, ch); err != nil {
 			if unsendable(pr, err) {
 				return true, nil, cancel
 			}
@@ -388,7 +406,7 @@ func (c *Client) phase(ctx context.Context, pr *Proposal) (ok bool, accepts <-ch
 		return true, nil, cancel
 	}
 	ch := make(chan AcceptReply, n)
-	if err := c.tr.Accept(pctx, c.cfg.Acceptors, *req.Accept, ch); err != nil {
+	if err := c.tr.Accept(pctx, to, *req.Accept, ch); err != nil {
 		if unsendable(pr, err) {
 			return true, nil, cancel
 		}

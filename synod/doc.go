@@ -176,12 +176,42 @@
 // fenced ones before the fence, complete its prepare at the unfenced ones
 // later and leave a value at a high ballot that a later configuration's
 // prepare quorum picks over a chosen one. The simulation in synodtest runs
-// these broken orders and its checker catches them.
+// the first of these broken orders, and a plan that skips the rescan, and its
+// checker catches both; the second is argued here only.
 //
 // Replacing a dead acceptor is two steps (add the new ID, then remove the
 // dead one) because no single step can trade one acceptor for another and
 // keep the quorums intersecting. A proposer drops its one-round-trip cache
 // when it adopts a configuration: an entry is a prepare quorum of the old one.
+//
+// # Deletion
+//
+// Paper: §3. Deleting a register writes its tombstone through an ordinary
+// round: the empty value (Client.Delete). A deleted register reads as empty
+// and can be written again like a fresh one. Garbage collection then removes
+// the key from every acceptor's storage, ballots included, without letting
+// anything older come back:
+//
+//  1. Pick the keys that every living member of the configuration holds with
+//     no value, and a floor F at or above every ballot counter they hold.
+//  2. Take a membership step to the same acceptors with the next epoch and
+//     floor F, and fence it as above. From then on no acceptor serves a
+//     request of an older epoch (a late accept, a stale one-round-trip entry,
+//     a partitioned proposer all carry one) or with a ballot counter at or
+//     below F; proposers that adopt the configuration start above F and drop
+//     their one-round-trip entries.
+//  3. Confirm, by reading every living member again, that none holds a value
+//     for the key at a ballot counter at or below F. Such states can no
+//     longer change, so the check stays true.
+//  4. Ask every living member to forget the key (Acceptor.Forget), which
+//     removes it only if its state is still empty with ballots at or below F.
+//
+// Why nothing comes back: every later round runs with ballots above F. Its
+// prepare quorum sees, for the key, forgotten (empty) states, empty states
+// at or below F, or states above F, which were written by rounds after the
+// deletion. It builds on the highest of these: a value written after the
+// deletion, or the empty value. No acceptor that can still answer holds an
+// older value at or below F (step 3), so none can be picked.
 //
 // # What it does not do
 //

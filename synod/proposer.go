@@ -80,6 +80,23 @@ func (p *Proposer) reserve() Ballot {
 // Forget drops key's one-round-trip entry, so its next change takes two phases.
 func (p *Proposer) Forget(key string) { delete(p.fast, key) }
 
+// Adopt switches the proposer to cfg if cfg is valid and has a newer epoch
+// than its own, and reports whether it did. It drops every one-round-trip
+// entry (each stands for a prepare quorum of the old configuration) and moves
+// the ballot counter up to cfg's floor. Proposals already begun keep their
+// configuration until their next attempt.
+func (p *Proposer) Adopt(cfg Config) bool {
+	if cfg.Epoch <= p.cfg.Epoch || cfg.Validate() != nil {
+		return false
+	}
+	p.cfg = cfg.Clone()
+	clear(p.fast)
+	if p.counter < cfg.Floor {
+		p.counter = cfg.Floor
+	}
+	return true
+}
+
 // Status is where a Proposal stands; it says what the caller does next.
 type Status uint8
 
@@ -142,7 +159,8 @@ type Proposal struct {
 	isResult bool // the accept carries the change's result
 	inAccept bool // the attempt reached the accept phase
 	fErr     error
-	seen     Ballot // greatest ballot in any refusal
+	seen     Ballot  // greatest ballot in any refusal
+	newer    *Config // the newest configuration a stale-epoch refusal carried
 
 	// Across attempts.
 	attempts   int
@@ -160,6 +178,9 @@ type Proposal struct {
 // indeterminate.
 func (p *Proposer) Begin(key string, f ChangeFunc) *Proposal {
 	pr := &Proposal{key: key, f: f, cfg: p.cfg, voted: make(map[string]bool, len(p.cfg.Acceptors))}
+	if p.counter < p.cfg.Floor {
+		p.counter = p.cfg.Floor
+	}
 	if e, ok := p.fast[key]; ok && !p.noFast {
 		// Claim the entry: its ballot may carry one value only.
 		delete(p.fast, key)
@@ -174,12 +195,14 @@ func (p *Proposer) Begin(key string, f ChangeFunc) *Proposal {
 	return pr
 }
 
-// start begins a two-phase attempt with fresh ballots.
+// start begins a two-phase attempt with fresh ballots, under the proposer's
+// current configuration.
 func (pr *Proposal) start(p *Proposer) {
 	pr.attempts++
+	pr.cfg = p.cfg
 	pr.ballot = p.reserve()
 	pr.next = p.reserve()
-	pr.prepare = PrepareRequest{Key: pr.key, Ballot: pr.ballot}
+	pr.prepare = PrepareRequest{Key: pr.key, Ballot: pr.ballot, Epoch: pr.cfg.Epoch}
 	pr.resetVotes()
 	pr.highest, pr.current = Ballot{}, nil
 	pr.inAccept = false
@@ -199,6 +222,39 @@ func (pr *Proposal) Status() Status { return pr.stat }
 
 // Ballot returns the current attempt's ballot.
 func (pr *Proposal) Ballot() Ballot { return pr.ballot }
+
+// Config returns the configuration of the current attempt: send its requests
+// to Config().Acceptors.
+func (pr *Proposal) Config() Config { return pr.cfg }
+
+// NewerConfig returns the newest configuration that a stale-epoch refusal of
+// the current attempt carried, if any. Retry adopts it.
+func (pr *Proposal) NewerConfig() (Config, bool) {
+	if pr.newer == nil {
+		return Config{}, false
+	}
+	return *pr.newer, true
+}
+
+// stale handles a reply error that carries a configuration (a
+// *StaleEpochError) and reports whether err was one. A newer configuration
+// ends the current phase (StatusRefused), so that the caller retries under it
+// at once; such a reply is neither a vote for nor against.
+func (pr *Proposal) stale(err error, phase Status) bool {
+	cfg := staleConfig(err)
+	if cfg == nil {
+		return false
+	}
+	if cfg.Epoch <= pr.cfg.Epoch || (pr.newer != nil && cfg.Epoch <= pr.newer.Epoch) {
+		return true
+	}
+	c := cfg.Clone()
+	pr.newer = &c
+	if pr.stat == phase {
+		pr.stat = StatusRefused
+	}
+	return true
+}
 
 // Attempts returns how many attempts the proposal has started.
 func (pr *Proposal) Attempts() int { return pr.attempts }
@@ -295,7 +351,7 @@ func (pr *Proposal) OnPrepareReply(r PrepareReply) {
 		return
 	}
 	if r.Err != nil {
-		if !pr.storageFailed(r.From, r.Key, r.Ballot, r.Err) {
+		if pr.stale(r.Err, StatusPreparing) || !pr.storageFailed(r.From, r.Key, r.Ballot, r.Err) {
 			return
 		}
 	} else {
@@ -347,7 +403,7 @@ func (pr *Proposal) Apply() {
 		}
 		pr.writeBacks[pr.ballot] = true
 	}
-	pr.accept = AcceptRequest{Key: pr.key, Ballot: pr.ballot, Value: newValue, Next: pr.next}
+	pr.accept = AcceptRequest{Key: pr.key, Ballot: pr.ballot, Value: newValue, Next: pr.next, Epoch: pr.cfg.Epoch}
 	pr.resetVotes()
 	pr.inAccept = true
 	pr.stat = StatusAccepting
@@ -393,7 +449,7 @@ func (pr *Proposal) OnAcceptReply(r AcceptReply) {
 		return
 	}
 	if r.Err != nil {
-		if !pr.storageFailed(r.From, r.Key, r.Ballot, r.Err) || refused {
+		if pr.stale(r.Err, StatusAccepting) || !pr.storageFailed(r.From, r.Key, r.Ballot, r.Err) || refused {
 			return
 		}
 	} else {
@@ -433,11 +489,16 @@ func (pr *Proposal) finish(v []byte, err error) {
 }
 
 // Retry starts a new two-phase attempt after a refusal or a timeout, with a
-// ballot above every ballot the acceptors reported. It does nothing once the
-// proposal is done.
+// ballot above every ballot the acceptors reported, under the newer
+// configuration a stale-epoch refusal carried if there was one (the proposer
+// adopts it). It does nothing once the proposal is done.
 func (pr *Proposal) Retry(p *Proposer) {
 	if pr.stat == StatusDone {
 		return
+	}
+	if pr.newer != nil {
+		p.Adopt(*pr.newer)
+		pr.newer = nil
 	}
 	p.observe(pr.seen)
 	pr.start(p)
@@ -483,7 +544,10 @@ func (pr *Proposal) Abandon() error {
 // refused ballots and, after a commit, caches the one-round-trip entry.
 func (p *Proposer) Complete(pr *Proposal) {
 	p.observe(pr.seen)
-	if pr.stat != StatusDone || errors.Is(pr.err, ErrIndeterminate) || !pr.cacheable || p.noFast {
+	if pr.newer != nil {
+		p.Adopt(*pr.newer)
+	}
+	if pr.stat != StatusDone || errors.Is(pr.err, ErrIndeterminate) || !pr.cacheable || p.noFast || pr.cfg.Epoch != p.cfg.Epoch {
 		return
 	}
 	if _, ok := p.fast[pr.key]; !ok && len(p.fast) >= p.maxFast {

@@ -27,17 +27,38 @@ type KeyLister interface {
 	Keys(ctx context.Context, fn func(key string) bool) error
 }
 
+// ConfigStorage is an optional Storage ability: keeping the acceptor's
+// configuration (see Config.Epoch) durably. An Acceptor needs it to take part
+// in membership changes: it persists a configuration before it acknowledges it.
+type ConfigStorage interface {
+	// LoadConfig returns the stored configuration; ok is false if none is.
+	LoadConfig(ctx context.Context) (cfg Config, ok bool, err error)
+	// StoreConfig stores cfg durably (synced) before it returns.
+	StoreConfig(ctx context.Context, cfg Config) error
+}
+
+// Deleter is an optional Storage ability: removing a key's state completely,
+// for garbage collection of deleted registers. After Delete, Load of the key
+// returns the zero state and KeyLister no longer lists it.
+type Deleter interface {
+	Delete(ctx context.Context, key string) error
+}
+
 // MemoryStorage is a Storage in memory, for tests and simulations. "Durable"
 // means it survives an Acceptor being discarded and rebuilt on the same
 // MemoryStorage, which is how simulations model a crash and restart.
 type MemoryStorage struct {
-	mu sync.Mutex
-	m  map[string]AcceptorState
+	mu     sync.Mutex
+	m      map[string]AcceptorState
+	cfg    Config
+	hasCfg bool
 }
 
 var (
-	_ Storage   = (*MemoryStorage)(nil)
-	_ KeyLister = (*MemoryStorage)(nil)
+	_ Storage       = (*MemoryStorage)(nil)
+	_ KeyLister     = (*MemoryStorage)(nil)
+	_ ConfigStorage = (*MemoryStorage)(nil)
+	_ Deleter       = (*MemoryStorage)(nil)
 )
 
 // NewMemoryStorage returns an empty MemoryStorage.
@@ -74,4 +95,34 @@ func (s *MemoryStorage) Keys(_ context.Context, fn func(string) bool) error {
 		}
 	}
 	return nil
+}
+
+// Delete implements Deleter.
+func (s *MemoryStorage) Delete(_ context.Context, key string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, key)
+	return nil
+}
+
+// LoadConfig implements ConfigStorage.
+func (s *MemoryStorage) LoadConfig(context.Context) (Config, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg.Clone(), s.hasCfg, nil
+}
+
+// StoreConfig implements ConfigStorage.
+func (s *MemoryStorage) StoreConfig(_ context.Context, cfg Config) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cfg, s.hasCfg = cfg.Clone(), true
+	return nil
+}
+
+// Len returns the number of stored keys.
+func (s *MemoryStorage) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.m)
 }

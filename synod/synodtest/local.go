@@ -47,6 +47,13 @@ func NewLocalCluster(n int) (*LocalTransport, synod.Config, []*synod.MemoryStora
 	return NewLocalTransport(acs...), cfg, stores
 }
 
+// Add makes acceptor a reachable under its ID.
+func (t *LocalTransport) Add(a *synod.Acceptor) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.acceptors[a.ID()] = a
+}
+
 // Isolate makes acceptor id unreachable: requests to it are dropped.
 func (t *LocalTransport) Isolate(id string) {
 	t.mu.Lock()

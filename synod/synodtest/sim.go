@@ -37,11 +37,23 @@ const (
 	// max(Q1, Q2) acceptors answered, they return the value of the highest
 	// accepted ballot among the replies, whether or not the others agree.
 	FaultLeanReadMismatch
+	// FaultNoRescan makes the operator skip the rescan after each
+	// membership step, so values chosen under the old configuration need not
+	// be held by an accept quorum of the new one.
+	FaultNoRescan
+	// FaultRescanBeforeFence makes the operator rescan before it installs a
+	// step's configuration, so stale proposers can still choose values under
+	// the old one after their key was rescanned.
+	FaultRescanBeforeFence
+	// FaultGCNoFence makes garbage collection remove deleted registers
+	// without first fencing older epochs and raising the ballot floor.
+	FaultGCNoFence
 )
 
 // String implements fmt.Stringer.
 func (f Fault) String() string {
-	return [...]string{"none", "forget-promise", "amnesia", "no-ballot-check", "lean-read-fewer", "lean-read-mismatch"}[f]
+	return [...]string{"none", "forget-promise", "amnesia", "no-ballot-check", "lean-read-fewer", "lean-read-mismatch",
+		"no-rescan", "rescan-before-fence", "gc-no-fence"}[f]
 }
 
 // SimConfig describes one simulated run. Zero fields take the defaults noted.
@@ -89,6 +101,14 @@ type SimConfig struct {
 	// cache), abandoning its operation in flight.
 	ProposerCrash float64
 
+	// Membership and deletion: Deletes lets proposers delete registers (write
+	// the empty value); Operations is how many operator actions (add, remove
+	// or replace an acceptor, collect garbage) run during the load, drawn
+	// from the seed.
+	Deletes    bool
+	Operations int
+	GCOnly     bool // every operator action is a garbage collection
+
 	Fault Fault
 	Trace io.Writer // every event, when not nil
 }
@@ -119,6 +139,10 @@ func RandomSimConfig(seed uint64) SimConfig {
 	c.Partition = []float64{0, 0.05, 0.2}[r.IntN(3)]
 	c.ProposerCrash = []float64{0, 0, 0.02, 0.1}[r.IntN(4)]
 	c.LeanReads = r.IntN(4) != 0
+	c.Deletes = r.IntN(2) == 0
+	if c.PrepareQuorum == 0 && r.IntN(3) != 0 { // membership steps need majority quorums
+		c.Operations = 1 + r.IntN(4)
+	}
 	return c
 }
 
@@ -151,6 +175,11 @@ type SimResult struct {
 	Events  int
 	History []porcupine.Operation
 
+	Reconfigurations int // membership steps completed (one acceptor added or removed each)
+	Collections      int // garbage collections completed
+	Collected        int // register states removed from acceptors' storage
+	Deleted          int // deletions acknowledged
+
 	Committed       int // operations that returned a result, final reads included
 	LeanReads       int // reads answered with no disk write
 	LeanFallbacks   int // lean reads that fell back to a round
@@ -176,8 +205,9 @@ func (r *SimResult) OK() bool { return r.Check == porcupine.Ok && len(r.Violatio
 
 // String summarizes the run.
 func (r *SimResult) String() string {
-	return fmt.Sprintf("seed %d: %d steps, %d events, %d ops in history (%d committed, %d indeterminate of which %d never observed), %d not applied: %s, %d violations",
-		r.Config.Seed, r.Steps, r.Events, len(r.History), r.Committed, r.Indeterminate, r.Pruned, r.NotApplied, r.Check, len(r.Violations))
+	return fmt.Sprintf("seed %d: %d steps, %d events, %d ops in history (%d committed, %d indeterminate of which %d never observed), %d not applied, %d deleted, %d membership steps, %d collections removing %d states: %s, %d violations",
+		r.Config.Seed, r.Steps, r.Events, len(r.History), r.Committed, r.Indeterminate, r.Pruned, r.NotApplied,
+		r.Deleted, r.Reconfigurations, r.Collections, r.Collected, r.Check, len(r.Violations))
 }
 
 // errCASMismatch is the change function error of a compare-and-set that found
@@ -217,8 +247,10 @@ type sim struct {
 	seq     uint64
 	q       eventQueue
 	accs    []*simAcceptor
+	idx     map[string]int // acceptor ID -> index in accs
 	props   []*simProposer
-	cut     [][]bool // [proposer][acceptor]
+	op      *simOperator // nil without operations
+	cut     [][]bool     // [proposer][acceptor]
 	acked   map[string]synod.Ballot
 	keys    []string
 	running int // proposers with operations left
@@ -230,6 +262,7 @@ type simAcceptor struct {
 	id    string
 	store *synod.MemoryStorage
 	acc   *synod.Acceptor // nil while crashed
+	dead  bool            // gone for good, its data lost
 }
 
 func newSim(cfg SimConfig) *sim {
@@ -237,12 +270,14 @@ func newSim(cfg SimConfig) *sim {
 		cfg:   cfg,
 		rng:   rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
 		acked: make(map[string]synod.Ballot),
+		idx:   make(map[string]int),
 		res:   &SimResult{},
 	}
 	s.synCfg = synod.Config{PrepareQuorum: cfg.PrepareQuorum, AcceptQuorum: cfg.AcceptQuorum}
 	for i := range cfg.Acceptors {
 		id := fmt.Sprintf("a%d", i)
 		st := synod.NewMemoryStorage()
+		s.idx[id] = len(s.accs)
 		s.accs = append(s.accs, &simAcceptor{id: id, store: st, acc: synod.NewAcceptor(id, st)})
 		s.synCfg.Acceptors = append(s.synCfg.Acceptors, id)
 	}
@@ -260,6 +295,9 @@ func newSim(cfg SimConfig) *sim {
 		}
 		s.props = append(s.props, &simProposer{idx: i, p: p, opts: popts, seen: make(map[string]string), opsLeft: cfg.Ops})
 		s.cut = append(s.cut, make([]bool, cfg.Acceptors))
+	}
+	if cfg.Operations > 0 {
+		s.newOperator(popts)
 	}
 	return s
 }
@@ -279,12 +317,16 @@ func (s *sim) violation(format string, args ...any) {
 func (s *sim) run() {
 	s.running = len(s.props)
 	for i := range s.props {
+		if s.op != nil && i == s.op.pp.idx {
+			s.schedule(s.rng.Int64N(s.cfg.OpTimeout), event{kind: evOperator})
+			continue
+		}
 		s.schedule(s.rng.Int64N(s.cfg.MaxDelay+1), event{kind: evStart, p: i})
 	}
 	s.schedule(s.cfg.ChaosEvery, event{kind: evChaos})
 	// Every operation ends by its deadline, so the run is bounded; the limit
 	// only turns a scheduler bug into a violation instead of a hang.
-	limit := int64(len(s.props)*s.cfg.Ops+len(s.keys)+4) * (s.cfg.OpTimeout + 4*s.cfg.MaxDelay)
+	limit := int64(len(s.props)*s.cfg.Ops+len(s.keys)+4+s.cfg.Operations*(len(s.keys)+4)*8) * (s.cfg.OpTimeout + 4*s.cfg.MaxDelay)
 	for s.q.Len() > 0 {
 		ev := s.q.pop()
 		s.now = ev.at
@@ -326,6 +368,12 @@ func (s *sim) handle(ev event) {
 		s.restart(ev.a)
 	case evHeal:
 		s.heal()
+	case evAdmin:
+		s.deliverAdmin(ev)
+	case evAdminReply:
+		s.op.onAdminReply(ev)
+	case evOperator:
+		s.op.onTimer(ev.token)
 	}
 }
 
@@ -336,7 +384,7 @@ func (s *sim) send(ev event) {
 		return
 	}
 	copies := 1
-	isRequest := ev.kind == evPrepare || ev.kind == evAccept || ev.kind == evRead
+	isRequest := ev.kind == evPrepare || ev.kind == evAccept || ev.kind == evRead || ev.kind == evAdmin
 	if !s.final && (!isRequest || s.cfg.DuplicateRequests) && s.rng.Float64() < s.cfg.Duplicate {
 		copies = 2
 	}
@@ -359,24 +407,33 @@ func (s *sim) deliverRequest(ev event) {
 		key = ev.read.Key
 		rep, err := a.acc.Read(ctx, ev.read)
 		if err != nil {
-			s.violation("acceptor %s: read %s: %v", a.id, key, err)
-			return
+			if !errors.Is(err, synod.ErrStaleEpoch) {
+				s.violation("acceptor %s: read %s: %v", a.id, key, err)
+				return
+			}
+			rep = synod.ReadReply{From: a.id, Key: key, Err: err}
 		}
 		reply.kind, reply.readRep, reply.token = evReadReply, rep, ev.token
 	case evPrepare:
 		key = ev.prep.Key
 		rep, err := a.acc.Prepare(ctx, ev.prep)
 		if err != nil {
-			s.violation("acceptor %s: prepare %v: %v", a.id, ev.prep.Ballot, err)
-			return
+			if !errors.Is(err, synod.ErrStaleEpoch) {
+				s.violation("acceptor %s: prepare %v: %v", a.id, ev.prep.Ballot, err)
+				return
+			}
+			rep = synod.PrepareReply{From: a.id, Key: key, Ballot: ev.prep.Ballot, Err: err}
 		}
 		reply.kind, reply.prepRep = evPrepareReply, rep
 	default:
 		key = ev.acc.Key
 		rep, err := s.accept(a, ev.acc)
 		if err != nil {
-			s.violation("acceptor %s: accept %v: %v", a.id, ev.acc.Ballot, err)
-			return
+			if !errors.Is(err, synod.ErrStaleEpoch) {
+				s.violation("acceptor %s: accept %v: %v", a.id, ev.acc.Ballot, err)
+				return
+			}
+			rep = synod.AcceptReply{From: a.id, Key: key, Ballot: ev.acc.Ballot, Err: err}
 		}
 		reply.kind, reply.accRep = evAcceptReply, rep
 	}
@@ -429,23 +486,41 @@ func (s *sim) deliverReply(ev event) {
 }
 
 // checkDurable asserts that the highest acknowledged commit of key is still
-// accepted (or superseded) at enough acceptors that every prepare quorum
-// includes one of them, so the next round must build on it.
+// accepted (or superseded) at enough living acceptors that every prepare
+// quorum of living acceptors includes one of them, so the next round must
+// build on it; during a membership step, for both configurations in use.
 func (s *sim) checkDurable(key string) {
 	b, ok := s.acked[key]
 	if !ok {
 		return
 	}
-	holders := 0
-	for _, a := range s.accs {
-		st, _ := a.store.Load(context.Background(), key)
-		if !st.Accepted.Less(b) {
-			holders++
+	for _, c := range s.inUse() {
+		holders, living := 0, 0
+		for _, id := range c.Acceptors {
+			a := s.accs[s.idx[id]]
+			if a.dead {
+				continue
+			}
+			living++
+			if st, _ := a.store.Load(context.Background(), key); !st.Accepted.Less(b) {
+				holders++
+			}
+		}
+		if need := living - c.Q1() + 1; holders < need {
+			s.violation("key %s: acknowledged ballot %v held by %d acceptors of %v, need %d", key, b, holders, c, need)
 		}
 	}
-	if need := len(s.accs) - s.synCfg.Q1() + 1; holders < need {
-		s.violation("key %s: acknowledged ballot %v held by %d acceptors, need %d", key, b, holders, need)
+}
+
+// inUse returns the configurations proposers may use now.
+func (s *sim) inUse() []synod.Config {
+	if s.op == nil {
+		return []synod.Config{s.synCfg}
 	}
+	if s.op.cur.Epoch != s.op.prev.Epoch {
+		return []synod.Config{s.op.prev, s.op.cur}
+	}
+	return []synod.Config{s.op.prev}
 }
 
 func (s *sim) checkAllDurable() {
@@ -460,7 +535,7 @@ func (s *sim) chaos() {
 	}
 	if s.rng.Float64() < s.cfg.Crash {
 		i := s.rng.IntN(len(s.accs))
-		if a := s.accs[i]; a.acc != nil {
+		if a := s.accs[i]; a.acc != nil && !a.dead {
 			a.acc = nil
 			if s.cfg.Fault == FaultAmnesia {
 				a.store = synod.NewMemoryStorage()
@@ -485,14 +560,14 @@ func (s *sim) chaos() {
 		s.schedule(s.cfg.PhaseTimeout+s.rng.Int64N(6*s.cfg.PhaseTimeout), event{kind: evHeal})
 	}
 	if s.rng.Float64() < s.cfg.ProposerCrash {
-		s.crashProposer(s.props[s.rng.IntN(len(s.props))])
+		s.crashProposer(s.props[s.rng.IntN(s.cfg.Proposers)])
 	}
 	s.schedule(s.cfg.ChaosEvery, event{kind: evChaos})
 }
 
 func (s *sim) restart(i int) {
 	a := s.accs[i]
-	if a.acc != nil {
+	if a.acc != nil || a.dead {
 		return
 	}
 	if s.cfg.Fault == FaultForgetPromise {
@@ -527,6 +602,12 @@ func (s *sim) finish() {
 		s.restart(i)
 	}
 	pp := s.props[0]
+	if s.op != nil && pp.p.Adopt(s.op.prev) {
+		// Every acceptor p0 knows may be gone for good (replaced while it
+		// was idle), and then none can tell it the new configuration: it
+		// learns it out of band, as a real proposer would from discovery.
+		s.tracef("p0 adopts %v", s.op.prev)
+	}
 	pp.finalLeft = len(s.keys)
 	s.schedule(1, event{kind: evStart, p: 0})
 }
@@ -545,6 +626,7 @@ type event struct {
 	prepRep synod.PrepareReply
 	accRep  synod.AcceptReply
 	readRep synod.ReadReply
+	admin   adminMsg
 }
 
 type evKind uint8
@@ -562,6 +644,9 @@ const (
 	evHeal
 	evRead
 	evReadReply
+	evAdmin
+	evAdminReply
+	evOperator
 )
 
 func (ev event) describe() string {
@@ -587,6 +672,8 @@ func (ev event) describe() string {
 			return fmt.Sprintf("a%d→p%d accepted %s %v", ev.a, ev.p, r.Key, r.Ballot)
 		}
 		return fmt.Sprintf("a%d→p%d accept refused %s %v seen %v", ev.a, ev.p, r.Key, r.Ballot, r.Seen)
+	case evAdmin, evAdminReply:
+		return fmt.Sprintf("admin p%d-a%d %s", ev.p, ev.a, ev.admin)
 	}
 	return fmt.Sprintf("event %d", ev.kind)
 }

@@ -23,6 +23,9 @@ const (
 	// OpAppend appends Arg to the register. Arg is unique, so an append applied
 	// twice is visible in every later value.
 	OpAppend
+	// OpDelete deletes the register: it reads as empty afterwards and can be
+	// written again.
+	OpDelete
 )
 
 // String implements fmt.Stringer.
@@ -36,6 +39,8 @@ func (k OpKind) String() string {
 		return "cas"
 	case OpAppend:
 		return "append"
+	case OpDelete:
+		return "delete"
 	}
 	return "OpKind(?)"
 }
@@ -105,6 +110,8 @@ func registerStep(st string, in RegisterInput, out RegisterOutput) (bool, string
 			return true, st + in.Arg
 		case OpCAS:
 			return st == in.Old, in.Arg
+		case OpDelete:
+			return true, ""
 		}
 		return false, st
 	}
@@ -116,6 +123,8 @@ func registerStep(st string, in RegisterInput, out RegisterOutput) (bool, string
 	case OpAppend:
 		next := st + in.Arg
 		return out.Unknown || out.Value == next, next
+	case OpDelete:
+		return out.Unknown || out.Value == "", ""
 	case OpCAS:
 		switch {
 		case out.Unknown:
@@ -151,6 +160,8 @@ func describeOp(in RegisterInput, out RegisterOutput) string {
 		return fmt.Sprintf("write(%s, %q) → %s", in.Key, in.Arg, res)
 	case OpAppend:
 		return fmt.Sprintf("append(%s, %q) → %s", in.Key, in.Arg, res)
+	case OpDelete:
+		return fmt.Sprintf("delete(%s) → %s", in.Key, res)
 	case OpCAS:
 		return fmt.Sprintf("cas(%s, %q, %q) → %s", in.Key, in.Old, in.Arg, res)
 	}

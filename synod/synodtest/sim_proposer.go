@@ -32,6 +32,7 @@ type simProposer struct {
 	abandoned bool // the operation reached its deadline
 	f         synod.ChangeFunc
 	retried   bool // an exactly-once retry followed an indeterminate attempt
+	operator  bool // the operator's proposer: it runs the rescans
 }
 
 // simDedupLimit is how many senders a register remembers in ExactlyOnce runs:
@@ -44,6 +45,12 @@ func (s *sim) startOp(pp *simProposer) {
 	}
 	var f synod.ChangeFunc
 	switch {
+	case pp.operator:
+		if len(s.op.rescan) == 0 {
+			return
+		}
+		pp.in = RegisterInput{Kind: OpRead, Key: s.op.rescan[0]}
+		pp.deadline = s.now + s.cfg.OpTimeout
 	case pp.finalLeft > 0:
 		pp.in = RegisterInput{Kind: OpRead, Key: s.keys[len(s.keys)-pp.finalLeft]}
 		pp.deadline = s.now + 4*s.cfg.OpTimeout
@@ -52,6 +59,8 @@ func (s *sim) startOp(pp *simProposer) {
 		pp.made++
 		val := fmt.Sprintf("p%d.%d", pp.idx, pp.made)
 		switch r := s.rng.IntN(10); {
+		case s.cfg.Deletes && s.rng.IntN(6) == 0:
+			pp.in = RegisterInput{Kind: OpDelete, Key: key}
 		case r < 3:
 			pp.in = RegisterInput{Kind: OpRead, Key: key}
 		case r < 5:
@@ -76,7 +85,7 @@ func (s *sim) startOp(pp *simProposer) {
 	}
 	pp.f, pp.retried = f, false
 	pp.call, pp.abandoned = s.now, false
-	if pp.in.Kind == OpRead && s.cfg.LeanReads {
+	if pp.in.Kind == OpRead && s.cfg.LeanReads && !pp.operator { // a rescan is a full round
 		s.startLeanRead(pp)
 		return
 	}
@@ -100,6 +109,8 @@ func changeFunc(in RegisterInput) synod.ChangeFunc {
 		return func(cur []byte) ([]byte, error) {
 			return append(append([]byte(nil), cur...), in.Arg...), nil
 		}
+	case OpDelete:
+		return func([]byte) ([]byte, error) { return nil, nil }
 	}
 	return nil // a read
 }
@@ -108,6 +119,8 @@ func describeInput(in RegisterInput) string {
 	switch in.Kind {
 	case OpRead:
 		return fmt.Sprintf("read(%s)", in.Key)
+	case OpDelete:
+		return fmt.Sprintf("delete(%s)", in.Key)
 	case OpWrite, OpAppend:
 		return fmt.Sprintf("%s(%s, %q)", in.Kind, in.Key, in.Arg)
 	}
@@ -124,7 +137,8 @@ func (s *sim) drive(pp *simProposer) {
 		case synod.StatusPreparing, synod.StatusAccepting:
 			pp.token++
 			req := pr.Request()
-			for a := range s.accs {
+			for _, id := range pr.Config().Acceptors {
+				a := s.idx[id]
 				if req.Prepare != nil {
 					s.send(event{kind: evPrepare, p: pp.idx, a: a, prep: *req.Prepare})
 				} else {
@@ -236,6 +250,9 @@ func (s *sim) endOp(pp *simProposer, v []byte, err error, b synod.Ballot) {
 		op.Output = RegisterOutput{Value: string(v), OK: err == nil}
 		pp.seen[in.Key] = string(v)
 		s.res.Committed++
+		if in.Kind == OpDelete {
+			s.res.Deleted++
+		}
 		if s.acked[in.Key].Less(b) {
 			s.acked[in.Key] = b
 		}
@@ -267,6 +284,10 @@ func (s *sim) endOp(pp *simProposer, v []byte, err error, b synod.Ballot) {
 		s.res.TimedOut++
 	}
 	pp.pr, pp.lr = nil, nil
+	if pp.operator {
+		s.op.rescanned(in.Key, err == nil)
+		return
+	}
 	s.nextOp(pp, s.rng.Int64N(2*s.cfg.MaxDelay+1))
 }
 
@@ -292,7 +313,7 @@ func (s *sim) nextOp(pp *simProposer, delay int64) {
 // network, so it may still take effect: it is recorded as indeterminate (a
 // read, which changes nothing, is left out).
 func (s *sim) crashProposer(pp *simProposer) {
-	p, err := synod.NewProposer(synod.ProposerID(fmt.Sprintf("p%d", pp.idx), s.rng.Uint64()), s.synCfg, pp.opts...)
+	p, err := synod.NewProposer(synod.ProposerID(fmt.Sprintf("p%d", pp.idx), s.rng.Uint64()), pp.p.Config(), pp.opts...)
 	if err != nil {
 		s.violation("restart p%d: %v", pp.idx, err)
 		return

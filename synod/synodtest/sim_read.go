@@ -20,20 +20,21 @@ var _ leanReader = (*synod.LeanRead)(nil)
 // agree or a phase timeout passes.
 func (s *sim) startLeanRead(pp *simProposer) {
 	key := pp.in.Key
+	cfg := pp.p.Config()
 	switch s.cfg.Fault {
 	case FaultLeanReadFewer:
-		pp.lr = &brokenRead{cfg: s.synCfg, key: key, need: max(1, synod.ReadQuorum(s.synCfg)-1)}
+		pp.lr = &brokenRead{cfg: cfg, key: key, need: max(1, synod.ReadQuorum(cfg)-1)}
 	case FaultLeanReadMismatch:
-		pp.lr = &brokenRead{cfg: s.synCfg, key: key, need: synod.ReadQuorum(s.synCfg), ignoreMismatch: true}
+		pp.lr = &brokenRead{cfg: cfg, key: key, need: synod.ReadQuorum(cfg), ignoreMismatch: true}
 	default:
-		pp.lr = synod.NewLeanRead(s.synCfg, key)
+		pp.lr = synod.NewLeanRead(cfg, key)
 	}
 	pp.readID++
 	pp.token++
 	s.tracef("p%d begin lean read#%d %s", pp.idx, pp.readID, key)
-	req := synod.ReadRequest{Key: key, Epoch: s.synCfg.Epoch}
-	for a := range s.accs {
-		s.send(event{kind: evRead, p: pp.idx, a: a, read: req, token: pp.readID})
+	req := synod.ReadRequest{Key: key, Epoch: cfg.Epoch}
+	for _, id := range cfg.Acceptors {
+		s.send(event{kind: evRead, p: pp.idx, a: s.idx[id], read: req, token: pp.readID})
 	}
 	s.schedule(min(s.cfg.PhaseTimeout, pp.deadline-s.now), event{kind: evTimeout, p: pp.idx, token: pp.token})
 }

@@ -1,6 +1,7 @@
 package synodtest_test
 
 import (
+	"cmp"
 	"fmt"
 	"hash/fnv"
 	"os"
@@ -114,6 +115,7 @@ func TestSimLinearizable(t *testing.T) {
 	}
 	results := runSeeds(first, n, cfg)
 	var ops, committed, indeterminate, pruned, timedOut, notApplied, events, crashes, lean, fallbacks, leanSeeds int
+	var deleted, steps1, collections, collected, withOps int
 	var steps int64
 	for _, r := range results {
 		ops += len(r.History)
@@ -130,6 +132,13 @@ func TestSimLinearizable(t *testing.T) {
 		if r.Config.LeanReads {
 			leanSeeds++
 		}
+		deleted += r.Deleted
+		steps1 += r.Reconfigurations
+		collections += r.Collections
+		collected += r.Collected
+		if r.Config.Operations > 0 {
+			withOps++
+		}
 		if single {
 			t.Logf("%v\nconfig: %+v", r, r.Config)
 		}
@@ -140,11 +149,16 @@ func TestSimLinearizable(t *testing.T) {
 	t.Logf("seeds %d..%d (%d): %d operations in histories (%d committed, %d indeterminate of which %d never observed), %d not applied (conflict/unavailable), %d timed out, %d proposer crashes; %d events, %d logical steps; %v",
 		first, first+n-1, n, ops, committed, indeterminate, pruned, notApplied, timedOut, crashes, events, steps, time.Since(start).Round(time.Millisecond))
 	t.Logf("lean reads in %d seeds: %d answered with no disk write, %d fell back to a round", leanSeeds, lean, fallbacks)
+	t.Logf("membership and deletion: %d deletions acknowledged; %d seeds with an operator: %d membership steps, %d garbage collections removing %d register states",
+		deleted, withOps, steps1, collections, collected)
 	if ops == 0 || committed == 0 {
 		t.Fatalf("the simulation checked nothing")
 	}
 	if !single && (lean == 0 || fallbacks == 0) {
 		t.Fatalf("the simulation checked no lean read (%d) or no fallback (%d)", lean, fallbacks)
+	}
+	if !single && n >= 50 && (steps1 == 0 || collected == 0 || deleted == 0) {
+		t.Fatalf("the simulation ran no membership step, deletion or collection")
 	}
 }
 
@@ -182,26 +196,35 @@ func TestSimDeterministic(t *testing.T) {
 // deliberate acceptor bug the simulation must find a violation within a
 // bounded number of seeds, while the correct acceptors pass the same seeds.
 func TestSimFindsInjectedBugs(t *testing.T) {
-	const maxSeeds = 200
 	tests := []struct {
-		fault synodtest.Fault
-		tweak func(*synodtest.SimConfig)
+		fault    synodtest.Fault
+		tweak    func(*synodtest.SimConfig)
+		maxSeeds uint64 // default 200
 	}{
 		{synodtest.FaultForgetPromise, func(c *synodtest.SimConfig) {
 			// Forgetting a promise matters only if the acceptor is back
 			// before the lower ballot's accept arrives: crash often, briefly.
 			c.Keys, c.ChaosEvery, c.Crash, c.Downtime = 1, 2, 0.3, 2
-		}},
-		{synodtest.FaultAmnesia, func(c *synodtest.SimConfig) { c.Crash = 0.3 }},
-		{synodtest.FaultNoBallotCheck, func(*synodtest.SimConfig) {}},
+		}, 0},
+		{synodtest.FaultAmnesia, func(c *synodtest.SimConfig) { c.Crash = 0.3 }, 0},
+		{synodtest.FaultNoBallotCheck, func(*synodtest.SimConfig) {}, 0},
 		// Lean reads that answer with too few matching replies, or despite
 		// a mismatch, return values that are not chosen yet or no longer
 		// the latest.
-		{synodtest.FaultLeanReadFewer, func(c *synodtest.SimConfig) { c.LeanReads = true }},
-		{synodtest.FaultLeanReadMismatch, func(c *synodtest.SimConfig) { c.LeanReads = true }},
+		{synodtest.FaultLeanReadFewer, func(c *synodtest.SimConfig) { c.LeanReads = true }, 0},
+		{synodtest.FaultLeanReadMismatch, func(c *synodtest.SimConfig) { c.LeanReads = true }, 0},
+		{synodtest.FaultNoRescan, membershipTweak, 0},
+		// A stale proposer must choose a value under the old configuration
+		// after its key's rescan and before the next step: rarer.
+		{synodtest.FaultRescanBeforeFence, membershipTweak, 600},
+		{synodtest.FaultGCNoFence, func(c *synodtest.SimConfig) {
+			membershipTweak(c)
+			c.Deletes, c.GCOnly = true, true
+		}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.fault.String(), func(t *testing.T) {
+			maxSeeds := cmp.Or(tt.maxSeeds, 200)
 			cfg := func(fault synodtest.Fault) func(uint64) synodtest.SimConfig {
 				return func(seed uint64) synodtest.SimConfig {
 					c := synodtest.RandomSimConfig(seed)
@@ -234,6 +257,12 @@ func TestSimFindsInjectedBugs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// membershipTweak makes every seed run membership steps during the load.
+func membershipTweak(c *synodtest.SimConfig) {
+	c.PrepareQuorum, c.AcceptQuorum = 0, 0
+	c.Operations = 4
 }
 
 func firstOr(s []string, def string) string {
