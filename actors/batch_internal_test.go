@@ -191,6 +191,21 @@ func TestEnvelopeV1StillDecodes(t *testing.T) {
 	if v2[1] != envelopeVersion {
 		t.Errorf("rewritten as version %d", v2[1])
 	}
+	// What tools see of it.
+	rv, err := DecodeRegisterValue(b)
+	if err != nil || rv.EnvelopeVersion != 1 || rv.Version != 4 || len(rv.Senders) != 4 {
+		t.Fatalf("DecodeRegisterValue(v1) = %+v, %v", rv, err)
+	}
+	rv2, err := DecodeRegisterValue(v2)
+	if err != nil || rv2.EnvelopeVersion != 2 || len(rv2.Senders) != 5 {
+		t.Fatalf("DecodeRegisterValue(v2) = %+v, %v", rv2, err)
+	}
+	if s := rv2.Senders[1]; s.ID != "r1" || fmt.Sprint(s.Reply) != "value:5" {
+		t.Errorf("second sender %+v (sorted: the random ID's capital comes first)", s)
+	}
+	if s := rv2.Senders[4]; s.ID != "~s.1" || s.Sender != "s" || s.Seq != 1 || fmt.Sprint(s.Reply) != "value:50" {
+		t.Errorf("last sender %+v", s)
+	}
 }
 
 func FuzzDecodeEnvelope(f *testing.F) {

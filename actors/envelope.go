@@ -44,6 +44,8 @@ type envelope struct {
 	// Senders records, per sender of requests with IDs, its last request
 	// and the reply the actor gave it.
 	Senders dedup.Table
+
+	version uint8 // the version it was decoded from; not encoded
 }
 
 // envelopeV1Layout is the version 1 envelope, decoded only.
@@ -94,7 +96,7 @@ func decodeEnvelope(b []byte) (envelope, error) {
 	if n != 7 {
 		return envelope{}, fmt.Errorf("%w: register value version 2 with %d fields, want 7", ErrInvalid, n)
 	}
-	var e envelope
+	e := envelope{version: envelopeVersion}
 	if e.Codec, err = dec.DecodeString(); err == nil {
 		if e.Seq, err = dec.DecodeUint64(); err == nil {
 			if e.State, err = dec.DecodeBytes(); err == nil {
@@ -124,7 +126,7 @@ func decodeEnvelopeV1(b []byte) (envelope, error) {
 	if err := msgpack.Unmarshal(b, &old); err != nil {
 		return envelope{}, fmt.Errorf("%w: decode register value: %v", ErrInvalid, err)
 	}
-	e := envelope{Codec: old.Codec, Seq: old.Seq, State: old.State, Writer: old.Writer, Run: old.Run}
+	e := envelope{Codec: old.Codec, Seq: old.Seq, State: old.State, Writer: old.Writer, Run: old.Run, version: envelopeV1}
 	ids := make([]string, len(old.Recent))
 	replies := make([][]byte, len(old.Recent))
 	for i, r := range old.Recent {
