@@ -22,12 +22,52 @@
 // Every flag can also be set through the environment variable shown in
 // -help (SYNOD_ID, SYNOD_CLUSTER, ...); a flag on the command line wins. On
 // SIGTERM or SIGINT the acceptor stops taking requests, finishes and answers
-// the ones it has taken, closes its storage and exits 0.
+// the ones it has taken, closes its storage and exits 0. Shutdown is bounded
+// whatever the storage does: requests still unanswered after -drain-timeout
+// are abandoned (their callers see no reply, or a 500), closing the storage
+// gets 5 more seconds, and then the process exits (1 if it did not drain
+// cleanly); a hung disk cannot keep it alive.
+//
+// # Storage failures and recovery
+//
+// Run synod-acceptor under a supervisor that restarts it when it exits
+// non-zero (systemd Restart=on-failure, a Kubernetes pod, ...): that is how
+// it recovers from storage failures, without a person. When its store fails
+// (a write-ahead-log write or fsync failed, or a flush or compaction failed,
+// for example on a full disk) the acceptor answers the requests it holds
+// with error 507 (no space) or 500 (I/O), stops, and exits with status 75
+// (EX_TEMPFAIL) within -drain-timeout. It never resumes in the same process:
+// a failed Pebble may hold writes in memory that never became durable, so
+// only a restart, which reopens the data directory from what is on disk,
+// recovers. It is never "alive but useless".
+//
+// At start it refuses, with status 75 and a message saying why, a data
+// directory that is full (less than half of -space-reserve free, and at least
+// 1 MiB) and, with status 1, one it cannot write; a supervisor retries until
+// space is freed.
+//
+// -space-reserve (default 64 MiB) keeps the disk from filling up: below it
+// the acceptor refuses keys it does not hold yet with 507 (existing keys keep
+// working, so actors run on and can be deleted), below half of it every
+// write; reads and the register values already stored are served
+// throughout, and writes resume by themselves once space is freed. Proposers
+// see 507/500 as synod.ErrStorage and fail fast when too few acceptors are
+// left for a quorum. Failed requests and Pebble's errors are logged at most
+// once per second per cause, with a count; the synod.storage.disk.free,
+// .errors, .failures and .refused metrics show the state.
 //
 // The hidden flag -unsafe-no-fsync (SYNOD_UNSAFE_NO_FSYNC=true) is for tests
 // only: it skips every fsync and holds the write-ahead log in process memory,
 // so a killed acceptor loses writes it acknowledged. The integration tests use
 // it to prove that they detect lost writes.
+//
+// The hidden flag -test-disk-limit-file FILE is for tests only: the data
+// directory then behaves as if it were alone on a filesystem of the size
+// written in FILE (a decimal byte count, reread every 20ms; "stall" blocks
+// every write and fsync as a hung disk would; no file means no limit). Writes
+// beyond the size fail with ENOSPC and the free space reported is the size
+// minus the bytes in the directory (package internal/limitfs). Tests use it to
+// fill and free a disk without root, which mounting small filesystems needs.
 package main
 
 import (
@@ -41,6 +81,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -50,6 +91,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/protosynod/protosynod/internal/cliflags"
+	"github.com/protosynod/protosynod/internal/limitfs"
 	"github.com/protosynod/protosynod/internal/logging"
 	"github.com/protosynod/protosynod/internal/promexport"
 	"github.com/protosynod/protosynod/natstransport"
@@ -66,6 +108,9 @@ func main() {
 		os.Exit(0)
 	case errors.Is(err, errUsage):
 		os.Exit(2)
+	case errors.Is(err, synod.ErrStorage):
+		fmt.Fprintln(os.Stderr, "synod-acceptor:", err)
+		os.Exit(exitStorage)
 	case err != nil:
 		fmt.Fprintln(os.Stderr, "synod-acceptor:", err)
 		os.Exit(1)
@@ -74,6 +119,13 @@ func main() {
 
 // errUsage marks command-line errors (exit status 2).
 var errUsage = errors.New("usage")
+
+// exitStorage is the exit status after a storage failure or a start refused
+// for lack of space (EX_TEMPFAIL: restart me later).
+const exitStorage = 75
+
+// closeTimeout bounds closing the storage after the drain.
+const closeTimeout = 5 * time.Second
 
 // config is the parsed command line.
 type config struct {
@@ -85,10 +137,12 @@ type config struct {
 	drainTimeout              time.Duration
 	unsafeNoFsync             bool
 	metrics                   string
+	spaceReserve              byteSize
+	testDiskLimitFile         string
 }
 
 // hiddenFlags are left out of -help.
-var hiddenFlags = map[string]bool{"unsafe-no-fsync": true}
+var hiddenFlags = map[string]bool{"unsafe-no-fsync": true, "test-disk-limit-file": true}
 
 // parseConfig reads flags, then fills unset ones from the environment
 // (SYNOD_<FLAG NAME>, upper case, '-' as '_').
@@ -106,7 +160,11 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.IntVar(&c.maxValue, "max-value", natstransport.DefaultMaxValue, "largest register value in bytes")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "how long to finish in-flight requests on SIGTERM")
 	fs.StringVar(&c.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (host:port; empty: off)")
+	c.spaceReserve = 64 << 20
+	fs.TextVar(&c.spaceReserve, "space-reserve", c.spaceReserve,
+		"free disk space below which new keys are refused (half of it: every write), e.g. 64MiB, 1GiB, 0 for none")
 	fs.BoolVar(&c.unsafeNoFsync, "unsafe-no-fsync", false, "TESTS ONLY: skip fsync and lose acknowledged writes when killed")
+	fs.StringVar(&c.testDiskLimitFile, "test-disk-limit-file", "", "TESTS ONLY: limit the data directory to the byte count in this file")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: synod-acceptor -id ID -cluster NAME -data DIR [flags]\n\nFlags (environment variable in brackets):\n")
 		fs.VisitAll(func(f *flag.Flag) {
@@ -255,12 +313,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		pebblestore.WithLogger(log),
 		pebblestore.WithMeterProvider(mp),
 	}
+	storeOpts = append(storeOpts, pebblestore.WithSpaceReserve(uint64(c.spaceReserve)))
+	var dataFS vfs.FS = vfs.Default
 	if c.unsafeNoFsync {
 		for range 3 {
 			log.Warn("UNSAFE: -unsafe-no-fsync is set: fsync is skipped and acknowledged writes are LOST when this process is killed. For tests only.")
 		}
-		storeOpts = append(storeOpts, pebblestore.WithFS(noSyncFS{vfs.Default}))
+		dataFS = noSyncFS{dataFS}
 	}
+	if c.testDiskLimitFile != "" {
+		log.Warn("TEST ONLY: -test-disk-limit-file is set: the data directory is limited to the size written in the file",
+			"file", c.testDiskLimitFile)
+		dataFS = limitfs.New(dataFS, c.data, limitfs.LimitFile(c.testDiskLimitFile))
+	}
+	storeOpts = append(storeOpts, pebblestore.WithFS(dataFS))
 	store, err := pebblestore.Open(c.data, storeOpts...)
 	if err != nil {
 		return err
@@ -270,7 +336,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		if storeClosed {
 			return
 		}
-		if err := store.Close(); err != nil {
+		if err := closeStore(store); err != nil {
 			log.Error("close storage", "err", err)
 		}
 	}()
@@ -292,22 +358,92 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 
 	var lost bool
+	var failed error
 	select {
 	case <-ctx.Done():
 		log.Info("signal received; draining", "timeout", c.drainTimeout)
 	case <-closed:
 		lost = true
 		log.Error("nats: connection closed; stopping")
+	case <-store.Failed():
+		failed = store.Err()
+		log.Error("storage failed; stopping, to be restarted by the supervisor (exit status 75), which reopens the data directory from disk",
+			"err", failed, "timeout", c.drainTimeout)
 	}
 	dctx, cancel := context.WithTimeout(context.Background(), c.drainTimeout)
 	defer cancel()
-	if err := svc.Stop(dctx); err != nil {
-		return fmt.Errorf("drain: %w", err)
-	}
-	if lost {
+	stopErr := svc.Stop(dctx)
+	storeClosed = true
+	closeErr := closeStore(store)
+	switch {
+	case failed != nil:
+		return fmt.Errorf("storage failed: %w", failed)
+	case stopErr != nil:
+		return fmt.Errorf("drain: %w", stopErr)
+	case closeErr != nil:
+		return closeErr
+	case lost:
 		return errors.New("nats connection closed")
 	}
 	log.Info("stopped cleanly")
+	return nil
+}
+
+// closeStore closes store, giving up after closeTimeout: a store stuck on a
+// hung disk must not keep the process from exiting, and exiting is safe (what
+// it did not acknowledge may be lost, what it did is durable).
+func closeStore(store *pebblestore.Store) error {
+	done := make(chan error, 1)
+	go func() { done <- store.Close() }()
+	select {
+	case err := <-done:
+		if err != nil && store.Err() != nil {
+			return nil // a failed store is not closed; its failure is reported already
+		}
+		return err
+	case <-time.After(closeTimeout):
+		return fmt.Errorf("close storage: still running after %v; exiting without it", closeTimeout)
+	}
+}
+
+// byteSize is a flag value in bytes, written as a number with an optional
+// unit: B, KiB, MiB, GiB, TiB (or K, M, G, T).
+type byteSize uint64
+
+// String implements flag.Value.
+func (b byteSize) String() string {
+	for _, u := range []struct {
+		name string
+		n    uint64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if uint64(b) >= u.n && uint64(b)%u.n == 0 {
+			return fmt.Sprintf("%d%s", uint64(b)/u.n, u.name)
+		}
+	}
+	return fmt.Sprint(uint64(b))
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (b byteSize) MarshalText() ([]byte, error) { return []byte(b.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (b *byteSize) UnmarshalText(text []byte) error {
+	s := strings.TrimSpace(string(text))
+	i := strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '9' })
+	num, unit := s, ""
+	if i >= 0 {
+		num, unit = s[:i], strings.TrimSpace(s[i:])
+	}
+	n, err := strconv.ParseUint(num, 10, 64)
+	if err != nil {
+		return fmt.Errorf("size %q: want a number of bytes with an optional unit (KiB, MiB, GiB, TiB)", s)
+	}
+	shift := map[string]uint{"": 0, "B": 0, "K": 10, "KiB": 10, "M": 20, "MiB": 20, "G": 30, "GiB": 30, "T": 40, "TiB": 40}
+	sh, ok := shift[unit]
+	if !ok || n > (1<<63)>>sh {
+		return fmt.Errorf("size %q: want a number of bytes with an optional unit (KiB, MiB, GiB, TiB)", s)
+	}
+	*b = byteSize(n << sh)
 	return nil
 }
 

@@ -46,6 +46,12 @@ func TestParseConfig(t *testing.T) {
 		{name: "bad env value", args: base, env: map[string]string{"SYNOD_MAX_VALUE": "lots"}, wantErr: errUsage},
 		{name: "unknown flag", args: append(base, "-bogus"), wantErr: errUsage},
 		{name: "zero max value", args: append(base, "-max-value", "0"), wantErr: errUsage},
+		{name: "space reserve default", args: base, check: func(c config) string { return fmt.Sprint(c.spaceReserve == 64<<20) }},
+		{name: "space reserve units", args: append(base, "-space-reserve", "1GiB"), check: func(c config) string { return fmt.Sprint(c.spaceReserve == 1<<30) }},
+		{name: "space reserve env", args: base, env: map[string]string{"SYNOD_SPACE_RESERVE": "512K"}, check: func(c config) string { return fmt.Sprint(c.spaceReserve == 512<<10) }},
+		{name: "space reserve none", args: append(base, "-space-reserve", "0"), check: func(c config) string { return fmt.Sprint(c.spaceReserve == 0) }},
+		{name: "space reserve bad unit", args: append(base, "-space-reserve", "3 parsecs"), wantErr: errUsage},
+		{name: "test disk limit", args: append(base, "-test-disk-limit-file", "/l"), check: func(c config) string { return fmt.Sprint(c.testDiskLimitFile == "/l") }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -72,7 +78,7 @@ func TestHelpHidesUnsafeFlag(t *testing.T) {
 	if _, err := parseConfig([]string{"-h"}, func(string) string { return "" }, &out); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("-h: got %v", err)
 	}
-	if !strings.Contains(out.String(), "SYNOD_ID") || strings.Contains(out.String(), "unsafe") {
+	if !strings.Contains(out.String(), "SYNOD_ID") || strings.Contains(out.String(), "unsafe") || strings.Contains(out.String(), "test-disk") || !strings.Contains(out.String(), "space-reserve") {
 		t.Errorf("help text:\n%s", out.String())
 	}
 }

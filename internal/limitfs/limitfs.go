@@ -8,6 +8,7 @@
 package limitfs
 
 import (
+	"bytes"
 	"io"
 	"os"
 	"sync"
@@ -34,8 +35,13 @@ type FS struct {
 
 var _ vfs.FS = (*FS)(nil)
 
+// Stall is the limit that makes every write and sync block until the limit
+// changes, as on a hung disk.
+const Stall = -2
+
 // New returns base limited to limit() bytes under dir. limit is called on
-// every write, so it may change at any time (a negative limit means none).
+// every write, so it may change at any time: -1 (any negative limit but
+// Stall) means none, Stall blocks writes and syncs.
 func New(base vfs.FS, dir string, limit func() int64) *FS {
 	return &FS{FS: base, dir: dir, limit: limit}
 }
@@ -75,9 +81,20 @@ func (fs *FS) walk(dir string) int64 {
 	return n
 }
 
+// stall blocks while the limit is Stall.
+func (fs *FS) stall() int64 {
+	for {
+		limit := fs.limit()
+		if limit != Stall {
+			return limit
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // reserve admits a write of n bytes, or fails it with ENOSPC.
 func (fs *FS) reserve(name string, n int) error {
-	limit := fs.limit()
+	limit := fs.stall()
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	used := fs.usedLocked()
@@ -90,7 +107,7 @@ func (fs *FS) reserve(name string, n int) error {
 
 // GetDiskUsage implements vfs.FS: the limit is the filesystem's size.
 func (fs *FS) GetDiskUsage(path string) (vfs.DiskUsage, error) {
-	limit := fs.limit()
+	limit := fs.stall()
 	if limit < 0 {
 		return fs.FS.GetDiskUsage(path)
 	}
@@ -147,6 +164,21 @@ func (f *file) Write(p []byte) (int, error) {
 	return f.File.Write(p)
 }
 
+func (f *file) Sync() error {
+	f.fs.stall()
+	return f.File.Sync()
+}
+
+func (f *file) SyncData() error {
+	f.fs.stall()
+	return f.File.SyncData()
+}
+
+func (f *file) SyncTo(length int64) (bool, error) {
+	f.fs.stall()
+	return f.File.SyncTo(length)
+}
+
 func (f *file) WriteAt(p []byte, off int64) (int, error) {
 	if err := f.fs.reserve(f.name, len(p)); err != nil {
 		return 0, err
@@ -154,9 +186,9 @@ func (f *file) WriteAt(p []byte, off int64) (int, error) {
 	return f.File.WriteAt(p, off)
 }
 
-// LimitFile returns a limit function that reads a decimal byte count from
-// path, rereading it at most every 20ms; a missing or unreadable file means
-// no limit.
+// LimitFile returns a limit function that reads a decimal byte count, or the
+// word "stall" (Stall), from path, rereading it at most every 20ms; a missing
+// or unreadable file means no limit.
 func LimitFile(path string) func() int64 {
 	var (
 		mu    sync.Mutex
@@ -178,6 +210,10 @@ func LimitFile(path string) func() int64 {
 		defer f.Close()
 		b, err := io.ReadAll(io.LimitReader(f, 64))
 		if err != nil {
+			return limit
+		}
+		if string(bytes.TrimSpace(b)) == "stall" {
+			limit = Stall
 			return limit
 		}
 		var n int64
