@@ -165,3 +165,28 @@ func TestAutoLinearizable(t *testing.T) {
 	}
 	t.Logf("%d runs: %d indeterminate, %d refused by the state machine, %d on the one-round-trip path", n, indeterminate, refused, fastPath)
 }
+
+// TestCheckerCatchesForgery checks that the model is not vacuous: a history
+// whose one determinate result is altered fails the check.
+func TestCheckerCatchesForgery(t *testing.T) {
+	forged := 0
+	for seed := uint64(1); seed <= 20 && forged < 5; seed++ {
+		h := history(randomRun(t, seed))
+		for i, op := range h {
+			out := op.Output.(opOutput)
+			if out.Unknown || out.Err != "" || op.Input.(opInput).Key != CounterKey {
+				continue
+			}
+			out.Value = "forged" + out.Value // no run of counterInc gives this
+			h[i].Output = out
+			if porcupine.CheckOperations(machineModel(), h) {
+				t.Fatalf("seed %d: a forged counter value passed the check", seed)
+			}
+			forged++
+			break
+		}
+	}
+	if forged == 0 {
+		t.Fatal("no determinate counter operation to forge")
+	}
+}

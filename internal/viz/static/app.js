@@ -103,7 +103,8 @@ function renderMessages(v) {
     <td>${m.id}</td><td class="kind">${esc(m.kind)}</td><td>${esc(m.from)} → ${esc(m.to)}</td><td>${esc(m.key)}</td><td class="ballot">${esc(m.ballot)}</td><td>${esc(m.detail)}</td>
     <td><button class="deliver" data-act="deliver" data-msg="${m.id}">deliver</button>
         <button class="drop" data-act="drop" data-msg="${m.id}">drop</button>
-        ${m.reply ? `<button class="dup" data-act="dup" data-msg="${m.id}" title="The transport may deliver a reply twice">duplicate</button>` : ""}</td></tr>`).join("")
+        ${m.reply ? `<button class="dup" data-act="dup" data-msg="${m.id}" title="The transport may deliver a reply twice">duplicate</button>`
+          : `<button class="dup" disabled title="A transport delivers each request at most once (synod.Transport); only replies can be duplicated">duplicate</button>`}</td></tr>`).join("")
     || `<tr><td colspan="7"><small>nothing in flight</small></td></tr>`;
 }
 
