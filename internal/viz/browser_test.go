@@ -13,6 +13,10 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/protosynod/protosynod/internal/acceptortest"
+	"github.com/protosynod/protosynod/internal/natstest"
+	"github.com/protosynod/protosynod/synod"
 )
 
 // findBrowser returns a Chromium or Chrome executable: $SYNOD_VIZ_BROWSER,
@@ -164,7 +168,12 @@ func TestBrowser(t *testing.T) {
 		t.Skip("no Chromium found (looked for $SYNOD_VIZ_BROWSER, chromium, chromium-browser, google-chrome): " +
 			"install Debian's chromium (apt-get update && apt-get install -y chromium), as .ci/run does")
 	}
-	srv := httptest.NewServer(NewServer())
+	// A real cluster for the live tab: three acceptors on an embedded NATS,
+	// with one register written through them.
+	cluster := acceptortest.Start(t, "vizlive", 3)
+	live := NATSLive{NC: natstest.Connect(t, cluster.Server), URL: cluster.Server.ClientURL()}
+	writeLiveKey(t, cluster)
+	srv := httptest.NewServer(NewServer(WithLive(live)))
 	defer srv.Close()
 	dir := screenshotDir(t)
 	t.Logf("browser %s; screenshots in %s", exe, dir)
@@ -200,8 +209,11 @@ func TestBrowser(t *testing.T) {
 	t.Run("live", func(t *testing.T) {
 		b.t = t
 		b.clickAndWait("the live tab", "#tab-live", `!document.querySelector("#live-view").hidden`)
-		b.clickAndWait("attach", "#live-attach", `document.querySelector("#live-status").textContent.includes("not configured")`)
-		b.screenshot("live-not-configured")
+		b.run("choose the cluster and key", chromedp.SetValue(chromedp.CSS("#live-cluster"), "vizlive"), chromedp.SetValue(chromedp.CSS("#live-keys"), "greeting"))
+		b.clickAndWait("attach", "#live-attach", `document.querySelectorAll("#live-body .card").length === 3`)
+		b.expect("#live-body", "vizlive / a0")
+		b.expect("#live-body", "prepare")
+		b.screenshot("live-cluster")
 	})
 }
 
@@ -311,4 +323,18 @@ func missile(b *browser) {
 	b.clickAndWait("undo", "#undo", fmt.Sprintf("document.body.dataset.step === %q", strconv.Itoa(n-1)))
 	b.expect("#message", "undone")
 	b.screenshot("missile-undo")
+}
+
+// writeLiveKey writes the register "greeting" through the cluster's acceptors.
+func writeLiveKey(t *testing.T, c *acceptortest.Cluster) {
+	t.Helper()
+	cl, err := synod.NewClient("viz-test", c.Config(), c.Transport(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cl.Change(ctx, "greeting", func([]byte) ([]byte, error) { return []byte("hello"), nil }); err != nil {
+		t.Fatalf("write greeting: %v", err)
+	}
 }

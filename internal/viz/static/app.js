@@ -206,6 +206,7 @@ document.addEventListener("click", async (ev) => {
     document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t === b));
     $("#session-view").hidden = d.tab !== "session";
     $("#live-view").hidden = d.tab !== "live";
+    $("#controls").hidden = d.tab !== "session";
   }
 });
 
