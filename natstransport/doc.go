@@ -4,23 +4,41 @@
 //
 // # Subjects
 //
-// Every acceptor answers on two subjects:
+// Every acceptor answers on these subjects:
 //
 //	<prefix>.<cluster>.<acceptorID>.prepare
 //	<prefix>.<cluster>.<acceptorID>.accept
+//	<prefix>.<cluster>.<acceptorID>.inspect   read-only (see Inspect below)
 //
 // The prefix defaults to "synod" (WithPrefix). Cluster names and acceptor IDs
 // are single subject tokens (see ValidateName). One subject per acceptor and
 // operation keeps permissions, stats and membership changes simple. The
 // service is registered with micro as "synod-acceptor" with the cluster,
-// acceptor ID, prefix and wire version in its metadata, so `nats micro ls`,
-// `nats micro info synod-acceptor` and `nats micro stats synod-acceptor` show
-// every acceptor. Its endpoints use no queue group: two instances of one
-// acceptor would both answer, and the proposer counts one reply per acceptor.
+// acceptor ID, prefix and wire version in its metadata. Its endpoints use no
+// queue group: two instances of one acceptor would both answer, and the
+// proposer counts one reply per acceptor.
 //
 // A proposer's Transport subscribes once to <inbox>.*.* and gives each
 // request to each acceptor its own reply subject <inbox>.<request ID>.<index>,
 // so replies are correlated without a goroutine or a subscription per request.
+//
+// # Seeing the acceptors with the nats CLI
+//
+// `nats micro ls synod-acceptor` lists every acceptor instance, with its
+// instance ID. `nats micro info` and `nats micro stats` without an instance
+// show only the first instance to answer; name the instance to see a given
+// acceptor:
+//
+//	nats micro ls synod-acceptor
+//	nats micro info synod-acceptor <instance ID>
+//	nats micro stats synod-acceptor <instance ID>
+//
+// (`synod acceptors` lists every acceptor with its cluster, ID and instance
+// ID.) In stats, each endpoint's request, error and latency counters are its
+// own, but the "data" block of every endpoint is the same service-wide
+// StatsData: requests handled, bad, overloaded and failed across all the
+// acceptor's endpoints, and the bytes queued now. Do not add them up across
+// endpoints.
 //
 // # Wire format, version 1
 //
@@ -40,6 +58,26 @@
 // empty keys, keys over MaxKeySize, IDs over MaxIDSize, values over
 // Limits.MaxValue (512 KiB by default) and zero or invalid ballots. A frame
 // never makes a decoder allocate more than its own size.
+//
+// # Inspect
+//
+// The inspect subject answers read-only questions without side effects (no
+// promise, no write): one key's promised and accepted ballots and value size,
+// or a page of keys by prefix (Inspector; `synod inspect`, `synod keys`).
+// Being its own subject, it can be granted alone: an operator user that may
+// publish on <prefix>.<cluster>.*.inspect and subscribe to _INBOX.> can look
+// inside every acceptor and cannot prepare or accept. Its frames have wire
+// version InspectVersion (2):
+//
+//	request  [2, 1, key str]                                  one key's state
+//	request  [2, 2, prefix str, after str, limit uint]       a page of keys
+//	reply    [2, 1, from str, key str, promised ballot, accepted ballot, value size uint]
+//	reply    [2, 2, from str, [key str, ...], more bool]
+//
+// A page holds the keys that start with prefix, in byte order, after the key
+// after, at most limit (DefaultInspectPage if 0, at most MaxInspectPage) and
+// about 500 KiB of them; more says that another page follows. Errors come
+// back as error replies with the codes below.
 //
 // # Error replies
 //

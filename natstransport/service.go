@@ -55,6 +55,7 @@ type Service struct {
 	svc     micro.Service
 	prepare string // subject
 	accept  string // subject
+	inspect string // subject
 
 	seed       maphash.Seed
 	queues     []chan job
@@ -161,9 +162,10 @@ func Serve(ctx context.Context, nc *nats.Conn, cluster string, acc *synod.Accept
 	}
 	s := &Service{
 		nc: nc, acc: acc, cluster: cluster, opts: o, prepare: prep, accept: accept,
-		log:  o.logger.With("acceptor", acc.ID(), "cluster", cluster),
-		seed: maphash.MakeSeed(),
-		done: make(chan struct{}),
+		inspect: strings.TrimSuffix(prep, opPrepare) + opInspect,
+		log:     o.logger.With("acceptor", acc.ID(), "cluster", cluster),
+		seed:    maphash.MakeSeed(),
+		done:    make(chan struct{}),
 	}
 	s.rlog = ratelog.New(s.log, failureLogInterval)
 	if s.metrics, err = newServiceMetrics(o.meterProvider, s); err != nil {
@@ -322,6 +324,10 @@ func (s *Service) start() error {
 			_ = svc.Stop()
 			return fmt.Errorf("natstransport: serve: add endpoint %s: %w", ep.subj, err)
 		}
+	}
+	if err := svc.AddEndpoint(opInspect, micro.HandlerFunc(s.handleInspect), micro.WithEndpointSubject(s.inspect)); err != nil {
+		_ = svc.Stop()
+		return fmt.Errorf("natstransport: serve: add endpoint %s: %w", s.inspect, err)
 	}
 	return nil
 }

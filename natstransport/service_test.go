@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -319,7 +320,7 @@ func TestServiceMicro(t *testing.T) {
 	for _, ep := range info.Endpoints {
 		subjects = append(subjects, ep.Name+"="+ep.Subject+"/"+ep.QueueGroup)
 	}
-	if want := []string{"prepare=test.synod.c1.a1.prepare/", "accept=test.synod.c1.a1.accept/"}; !reflect.DeepEqual(subjects, want) {
+	if want := []string{"prepare=test.synod.c1.a1.prepare/", "accept=test.synod.c1.a1.accept/", "inspect=test.synod.c1.a1.inspect/"}; !reflect.DeepEqual(subjects, want) {
 		t.Errorf("endpoints: got %v, want %v (no queue group)", subjects, want)
 	}
 
@@ -331,8 +332,8 @@ func TestServiceMicro(t *testing.T) {
 	if err := json.Unmarshal(m.Data, &stats); err != nil {
 		t.Fatal(err)
 	}
-	if len(stats.Endpoints) != 2 || stats.Endpoints[0].NumRequests != 1 {
-		t.Fatalf("stats: got %+v, want 2 endpoints, 1 prepare", stats.Endpoints)
+	if len(stats.Endpoints) != 3 || stats.Endpoints[0].NumRequests != 1 {
+		t.Fatalf("stats: got %+v, want 3 endpoints, 1 prepare", stats.Endpoints)
 	}
 	var data StatsData
 	if err := json.Unmarshal(stats.Endpoints[0].Data, &data); err != nil || data.Handled != 1 {
@@ -480,5 +481,43 @@ func TestServiceOverloaded(t *testing.T) {
 	}
 	if got := svc.Stats().Overloaded; got != 1 {
 		t.Errorf("overloaded count: got %d, want 1", got)
+	}
+}
+
+// TestStatsDataIsServiceWide pins down what the package doc tells operators
+// reading `nats micro stats synod-acceptor <instance>`: every endpoint's data
+// block is the same service-wide StatsData, and `nats micro info` needs the
+// instance ID to show a given acceptor.
+func TestStatsDataIsServiceWide(t *testing.T) {
+	s := natstest.RunServer(t)
+	svc, _ := serveOne(t, natstest.Connect(t, s), "a1", synod.NewMemoryStorage())
+	serveOne(t, natstest.Connect(t, s), "a2", synod.NewMemoryStorage())
+	nc := natstest.Connect(t, s)
+	tr := newTransport(t, nc)
+	ctx := ctxTimeout(t, 10*time.Second)
+	if _, err := tr.PrepareAt(ctx, "a1", synod.PrepareRequest{Key: "k", Ballot: b1}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := nc.RequestWithContext(ctx, "$SRV.STATS."+ServiceName+"."+svc.Info().ID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stats micro.Stats
+	if err := json.Unmarshal(m.Data, &stats); err != nil {
+		t.Fatal(err)
+	}
+	for _, ep := range stats.Endpoints {
+		if string(ep.Data) != string(stats.Endpoints[0].Data) {
+			t.Errorf("endpoint %s data %s differs from %s's %s", ep.Name, ep.Data, stats.Endpoints[0].Name, stats.Endpoints[0].Data)
+		}
+	}
+	doc, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"nats micro info synod-acceptor <instance ID>", "service-wide"} {
+		if !strings.Contains(string(doc), want) {
+			t.Errorf("the package doc does not say %q", want)
+		}
 	}
 }

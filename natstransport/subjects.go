@@ -14,6 +14,7 @@ const DefaultPrefix = "synod"
 const (
 	opPrepare = "prepare"
 	opAccept  = "accept"
+	opInspect = "inspect"
 )
 
 // ValidateName reports whether s can be a cluster name or an acceptor ID: one
@@ -70,4 +71,17 @@ func Subjects(prefix, cluster, acceptorID string) (prepare, accept string, err e
 	}
 	base := prefix + "." + cluster + "." + acceptorID + "."
 	return base + opPrepare, base + opAccept, nil
+}
+
+// InspectSubject returns the inspect subject of an acceptor:
+// <prefix>.<cluster>.<acceptorID>.inspect, validated as Subjects does. It is
+// separate from the prepare and accept subjects so that NATS permissions can
+// grant inspection alone (publish on <prefix>.<cluster>.*.inspect, subscribe
+// on the reply inbox).
+func InspectSubject(prefix, cluster, acceptorID string) (string, error) {
+	prep, _, err := Subjects(prefix, cluster, acceptorID)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(prep, opPrepare) + opInspect, nil
 }

@@ -109,6 +109,21 @@ func (a *Acceptor) Read(ctx context.Context, req ReadRequest) (ReadReply, error)
 	return st.Read(a.id, req), nil
 }
 
+// KeysFrom calls fn for every key the acceptor stores, in order, from the
+// first key not below start, until fn returns false: for inspection tools.
+// It reads keys only and changes nothing. It uses the Storage's
+// KeyRangeLister ability when it has one and otherwise its KeyLister,
+// skipping the keys below start. The Storage must be a KeyLister.
+func (a *Acceptor) KeysFrom(ctx context.Context, start string, fn func(key string) bool) error {
+	switch st := a.store.(type) {
+	case KeyRangeLister:
+		return st.KeysFrom(ctx, start, fn)
+	case KeyLister:
+		return st.Keys(ctx, func(k string) bool { return k < start || fn(k) })
+	}
+	return errorf(ErrInvalidConfig, "acceptor %s: its storage cannot list keys", a.id)
+}
+
 // State returns the stored state of key, for inspection tools and tests.
 func (a *Acceptor) State(ctx context.Context, key string) (AcceptorState, error) {
 	unlock := a.lock(key)
@@ -279,12 +294,9 @@ func sameConfig(a, b Config) bool {
 // Keys returns up to limit stored keys greater than after, in order, for
 // rescans and garbage collection. The Storage must be a KeyLister.
 func (a *Acceptor) Keys(ctx context.Context, after string, limit int) ([]string, error) {
-	kl, ok := a.store.(KeyLister)
-	if !ok {
-		return nil, errorf(ErrInvalidConfig, "acceptor %s: its storage cannot list keys", a.id)
-	}
 	var keys []string
-	err := kl.Keys(ctx, func(k string) bool {
+	// The least key greater than after is after+"\x00".
+	err := a.KeysFrom(ctx, after+"\x00", func(k string) bool {
 		if k > after {
 			keys = append(keys, k)
 		}

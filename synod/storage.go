@@ -44,6 +44,15 @@ type Deleter interface {
 	Delete(ctx context.Context, key string) error
 }
 
+// KeyRangeLister is an optional KeyLister ability: listing the stored keys
+// from a start key on, so that a tool pages through many keys without
+// rescanning them from the first one.
+type KeyRangeLister interface {
+	// KeysFrom calls fn for every stored key not below start, in order, until
+	// fn returns false.
+	KeysFrom(ctx context.Context, start string, fn func(key string) bool) error
+}
+
 // MemoryStorage is a Storage in memory, for tests and simulations. "Durable"
 // means it survives an Acceptor being discarded and rebuilt on the same
 // MemoryStorage, which is how simulations model a crash and restart.
@@ -55,10 +64,11 @@ type MemoryStorage struct {
 }
 
 var (
-	_ Storage       = (*MemoryStorage)(nil)
-	_ KeyLister     = (*MemoryStorage)(nil)
-	_ ConfigStorage = (*MemoryStorage)(nil)
-	_ Deleter       = (*MemoryStorage)(nil)
+	_ Storage        = (*MemoryStorage)(nil)
+	_ KeyLister      = (*MemoryStorage)(nil)
+	_ KeyRangeLister = (*MemoryStorage)(nil)
+	_ ConfigStorage  = (*MemoryStorage)(nil)
+	_ Deleter        = (*MemoryStorage)(nil)
 )
 
 // NewMemoryStorage returns an empty MemoryStorage.
@@ -85,11 +95,17 @@ func (s *MemoryStorage) Store(_ context.Context, key string, st AcceptorState) e
 }
 
 // Keys implements KeyLister.
-func (s *MemoryStorage) Keys(_ context.Context, fn func(string) bool) error {
+func (s *MemoryStorage) Keys(ctx context.Context, fn func(string) bool) error {
+	return s.KeysFrom(ctx, "", fn)
+}
+
+// KeysFrom implements KeyRangeLister.
+func (s *MemoryStorage) KeysFrom(_ context.Context, start string, fn func(string) bool) error {
 	s.mu.Lock()
 	keys := slices.Sorted(maps.Keys(s.m))
 	s.mu.Unlock()
-	for _, k := range keys {
+	i, _ := slices.BinarySearch(keys, start)
+	for _, k := range keys[i:] {
 		if !fn(k) {
 			break
 		}

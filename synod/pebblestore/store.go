@@ -78,9 +78,10 @@ func (h *health) err() error {
 const logInterval = time.Second
 
 var (
-	_ synod.Storage   = (*Store)(nil)
-	_ synod.KeyLister = (*Store)(nil)
-	_ io.Closer       = (*Store)(nil)
+	_ synod.Storage        = (*Store)(nil)
+	_ synod.KeyLister      = (*Store)(nil)
+	_ synod.KeyRangeLister = (*Store)(nil)
+	_ io.Closer            = (*Store)(nil)
 )
 
 // KeyState is one register's key and state, for StoreBatch.
@@ -328,12 +329,18 @@ func (s *Store) StoreBatch(ctx context.Context, entries []KeyState) error {
 // ascending byte order until fn returns false or ctx is done. It reads keys
 // only; records are checked when loaded.
 func (s *Store) Keys(ctx context.Context, fn func(key string) bool) (err error) {
-	if err := s.enter("keys", ""); err != nil {
+	return s.KeysFrom(ctx, "", fn)
+}
+
+// KeysFrom implements synod.KeyRangeLister: Keys from the first key not below
+// start.
+func (s *Store) KeysFrom(ctx context.Context, start string, fn func(key string) bool) (err error) {
+	if err := s.enter("keys", start); err != nil {
 		return err
 	}
 	defer s.inflight.Done()
 	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{
-		LowerBound: []byte{dataPrefix},
+		LowerBound: dataKey(start),
 		UpperBound: []byte{dataPrefix + 1},
 	})
 	if err != nil {

@@ -34,7 +34,8 @@ import (
 //     When Store returns an error the key holds either its old or its new state,
 //     never anything else, and the caller must treat the outcome as unknown.
 //   - If the store implements synod.KeyLister, Keys lists every stored key once,
-//     in ascending byte order, and stops when fn returns false.
+//     in ascending byte order, and stops when fn returns false; if it
+//     implements synod.KeyRangeLister, KeysFrom lists those not below start.
 //
 // Keys are non-empty byte strings of any content (the Acceptor rejects empty keys).
 func TestStorage(t *testing.T, newStore func(t *testing.T) synod.Storage) {
@@ -323,5 +324,21 @@ func storageKeyLister(t *testing.T, s synod.Storage) {
 	}
 	if !slices.Equal(got, want[:3]) {
 		t.Errorf("Keys stopping after 3 = %q, want %q", got, want[:3])
+	}
+	rl, ok := s.(synod.KeyRangeLister)
+	if !ok {
+		return
+	}
+	for _, tt := range []struct {
+		start string
+		want  []string
+	}{{"", want}, {"a", want[1:]}, {"a\x00\x00", want[3:]}, {"ab", want[5:]}, {"\xff\x00", nil}} {
+		var got []string
+		if err := rl.KeysFrom(t.Context(), tt.start, func(k string) bool { got = append(got, k); return true }); err != nil {
+			t.Fatalf("KeysFrom error: %v", err)
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("KeysFrom(%q) = %q, want %q", tt.start, got, tt.want)
+		}
 	}
 }
