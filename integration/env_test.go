@@ -34,7 +34,9 @@ type envConfig struct {
 	acceptorURL func(c *harness.NATSCluster, i int) string
 	// acceptorArgs are extra synod-acceptor flags.
 	acceptorArgs []string
-	natsOpts     []harness.NATSOption
+	// acceptorArgsFor, if set, returns more flags for acceptor i alone.
+	acceptorArgsFor func(i int) []string
+	natsOpts        []harness.NATSOption
 }
 
 // env is the running world of one scenario: a NATS cluster and acceptor
@@ -44,6 +46,7 @@ type env struct {
 	t         *testing.T
 	nats      *harness.NATSCluster
 	acceptors []*harness.Proc
+	dataDirs  []string // acceptor i's -data
 	cfg       synod.Config
 	natsOpts  []nats.Option // client options of the cluster (credentials, TLS)
 }
@@ -65,12 +68,17 @@ func startEnv(t *testing.T, c envConfig) *env {
 		if c.acceptorURL != nil {
 			url = c.acceptorURL(e.nats, i)
 		}
+		dir := filepath.Join(t.TempDir(), id)
+		e.dataDirs = append(e.dataDirs, dir)
 		args := append([]string{
 			"-id", id, "-cluster", clusterName,
-			"-data", filepath.Join(t.TempDir(), id),
+			"-data", dir,
 			"-nats", url,
 			"-drain-timeout", "5s",
 		}, c.acceptorArgs...)
+		if c.acceptorArgsFor != nil {
+			args = append(args, c.acceptorArgsFor(i)...)
+		}
 		p, err := harness.StartProc(t, harness.ProcSpec{Name: "acceptor-" + id, Path: accBin, Args: args, LogDir: logDir})
 		if err != nil {
 			t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -30,6 +31,10 @@ type workloadConfig struct {
 	readShare  int           // percent of reads
 	casShare   int           // percent of compare-and-sets; the rest are writes
 	hotPercent int           // percent of operations on hot keys
+	// pad, if positive, appends that many filler bytes to every value
+	// written (stripped again when read), so values weigh on the disk as
+	// the 32 KiB values did while the history stays small.
+	pad int
 }
 
 func defaultWorkload() workloadConfig {
@@ -60,6 +65,10 @@ type workload struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// observe, if set before start, is called after every operation with
+	// its error and duration.
+	observe func(in harness.Input, err error, took time.Duration)
 }
 
 func newWorkload(cfg workloadConfig, rec *harness.Recorder, props []*proposer, seed int64) *workload {
@@ -140,19 +149,24 @@ func (w *workload) do(ctx context.Context, client int, p *proposer, in harness.I
 		v   []byte
 		err error
 	)
+	start := time.Now()
 	switch in.Kind {
 	case harness.OpRead:
 		v, err = p.client.Read(octx, in.Key)
 	case harness.OpWrite:
-		v, err = p.client.Change(octx, in.Key, func([]byte) ([]byte, error) { return []byte(in.Value), nil })
+		v, err = p.client.Change(octx, in.Key, func([]byte) ([]byte, error) { return w.padded(in.Value), nil })
 	case harness.OpCAS:
 		v, err = p.client.Change(octx, in.Key, func(cur []byte) ([]byte, error) {
-			if string(cur) != in.Old {
+			if w.unpad(cur) != in.Old {
 				return nil, errCASMismatch
 			}
-			return []byte(in.Value), nil
+			return w.padded(in.Value), nil
 		})
 	}
+	if w.observe != nil {
+		w.observe(in, err, time.Since(start))
+	}
+	v = []byte(w.unpad(v))
 	switch {
 	case err == nil:
 		switch in.Kind {
@@ -184,8 +198,32 @@ func (w *workload) do(ctx context.Context, client int, p *proposer, in harness.I
 	return harness.Output{Value: string(v), OK: true}, true
 }
 
+// padded returns value with w.cfg.pad filler bytes after a separator.
+func (w *workload) padded(value string) []byte {
+	if w.cfg.pad <= 0 {
+		return []byte(value)
+	}
+	b := make([]byte, len(value)+1+w.cfg.pad)
+	copy(b, value)
+	b[len(value)] = '|'
+	for i := len(value) + 1; i < len(b); i++ {
+		b[i] = byte('a' + i%26)
+	}
+	return b
+}
+
+// unpad strips what padded added.
+func (w *workload) unpad(v []byte) string {
+	if w.cfg.pad <= 0 {
+		return string(v)
+	}
+	s, _, _ := strings.Cut(string(v), "|")
+	return s
+}
+
 // classify maps a Change error to how the operation ended: failed only for
-// the errors synod documents as "not applied", indeterminate for
+// the errors synod documents as "not applied" (conflict, unavailable, a
+// storage failure that is not also indeterminate), indeterminate for
 // synod.ErrIndeterminate and anything unknown.
 func classify(err error) harness.Status {
 	switch {
@@ -193,7 +231,7 @@ func classify(err error) harness.Status {
 		return harness.StatusOK
 	case errors.Is(err, synod.ErrIndeterminate):
 		return harness.StatusIndeterminate
-	case errors.Is(err, synod.ErrConflict), errors.Is(err, synod.ErrUnavailable):
+	case errors.Is(err, synod.ErrConflict), errors.Is(err, synod.ErrUnavailable), errors.Is(err, synod.ErrStorage):
 		return harness.StatusFailed
 	default:
 		return harness.StatusIndeterminate

@@ -1,0 +1,274 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/protosynod/protosynod/integration/harness"
+	"github.com/protosynod/protosynod/synod"
+)
+
+// TestDiskFull fills acceptors' disks under load, as issue 15's operator did,
+// without root: every acceptor runs with synod-acceptor's test-only
+// -test-disk-limit-file, which makes its data directory behave as if it were
+// alone on a filesystem of the size written in that file (writes beyond it
+// fail with ENOSPC and the free space reported is what is left). "Filling" an
+// acceptor's disk writes a size just above what its directory holds now; its
+// own writes then use up the rest, as a real disk fills. Values carry 32 KiB
+// of filler, as in the issue. Each acceptor has a 4 MiB -space-reserve.
+//
+//  1. a0's disk fills: it refuses writes with 507 (first new keys, below the
+//     reserve; then every write, below half of it) and the cluster keeps
+//     committing on a1 and a2.
+//  2. a1's disk fills too: every change fails fast (well under the phase
+//     timeout) with an error matching synod.ErrStorage and synod.ErrNoSpace.
+//  3. The space is freed: both acceptors take writes again by themselves,
+//     without a restart (none of the processes exits at any point).
+//
+// The history is checked with porcupine and for lost acknowledged writes.
+func TestDiskFull(t *testing.T) {
+	skipShort(t)
+	seed := scenarioSeed(t, baseSeed(t))
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	defer cancel()
+	limits := t.TempDir()
+	limitFile := func(i int) string { return filepath.Join(limits, fmt.Sprintf("a%d", i)) }
+	const reserve = 4 << 20
+	e := startEnv(t, envConfig{
+		natsServers: 1, acceptors: 3,
+		acceptorArgs:    []string{"-space-reserve", "4MiB"},
+		acceptorArgsFor: func(i int) []string { return []string{"-test-disk-limit-file", limitFile(i)} },
+	})
+	rec := harness.NewRecorder()
+	var props []*proposer
+	for i := range proposers {
+		props = append(props, e.newProposer(t, fmt.Sprintf("p%d", i), e.nats.ClientURL(0), seed+int64(i)))
+	}
+	wcfg := defaultWorkload()
+	wcfg.pad = 32 << 10
+	wcfg.maxOps = 1 << 30 // until stopped
+	w := newWorkload(wcfg, rec, props, seed)
+	obs := newPhaseStats()
+	w.observe = obs.observe
+	w.start(ctx)
+	defer w.stop()
+
+	began := time.Now()
+	if err := w.waitOK(ctx, 150); err != nil {
+		t.Fatalf("warm-up: %v", err)
+	}
+	t.Logf("warm-up took %v", time.Since(began).Round(time.Millisecond))
+	fill := func(i int, free int64) {
+		used := dirSize(t, e.dataDirs[i])
+		if err := os.WriteFile(limitFile(i), []byte(fmt.Sprint(used+free)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("a%d: disk of %d bytes (%d used, %d free)", i, used+free, used, free)
+	}
+
+	// Phase 1: a0 fills up; the cluster keeps committing.
+	end := rec.Annotate("nemesis", "a0 disk full")
+	obs.begin("1: a0 full")
+	start := time.Now()
+	fill(0, reserve*3/4)
+	if err := e.acceptors[0].WaitOutput(ctx, "every write"); err != nil {
+		t.Fatalf("a0 never refused every write: %v", err)
+	}
+	t.Logf("a0 refuses every write %v after its disk was filled", time.Since(start).Round(time.Millisecond))
+	if err := w.waitOK(ctx, 100); err != nil {
+		t.Fatalf("cluster with a0 full: %v", err)
+	}
+	t.Logf("100 operations with a0 full took %v", time.Since(start).Round(time.Millisecond))
+	end()
+
+	// Phase 2: a1 fills too; every change fails fast with the storage error.
+	end = rec.Annotate("nemesis", "a0 and a1 disks full")
+	obs.begin("2a: a1 filling")
+	fill(1, reserve/4) // below half the reserve: a1 refuses every write
+	if err := e.acceptors[1].WaitOutput(ctx, "every write"); err != nil {
+		t.Fatalf("a1 never refused every write: %v", err)
+	}
+	time.Sleep(200 * time.Millisecond) // changes already past a1 finish
+	obs.begin("2: a0 and a1 full")
+	sleep(ctx, 3*time.Second)
+	end()
+
+	// Phase 3: free the space; the acceptors take writes again by themselves.
+	obs.begin("3: freed")
+	rec.Annotate("nemesis", "space freed")
+	freed := time.Now()
+	for i := range 2 {
+		if err := os.Remove(limitFile(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	longest := w.verifyResume(ctx, t, resumeBound)
+	t.Logf("first write by every proposer %v after the space was freed", longest.Round(time.Millisecond))
+	if err := w.waitOK(ctx, 100); err != nil {
+		t.Fatalf("load after freeing the space: %v", err)
+	}
+	t.Logf("100 operations after freeing took %v", time.Since(freed).Round(time.Millisecond))
+	w.stop()
+	w.finalReads(ctx, t, finalReadBound)
+	t.Logf("final reads done after %v", time.Since(began).Round(time.Millisecond))
+
+	for i, p := range e.acceptors {
+		if !p.Running() {
+			t.Errorf("a%d exited; the acceptors must ride out a full disk without a restart", i)
+		}
+	}
+	for _, line := range obs.report() {
+		t.Log(line)
+	}
+	p2 := obs.get("2: a0 and a1 full")
+	if p2.changesOK > 0 {
+		t.Errorf("phase 2: %d changes succeeded with two of three disks full", p2.changesOK)
+	}
+	if p2.changes == 0 || p2.storageErrs != p2.changes {
+		t.Errorf("phase 2: %d of %d changes failed with ErrStorage/ErrNoSpace; want all (other errors: %v)", p2.storageErrs, p2.changes, p2.otherErrs)
+	}
+	if p2.maxChange > time.Second {
+		t.Errorf("phase 2: slowest failed change took %v: callers waited instead of failing fast", p2.maxChange)
+	}
+	for i := range 2 {
+		logFlood(t, e.acceptors[i])
+	}
+	logErrors(t, rec)
+	rec.Check(t, checkTimeout, harness.WithLogs(e.logs()...), harness.WithSummary(suite.Summary, t.Name()))
+}
+
+// dirSize returns the bytes of the regular files under dir.
+func dirSize(t *testing.T, dir string) int64 {
+	t.Helper()
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // files come and go under a running acceptor
+		}
+		if d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// logFlood fails if an acceptor logged more than a few lines per second.
+func logFlood(t *testing.T, p *harness.Proc) {
+	t.Helper()
+	b, err := os.ReadFile(p.LogPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Count(string(b), "\n")
+	repeated := strings.Count(string(b), "repeated=")
+	t.Logf("%s: %d log lines in all, %d of them summarizing repeats", p.Name(), lines, repeated)
+	if lines > 200 {
+		t.Errorf("%s logged %d lines: the full disk floods the log", p.Name(), lines)
+	}
+}
+
+// phaseStats counts operations by phase.
+type phaseStats struct {
+	mu     sync.Mutex
+	cur    string
+	order  []string
+	phases map[string]*phase
+}
+
+type phase struct {
+	start                            time.Time
+	ops, changes, changesOK, readsOK int
+	storageErrs, indeterminate       int
+	maxChange                        time.Duration
+	otherErrs                        map[string]int
+	firstStorageErr                  string
+}
+
+func newPhaseStats() *phaseStats { return &phaseStats{phases: map[string]*phase{}} }
+
+func (s *phaseStats) begin(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cur = name
+	s.order = append(s.order, name)
+	s.phases[name] = &phase{start: time.Now(), otherErrs: map[string]int{}}
+}
+
+func (s *phaseStats) get(name string) phase {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.phases[name]; p != nil {
+		return *p
+	}
+	return phase{}
+}
+
+func (s *phaseStats) observe(in harness.Input, err error, took time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.phases[s.cur]
+	if p == nil || time.Since(p.start) < took { // began before the phase
+		return
+	}
+	p.ops++
+	if in.Kind == harness.OpRead {
+		if err == nil {
+			p.readsOK++
+		}
+		return
+	}
+	p.changes++
+	p.maxChange = max(p.maxChange, took)
+	switch {
+	case err == nil || errors.Is(err, errCASMismatch):
+		p.changesOK++
+	case errors.Is(err, synod.ErrStorage) && errors.Is(err, synod.ErrNoSpace):
+		p.storageErrs++
+		if errors.Is(err, synod.ErrIndeterminate) {
+			p.indeterminate++
+		}
+		if p.firstStorageErr == "" {
+			p.firstStorageErr = err.Error()
+		}
+	default:
+		p.otherErrs[firstLine(err)]++
+	}
+}
+
+func (s *phaseStats) report() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, name := range s.order {
+		p := s.phases[name]
+		out = append(out, fmt.Sprintf("phase %s: %d ops; changes: %d, %d OK, %d failed with ErrStorage/ErrNoSpace (%d of them also indeterminate), slowest %v; reads OK: %d",
+			name, p.ops, p.changes, p.changesOK, p.storageErrs, p.indeterminate, p.maxChange.Round(time.Millisecond), p.readsOK))
+		if p.firstStorageErr != "" {
+			out = append(out, "  e.g. "+p.firstStorageErr)
+		}
+		keys := make([]string, 0, len(p.otherErrs))
+		for k := range p.otherErrs {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			out = append(out, fmt.Sprintf("  other error x%d: %s", p.otherErrs[k], k))
+		}
+	}
+	return out
+}
