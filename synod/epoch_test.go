@@ -158,7 +158,7 @@ func TestAcceptorForget(t *testing.T) {
 	}
 }
 
-// TestProposerAdoptsNewerConfig: a stale-epoch refusal ends the attempt; the
+// TestProposerAdoptsNewerConfig: stale-epoch refusals count as refusals; the
 // retry runs under the carried configuration, with the fast path dropped and
 // the counter above the floor.
 func TestProposerAdoptsNewerConfig(t *testing.T) {
@@ -176,6 +176,10 @@ func TestProposerAdoptsNewerConfig(t *testing.T) {
 		t.Fatalf("prepare epoch %d", req.Epoch)
 	}
 	pr.OnPrepareReply(PrepareReply{From: "a1", Key: "k", Ballot: req.Ballot, Err: &StaleEpochError{Acceptor: "a1", Config: c1}})
+	if pr.Status() != StatusPreparing {
+		t.Fatalf("status %v after one stale-epoch refusal of three", pr.Status())
+	}
+	pr.OnPrepareReply(PrepareReply{From: "a2", Key: "k", Ballot: req.Ballot, Err: &StaleEpochError{Acceptor: "a2", Config: c1}})
 	if pr.Status() != StatusRefused {
 		t.Fatalf("status %v after a stale-epoch refusal", pr.Status())
 	}

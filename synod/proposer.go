@@ -237,23 +237,25 @@ func (pr *Proposal) NewerConfig() (Config, bool) {
 }
 
 // stale handles a reply error that carries a configuration (a
-// *StaleEpochError) and reports whether err was one. A newer configuration
-// ends the current phase (StatusRefused), so that the caller retries under it
-// at once; such a reply is neither a vote for nor against.
-func (pr *Proposal) stale(err error, phase Status) bool {
+// *StaleEpochError) and reports whether err was one. Such a reply is a
+// refusal: the acceptor neither promised nor accepted, and stored nothing.
+// The newest configuration carried is kept for Retry, which adopts it.
+func (pr *Proposal) stale(r replyFrom, err error) bool {
 	cfg := staleConfig(err)
 	if cfg == nil {
 		return false
 	}
-	if cfg.Epoch <= pr.cfg.Epoch || (pr.newer != nil && cfg.Epoch <= pr.newer.Epoch) {
-		return true
+	if cfg.Epoch > pr.cfg.Epoch && (pr.newer == nil || cfg.Epoch > pr.newer.Epoch) {
+		c := cfg.Clone()
+		pr.newer = &c
 	}
-	c := cfg.Clone()
-	pr.newer = &c
-	if pr.stat == phase {
-		pr.stat = StatusRefused
-	}
-	return true
+	return pr.vote(r.from, r.key, r.ballot, false, Ballot{})
+}
+
+// replyFrom identifies a reply for stale.
+type replyFrom struct {
+	from, key string
+	ballot    Ballot
 }
 
 // Attempts returns how many attempts the proposal has started.
@@ -350,8 +352,12 @@ func (pr *Proposal) OnPrepareReply(r PrepareReply) {
 	if pr.stat != StatusPreparing {
 		return
 	}
-	if r.Err != nil {
-		if pr.stale(r.Err, StatusPreparing) || !pr.storageFailed(r.From, r.Key, r.Ballot, r.Err) {
+	if staleConfig(r.Err) != nil {
+		if !pr.stale(replyFrom{r.From, r.Key, r.Ballot}, r.Err) {
+			return
+		}
+	} else if r.Err != nil {
+		if !pr.storageFailed(r.From, r.Key, r.Ballot, r.Err) {
 			return
 		}
 	} else {
@@ -448,12 +454,16 @@ func (pr *Proposal) OnAcceptReply(r AcceptReply) {
 	if pr.stat != StatusAccepting && !refused {
 		return
 	}
-	if r.Err != nil {
-		if pr.stale(r.Err, StatusAccepting) || !pr.storageFailed(r.From, r.Key, r.Ballot, r.Err) || refused {
+	if r.Err != nil && staleConfig(r.Err) == nil {
+		if !pr.storageFailed(r.From, r.Key, r.Ballot, r.Err) || refused {
 			return
 		}
 	} else {
-		if !pr.vote(r.From, r.Key, r.Ballot, r.OK, r.Seen) {
+		if r.Err != nil {
+			if !pr.stale(replyFrom{r.From, r.Key, r.Ballot}, r.Err) {
+				return
+			}
+		} else if !pr.vote(r.From, r.Key, r.Ballot, r.OK, r.Seen) {
 			return
 		}
 		if pr.no == len(pr.cfg.Acceptors) {

@@ -142,3 +142,58 @@ func (t *LocalTransport) Read(ctx context.Context, to []string, req synod.ReadRe
 	}
 	return nil
 }
+
+var _ synod.Admin = (*LocalTransport)(nil)
+
+// admin returns the acceptor id if it is known and reachable.
+func (t *LocalTransport) admin(id string) (*synod.Acceptor, error) {
+	if a := t.reachable(id); a != nil {
+		return a, nil
+	}
+	return nil, fmt.Errorf("synodtest: acceptor %s unreachable: %w", id, synod.ErrUnavailable)
+}
+
+// Install implements synod.Admin.
+func (t *LocalTransport) Install(ctx context.Context, to string, cfg synod.Config) (synod.Config, error) {
+	a, err := t.admin(to)
+	if err != nil {
+		return synod.Config{}, err
+	}
+	return a.Install(ctx, cfg)
+}
+
+// AcceptorConfig implements synod.Admin.
+func (t *LocalTransport) AcceptorConfig(ctx context.Context, to string) (synod.Config, error) {
+	a, err := t.admin(to)
+	if err != nil {
+		return synod.Config{}, err
+	}
+	return a.Config(ctx)
+}
+
+// ListKeys implements synod.Admin.
+func (t *LocalTransport) ListKeys(ctx context.Context, to, after string, limit int) ([]string, error) {
+	a, err := t.admin(to)
+	if err != nil {
+		return nil, err
+	}
+	return a.Keys(ctx, after, limit)
+}
+
+// State implements synod.Admin.
+func (t *LocalTransport) State(ctx context.Context, to, key string) (synod.AcceptorState, error) {
+	a, err := t.admin(to)
+	if err != nil {
+		return synod.AcceptorState{}, err
+	}
+	return a.State(ctx, key)
+}
+
+// Forget implements synod.Admin.
+func (t *LocalTransport) Forget(ctx context.Context, to, key string, floor uint64) (bool, error) {
+	a, err := t.admin(to)
+	if err != nil {
+		return false, err
+	}
+	return a.Forget(ctx, key, floor)
+}
