@@ -319,6 +319,17 @@ func missile(b *browser) {
 	b.expect(cell("a1", MissileKey, "value"), "LAUNCHED by Lee+Ross")
 	b.screenshot("missile-revoke-refused")
 
+	// Seeded auto mode finishes what the generals start.
+	b.click("Ross revokes", `button[data-cmd="revoke"][data-proposer="1"]`)
+	b.click("Lee counts", `button[data-cmd="inc"][data-proposer="0"]`)
+	b.run("fastest auto", chromedp.SetValue(chromedp.CSS("#auto-speed"), "20"))
+	b.clickAndWait("auto", "#auto", `document.querySelector("#auto").textContent.startsWith("Auto ▶") && document.querySelector("#quiet").textContent.startsWith("quiet")`)
+	b.expect(`#ops tr[data-op="4"] .result`, "launched")
+	if n := b.count(`#ops tr.op.done`); n != 5 {
+		b.t.Fatalf("%d operations done after auto mode, want 5", n)
+	}
+	b.screenshot("missile-auto")
+
 	n := b.step()
 	b.clickAndWait("undo", "#undo", fmt.Sprintf("document.body.dataset.step === %q", strconv.Itoa(n-1)))
 	b.expect("#message", "undone")

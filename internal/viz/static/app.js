@@ -181,7 +181,7 @@ function toggleAuto() {
     const r = await post({ op: "step" });
     busy = false;
     if (r.error || (r.message || "").startsWith("nothing left")) stopAuto();
-  }, 500);
+  }, +$("#auto-speed").value || 500);
 }
 
 // ---- wiring ----
