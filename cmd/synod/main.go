@@ -7,6 +7,9 @@
 //	synod [flags] acceptors
 //	synod [flags] -cluster NAME -acceptors a1,a2,a3 read [-round] KEY
 //	synod [flags] -cluster NAME -acceptors a1,a2,a3 write KEY VALUE
+//	synod [flags] -cluster NAME -acceptors a1,a2,a3 read KEY -decode
+//	synod [flags] -cluster NAME -acceptors a1,a2,a3 inspect KEY
+//	synod [flags] -cluster NAME -acceptors a1,a2,a3 keys [-after KEY] [-limit N] PREFIX
 //
 // read is linearizable: it reflects every change that completed before it
 // started. It asks the acceptors for their state, which writes nothing, and
@@ -16,6 +19,15 @@
 // acceptors that happen to answer discovery need not intersect the real ones,
 // so the set is never guessed. Every flag can also be set through its
 // environment variable (SYNOD_NATS, SYNOD_CLUSTER, SYNOD_ACCEPTORS, ...).
+//
+// inspect and keys are read-only: they ask each acceptor's inspect endpoint
+// (which needs only the NATS permission to publish on
+// <prefix>.<cluster>.*.inspect) and change nothing. inspect shows each
+// acceptor's promised and accepted ballots and value size side by side and
+// flags disagreement: acceptors that lag behind the chosen value, acceptors
+// that hold a value no quorum has accepted (an unfinished change), acceptors
+// that do not answer. keys lists keys by prefix, a page at a time. read
+// -decode renders an actors envelope or a persistence record as JSON.
 //
 // Every command takes -json (before or after the command name): it then
 // prints one JSON document on stdout instead of a table or text.
@@ -93,6 +105,8 @@ func commands() []*command {
 		acceptorsCommand(),
 		readCommand(),
 		writeCommand(),
+		inspectCommand(),
+		keysCommand(),
 	}
 }
 

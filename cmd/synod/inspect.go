@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/protosynod/protosynod/natstransport"
+	"github.com/protosynod/protosynod/synod"
+)
+
+// Status of one acceptor's state of a key in "synod inspect", relative to
+// the others that answered.
+const (
+	statusCurrent     = "current"     // holds the latest chosen value
+	statusLags        = "lags"        // holds an older value than the chosen one
+	statusUnchosen    = "unchosen"    // holds a value newer than any known to be chosen
+	statusEmpty       = "empty"       // has no value, and nobody else has one
+	statusUnreachable = "unreachable" // did not answer
+)
+
+// ballotJSON is a ballot in JSON.
+type ballotJSON struct {
+	Counter  uint64 `json:"counter"`
+	Proposer string `json:"proposer"`
+}
+
+func newBallotJSON(b synod.Ballot) *ballotJSON {
+	if b.IsZero() {
+		return nil
+	}
+	return &ballotJSON{Counter: b.Counter, Proposer: b.Proposer}
+}
+
+// acceptorState is one row of "synod inspect".
+type acceptorState struct {
+	Acceptor  string      `json:"acceptor"`
+	Promised  *ballotJSON `json:"promised"`
+	Accepted  *ballotJSON `json:"accepted"`
+	ValueSize int         `json:"value_size"`
+	Status    string      `json:"status"`
+	Error     string      `json:"error,omitempty"`
+
+	promised, accepted synod.Ballot
+}
+
+// inspectResult is the JSON of "synod inspect".
+type inspectResult struct {
+	Key          string          `json:"key"`
+	AcceptQuorum int             `json:"accept_quorum"`
+	Chosen       *ballotJSON     `json:"chosen"` // the highest ballot a quorum accepted; null if none
+	Agree        bool            `json:"agree"`  // every acceptor answered and holds the chosen value
+	Lagging      []string        `json:"lagging"`
+	Unchosen     []string        `json:"unchosen"`
+	Unreachable  []string        `json:"unreachable"`
+	Acceptors    []acceptorState `json:"acceptors"`
+}
+
+func inspectCommand() *command {
+	return &command{
+		name:     "inspect",
+		args:     "KEY",
+		nargs:    1,
+		needsSet: true,
+		summary:  "show each acceptor's state of a register side by side and flag disagreement (read-only: changes nothing)",
+		run: func(ctx context.Context, e *env, args []string) error {
+			nc, err := e.conn()
+			if err != nil {
+				return err
+			}
+			in, err := natstransport.NewInspector(nc, e.cluster, natstransport.WithPrefix(e.prefix))
+			if err != nil {
+				return fmt.Errorf("%w: %w", errUsage, err)
+			}
+			cfg := synod.Config{Acceptors: e.acceptorSet()}
+			if err := cfg.Validate(); err != nil {
+				return fmt.Errorf("%w: %w", errUsage, err)
+			}
+			res := inspectKey(ctx, in, cfg, args[0])
+			if len(res.Unreachable) == len(cfg.Acceptors) {
+				return fmt.Errorf("no acceptor answered: %s", res.Acceptors[0].Error)
+			}
+			return e.out.emit(res, func(w io.Writer) error { return res.write(w) })
+		},
+	}
+}
+
+// inspectKey asks every acceptor of cfg for its state of key, at once, and
+// compares the answers.
+func inspectKey(ctx context.Context, in *natstransport.Inspector, cfg synod.Config, key string) inspectResult {
+	res := inspectResult{Key: key, AcceptQuorum: cfg.Q2(), Acceptors: make([]acceptorState, len(cfg.Acceptors)),
+		Lagging: []string{}, Unchosen: []string{}, Unreachable: []string{}}
+	var wg sync.WaitGroup
+	for i, id := range cfg.Acceptors {
+		wg.Go(func() {
+			st := acceptorState{Acceptor: id}
+			k, err := in.Key(ctx, id, key)
+			if err != nil {
+				st.Status, st.Error = statusUnreachable, err.Error()
+			} else {
+				st.promised, st.accepted, st.ValueSize = k.Promised, k.Accepted, k.ValueSize
+				st.Promised, st.Accepted = newBallotJSON(k.Promised), newBallotJSON(k.Accepted)
+			}
+			res.Acceptors[i] = st
+		})
+	}
+	wg.Wait()
+
+	// The chosen ballot: the highest one that a quorum of the answers accepted.
+	count := map[synod.Ballot]int{}
+	anyValue := false
+	for _, st := range res.Acceptors {
+		if st.Status != statusUnreachable && !st.accepted.IsZero() {
+			count[st.accepted]++
+			anyValue = true
+		}
+	}
+	var chosen synod.Ballot
+	for b, n := range count {
+		if n >= cfg.Q2() && chosen.Less(b) {
+			chosen = b
+		}
+	}
+	res.Chosen = newBallotJSON(chosen)
+	res.Agree = true
+	for i := range res.Acceptors {
+		st := &res.Acceptors[i]
+		switch {
+		case st.Status == statusUnreachable:
+			res.Unreachable = append(res.Unreachable, st.Acceptor)
+		case !anyValue:
+			st.Status = statusEmpty
+		case chosen.Less(st.accepted):
+			st.Status = statusUnchosen
+			res.Unchosen = append(res.Unchosen, st.Acceptor)
+		case st.accepted == chosen:
+			st.Status = statusCurrent
+		default:
+			st.Status = statusLags
+			res.Lagging = append(res.Lagging, st.Acceptor)
+		}
+		if st.Status != statusCurrent && st.Status != statusEmpty {
+			res.Agree = false
+		}
+	}
+	return res
+}
+
+func (r inspectResult) write(w io.Writer) error {
+	t := table{header: []string{"ACCEPTOR", "PROMISED", "ACCEPTED", "VALUE BYTES", "STATUS"}}
+	for _, st := range r.Acceptors {
+		if st.Status == statusUnreachable {
+			t.add(st.Acceptor, "-", "-", "-", st.Status+": "+st.Error)
+			continue
+		}
+		t.add(st.Acceptor, st.promised, st.accepted, st.ValueSize, st.Status)
+	}
+	if err := t.write(w); err != nil {
+		return err
+	}
+	var notes []string
+	if r.Agree {
+		notes = append(notes, "all acceptors agree")
+	}
+	if len(r.Lagging) > 0 {
+		notes = append(notes, fmt.Sprintf("lagging behind the chosen ballot: %s (the next change of the key brings them up to date)", strings.Join(r.Lagging, ", ")))
+	}
+	if len(r.Unchosen) > 0 {
+		notes = append(notes, fmt.Sprintf("holding a value no quorum of %d has accepted: %s (an unfinished change: the next round completes or replaces it)", r.AcceptQuorum, strings.Join(r.Unchosen, ", ")))
+	}
+	if len(r.Unreachable) > 0 {
+		notes = append(notes, "unreachable: "+strings.Join(r.Unreachable, ", "))
+	}
+	if r.Chosen != nil {
+		notes = append(notes, fmt.Sprintf("chosen: ballot %d/%s (accepted by a quorum of %d)", r.Chosen.Counter, r.Chosen.Proposer, r.AcceptQuorum))
+	} else if len(r.Unchosen) > 0 {
+		notes = append(notes, "no value is accepted by a quorum of the acceptors that answered")
+	}
+	for _, n := range notes {
+		if _, err := fmt.Fprintln(w, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
