@@ -213,6 +213,8 @@ func TestBrowser(t *testing.T) {
 		b.clickAndWait("attach", "#live-attach", `document.querySelectorAll("#live-body .card").length === 3`)
 		b.expect("#live-body", "vizlive / a0")
 		b.expect("#live-body", "prepare")
+		b.waitJS("greeting's ballots", `document.querySelector("#live-body").textContent.includes("1/viz-test")`)
+		b.expect("#live-body", "5 bytes")
 		b.screenshot("live-cluster")
 	})
 }

@@ -57,9 +57,9 @@ type LiveEndpoint struct {
 
 // NATSLive is a LiveSource over NATS: it finds acceptors with the micro
 // discovery requests ($SRV.INFO and $SRV.STATS of the synod-acceptor
-// service), which change nothing. Acceptors do not yet serve a
-// side-effect-free inspect request, so it cannot show ballots per key; a
-// prepare or accept would change the state it looks at, so it sends none.
+// service) and reads their state of the chosen keys from their inspect
+// endpoints (natstransport.Inspector). None of these changes anything; it
+// never sends a prepare or an accept, which would change what it looks at.
 type NATSLive struct {
 	NC  *nats.Conn
 	URL string // as configured, for messages while not connected
@@ -67,14 +67,11 @@ type NATSLive struct {
 
 // Snapshot implements LiveSource.
 func (l NATSLive) Snapshot(ctx context.Context, cluster string, keys []string) LiveSnapshot {
-	snap := LiveSnapshot{Source: "NATS " + l.NC.ConnectedUrlRedacted() + " (micro discovery and stats)", Acceptors: []LiveAcceptor{}}
+	snap := LiveSnapshot{Source: "NATS " + l.NC.ConnectedUrlRedacted() + " (micro discovery and stats, inspect endpoints)", Acceptors: []LiveAcceptor{}}
 	if !l.NC.IsConnected() {
 		snap.Source = "NATS " + l.URL
 		snap.Error = "not connected to NATS at " + l.URL + " (still trying)"
 		return snap
-	}
-	if len(keys) > 0 {
-		snap.Keys = "per-key ballots need the acceptors' inspect endpoint, which this build does not have yet; discovery and stats only"
 	}
 	infos, err := gather[micro.Info](ctx, l.NC, micro.InfoVerb)
 	if err != nil {
@@ -87,6 +84,7 @@ func (l NATSLive) Snapshot(ctx context.Context, cluster string, keys []string) L
 		return snap
 	}
 	byID := map[string]micro.Stats{}
+	prefixes := map[string]string{}
 	for _, s := range stats {
 		byID[s.ID] = s
 	}
@@ -101,6 +99,7 @@ func (l NATSLive) Snapshot(ctx context.Context, cluster string, keys []string) L
 		if cluster != "" && a.Cluster != cluster {
 			continue
 		}
+		prefixes[in.ID] = in.Metadata[natstransport.MetadataPrefix]
 		if st, ok := byID[in.ID]; ok {
 			a.Started = st.Started.UTC().Format(time.RFC3339)
 			for _, e := range st.Endpoints {
@@ -120,7 +119,9 @@ func (l NATSLive) Snapshot(ctx context.Context, cluster string, keys []string) L
 		if cluster != "" {
 			snap.Error += " for cluster " + cluster
 		}
+		return snap
 	}
+	l.inspectKeys(ctx, &snap, prefixes, keys)
 	return snap
 }
 

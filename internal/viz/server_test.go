@@ -190,25 +190,37 @@ func mustJSON(t *testing.T, v any) string {
 }
 
 // TestNATSLive reads acceptors served over an embedded nats-server with
-// discovery and stats, and checks the snapshot names them.
+// discovery, stats and their inspect endpoints, and checks the snapshot.
 func TestNATSLive(t *testing.T) {
 	c := acceptortest.Start(t, "vizlive", 3)
+	writeLiveKey(t, c)
 	nc := natstest.Connect(t, c.Server)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	snap := NATSLive{NC: nc, URL: c.Server.ClientURL()}.Snapshot(ctx, "vizlive", []string{"k"})
+	live := NATSLive{NC: nc, URL: c.Server.ClientURL()}
+	snap := live.Snapshot(ctx, "vizlive", []string{"greeting", "nothing"})
 	if snap.Error != "" || len(snap.Acceptors) != 3 {
 		t.Fatalf("snapshot: %+v", snap)
 	}
+	accepted := 0
 	for i, a := range snap.Acceptors {
-		if a.Cluster != "vizlive" || a.Acceptor != c.IDs[i] || len(a.Endpoints) == 0 {
-			t.Errorf("acceptor %d: %+v", i, a)
+		if a.Cluster != "vizlive" || a.Acceptor != c.IDs[i] || len(a.Endpoints) == 0 || len(a.Keys) != 2 {
+			t.Fatalf("acceptor %d: %+v", i, a)
+		}
+		if k := a.Keys[0]; k.Key == "greeting" && k.Accepted == "1/viz-test" && k.Value == "5 bytes" {
+			accepted++
+		}
+		if k := a.Keys[1]; k.Promised != "ø" || k.Accepted != "ø" || k.Value != "—" {
+			t.Errorf("%s: a key never written: %+v", a.Acceptor, k)
 		}
 	}
-	if snap.Keys == "" {
-		t.Error("no word on per-key state")
+	if accepted < 2 {
+		t.Errorf("%d acceptors show greeting accepted at 1/viz-test (5 bytes), want a quorum: %+v", accepted, snap.Acceptors)
 	}
-	if other := (NATSLive{NC: nc}).Snapshot(ctx, "elsewhere", nil); other.Error == "" || len(other.Acceptors) != 0 {
+	if snap := live.Snapshot(ctx, "vizlive", nil); !strings.Contains(snap.Keys, "greeting") {
+		t.Errorf("with no keys chosen: %q, want it to list greeting", snap.Keys)
+	}
+	if other := live.Snapshot(ctx, "elsewhere", nil); other.Error == "" || len(other.Acceptors) != 0 {
 		t.Errorf("another cluster's snapshot: %+v", other)
 	}
 }
