@@ -99,6 +99,9 @@ func (m *Membership) UnmarshalBinary(data []byte) error {
 		if !ok || n > maxConfigAcceptors || n > uint64(len(rest)) {
 			return nil, false
 		}
+		if n == 0 {
+			return nil, true
+		}
 		l := make([]string, 0, n)
 		for range n {
 			k, ok := uv()
@@ -133,6 +136,9 @@ func (m *Membership) UnmarshalBinary(data []byte) error {
 	if hasTarget {
 		if out.Target, ok = list(); !ok {
 			return bad("bad target")
+		}
+		if out.Target == nil {
+			out.Target = []string{}
 		}
 	}
 	if out.Dead, ok = list(); !ok {
