@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -271,4 +272,108 @@ func (s *phaseStats) report() []string {
 		}
 	}
 	return out
+}
+
+// TestDiskFullAbrupt fills one acceptor's disk at once (its size set to 0, so
+// the write-ahead log itself hits ENOSPC, past the space reserve): the
+// acceptor's store fails for good and the process exits with status 75, as
+// documented, for its supervisor to restart it. The test plays the
+// supervisor (restart 200ms after every exit): while the disk stays full each
+// restart refuses to start with status 75 and says why; once space is freed
+// the next restart serves from the data directory. The cluster keeps
+// committing throughout, and the history is checked.
+func TestDiskFullAbrupt(t *testing.T) {
+	skipShort(t)
+	seed := scenarioSeed(t, baseSeed(t))
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	limit := filepath.Join(t.TempDir(), "a0")
+	e := startEnv(t, envConfig{
+		natsServers: 1, acceptors: 3,
+		acceptorArgsFor: func(i int) []string {
+			if i == 0 {
+				return []string{"-test-disk-limit-file", limit}
+			}
+			return nil
+		},
+	})
+	rec := harness.NewRecorder()
+	var props []*proposer
+	for i := range proposers {
+		props = append(props, e.newProposer(t, fmt.Sprintf("p%d", i), e.nats.ClientURL(0), seed+int64(i)))
+	}
+	wcfg := defaultWorkload()
+	wcfg.pad = 32 << 10
+	wcfg.maxOps = 1 << 30
+	w := newWorkload(wcfg, rec, props, seed)
+	w.start(ctx)
+	defer w.stop()
+	if err := w.waitOK(ctx, 150); err != nil {
+		t.Fatalf("warm-up: %v", err)
+	}
+
+	a0 := e.acceptors[0]
+	end := rec.Annotate("nemesis", "a0 disk full at once")
+	filled := time.Now()
+	if err := os.WriteFile(limit, []byte("0"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := a0.Wait(ctx)
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 75 {
+		t.Fatalf("a0 on a full disk: %v, want exit status 75\n%s", err, a0.Tail())
+	}
+	t.Logf("a0 exited 75 %v after its disk filled", time.Since(filled).Round(time.Millisecond))
+	if !strings.Contains(a0.Tail(), "storage failed") {
+		t.Errorf("a0 did not log its storage failure:\n%s", a0.Tail())
+	}
+
+	// The supervisor restarts it while the disk is still full: refused.
+	refusals := 0
+	for range 3 {
+		sleep(ctx, 200*time.Millisecond)
+		if err := a0.Restart(); err != nil {
+			t.Fatal(err)
+		}
+		err := a0.Wait(ctx)
+		if !errors.As(err, &exit) || exit.ExitCode() != 75 || !strings.Contains(a0.Tail(), "refusing to start") {
+			t.Fatalf("a0 restarted on a full disk: %v, want a refusal with status 75\n%s", err, a0.Tail())
+		}
+		refusals++
+	}
+	t.Logf("a0 refused %d restarts on the full disk: %s", refusals, lastLine(a0.Tail()))
+	if err := w.waitOK(ctx, 100); err != nil {
+		t.Fatalf("cluster with a0 down: %v", err)
+	}
+	end()
+
+	rec.Annotate("nemesis", "space freed")
+	if err := os.Remove(limit); err != nil {
+		t.Fatal(err)
+	}
+	freed := time.Now()
+	if err := e.restart(ctx, a0); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("a0 serving %v after the space was freed (one supervisor restart)", time.Since(freed).Round(time.Millisecond))
+	// a0 must now take part: with a1 paused, a0 and a2 form the quorums.
+	if err := e.acceptors[1].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.waitOK(ctx, 100); err != nil {
+		t.Errorf("load on a0 and a2: %v", err)
+	}
+	if err := e.acceptors[1].Cont(); err != nil {
+		t.Fatal(err)
+	}
+	w.stop()
+	w.finalReads(ctx, t, finalReadBound)
+	logErrors(t, rec)
+	rec.Check(t, checkTimeout, harness.WithLogs(e.logs()...), harness.WithSummary(suite.Summary, t.Name()))
+}
+
+// lastLine returns the last non-empty line of s.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }
