@@ -31,16 +31,26 @@ type Proxy struct {
 // added directly.
 func NewProxy(t testing.TB, upstream string) *Proxy {
 	t.Helper()
+	px := &Proxy{proxy: newToxiproxy(t, upstream)}
+	t.Cleanup(func() { px.close(t) })
+	return px
+}
+
+// newToxiproxy starts a toxiproxy proxy to upstream on a free port.
+func newToxiproxy(t testing.TB, upstream string) *toxiproxy.Proxy {
+	t.Helper()
 	server := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
 	p := toxiproxy.NewProxy(server, "harness-"+upstream, hostPort(0), upstream)
 	// Binding port 0 cannot collide; proxy.Listen then holds the real port.
 	if err := p.Start(); err != nil {
 		t.Fatalf("harness: start proxy to %s: %v", upstream, err)
 	}
-	px := &Proxy{proxy: p}
-	t.Cleanup(px.close)
-	return px
+	return p
 }
+
+// closeTimeout bounds how long closing a proxy may take before the harness
+// gives up on it (leaving its goroutines) rather than hang the test.
+const closeTimeout = 10 * time.Second
 
 // Addr returns the proxy's listening address, 127.0.0.1:<port>. It stays the
 // same across [Proxy.Disable] and [Proxy.Heal].
@@ -115,11 +125,25 @@ func (p *Proxy) Heal() error {
 	return nil
 }
 
-func (p *Proxy) close() {
+// close stops the proxy, closing its connections. It stops the proxy first
+// and never resets the toxics: ResetToxics holds the toxic collection's lock
+// while it waits for every link to drop each toxic, and a link that is
+// closing waits for that same lock in RemoveLink, so reset-then-stop could
+// hang until the test's timeout. The toxics go with the proxy. Stop itself is
+// bounded by closeTimeout.
+func (p *Proxy) close(t testing.TB) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.proxy.Toxics.ResetToxics(context.Background())
-	p.proxy.Stop()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.proxy.Stop()
+	}()
+	select {
+	case <-done:
+	case <-time.After(closeTimeout):
+		t.Logf("harness: proxy to %s did not stop within %v; leaving it", p.proxy.Upstream, closeTimeout)
+	}
 }
 
 // addBoth adds a toxic of the given type to both directions, replacing toxics
