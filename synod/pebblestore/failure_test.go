@@ -316,3 +316,36 @@ func TestSpaceReserve(t *testing.T) {
 	default:
 	}
 }
+
+// TestStoreOnHungDisk: a Store stuck in Pebble on a hung disk returns when
+// its ctx ends (shutdown is bounded), and the store fails, because the
+// abandoned write could still land after a later write of the same key.
+func TestStoreOnHungDisk(t *testing.T) {
+	var limit atomic.Int64
+	limit.Store(-1)
+	s, err := pebblestore.Open("db", pebblestore.WithFS(limitfs.New(vfs.NewMem(), "db", limit.Load)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { limit.Store(-1); _ = s.Close() }()
+	limit.Store(limitfs.Stall)
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = s.Store(ctx, "k", state(1, nil))
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, pebblestore.ErrFailed) {
+		t.Fatalf("Store on a hung disk: %v, want DeadlineExceeded and ErrFailed", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Store took %v to give up", d)
+	}
+	select {
+	case <-s.Failed():
+	default:
+		t.Fatal("store not failed after an abandoned commit")
+	}
+	limit.Store(-1)
+	if err := s.Store(t.Context(), "k", state(2, nil)); !errors.Is(err, pebblestore.ErrFailed) {
+		t.Fatalf("Store after an abandoned commit: %v, want ErrFailed", err)
+	}
+}

@@ -1,6 +1,7 @@
 package pebblestore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -120,6 +121,9 @@ func classify(err error) error {
 
 // errorKind names the kind of a storage error for metrics and logs.
 func errorKind(err error) string {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return "canceled"
+	}
 	if errors.Is(err, ErrNoSpace) || errors.Is(err, syscall.ENOSPC) {
 		return "no_space"
 	}

@@ -233,9 +233,10 @@ func (s *Store) Load(ctx context.Context, key string) (synod.AcceptorState, erro
 // does not hold is refused with ErrNoSpace, and below half of it every key is,
 // before anything is written. A commit that fails (or is stuck in Pebble when
 // the store fails) returns an error matching ErrFailed, as does every later
-// call; if ctx ends while the commit runs, Store returns ctx's error at once.
-// In both cases the write may or may not become durable; every other error
-// means it did not.
+// call; if ctx ends while the commit runs, Store returns ctx's error at once
+// and the store fails too (the abandoned write could otherwise land after a
+// later write of the same key). In both cases the write may or may not become
+// durable; every other error means it did not.
 func (s *Store) Store(ctx context.Context, key string, st synod.AcceptorState) error {
 	rec, err := appendState(nil, key, st)
 	if err != nil {
@@ -429,8 +430,11 @@ func (s *Store) commit(ctx context.Context, n int, apply func() error) error {
 	case <-s.health.ch:
 		err = s.health.err()
 	case <-ctx.Done():
-		s.m.errored("canceled")
-		return fmt.Errorf("%w (the write may or may not become durable)", ctx.Err())
+		// The abandoned commit may still land, after writes of the same key
+		// that start later: the store can no longer keep per-key order, so
+		// it fails (in practice only when a shutdown's drain times out).
+		s.health.fail(&failure{msg: "a commit was abandoned when its caller gave up: " + ctx.Err().Error(), cause: ctx.Err()})
+		return fmt.Errorf("%w (the write may or may not become durable): %w", ctx.Err(), s.health.err())
 	}
 	if err == nil {
 		if n > 0 {
