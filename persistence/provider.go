@@ -284,3 +284,18 @@ func (s *State) fail(op, actorName string, index int, err error) {
 		"op", op, "actor", actorName, "index", index, "err", err)
 	panic(e)
 }
+
+// Delete removes the actor actorName's journal for good: it writes the
+// register's tombstone (the empty value) through a round, so a later actor of
+// that name recovers nothing, as a new one does. Stop the actor first; one
+// still running finds the register emptied at its next PersistEvent and
+// panics, as after any other writer (see the package doc). The acceptors drop
+// the key itself at the next garbage collection
+// (synod.Reconfigurer.CollectGarbage).
+func (p *Provider) Delete(ctx context.Context, actorName string) error {
+	key := p.Key(actorName)
+	if _, err := p.regs.Change(ctx, key, func([]byte) ([]byte, error) { return nil, nil }); err != nil {
+		return fmt.Errorf("persistence: delete %q: %w", key, err)
+	}
+	return nil
+}

@@ -70,6 +70,18 @@ func TestCLI(t *testing.T) {
 	if out, err = cli(t, url, append(set, "read", "-round", "k")...); err != nil || out != "v1\n" {
 		t.Fatalf("read -round after write = %q, %v; want v1", out, err)
 	}
+	if out, err = cli(t, url, append(set, "delete", "k")...); err != nil || out != "k deleted\n" {
+		t.Fatalf("delete = %q, %v", out, err)
+	}
+	if out, err = cli(t, url, append(set, "read", "-round", "k")...); err != nil || out != "(empty register)\n" {
+		t.Fatalf("read after delete = %q, %v; want (empty register)", out, err)
+	}
+	if _, err = cli(t, url, append(set, "write", "k", "v2")...); err != nil {
+		t.Fatalf("write after delete: %v", err)
+	}
+	if out, err = cli(t, url, append(set, "read", "k")...); err != nil || out != "v2\n" {
+		t.Fatalf("read after delete and write = %q, %v; want v2", out, err)
+	}
 	if out, err = cli(t, url, append(set, "-cluster", "other", "acceptors")...); err == nil {
 		t.Errorf("acceptors of an unknown cluster = %q, want an error", out)
 	}
