@@ -33,6 +33,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/protosynod/protosynod/examples/cluster/scenario"
+	"github.com/protosynod/protosynod/internal/promexport"
 )
 
 func main() {
@@ -54,6 +55,7 @@ var errUsage = errors.New("usage")
 
 type flags struct {
 	role, natsURL, id, data, host, acceptors, cluster, show string
+	metrics                                                 string
 	seed                                                    uint64
 	members                                                 int
 	verbose                                                 bool
@@ -74,6 +76,7 @@ func parse(args []string, stderr io.Writer) (flags, error) {
 	fs.StringVar(&f.show, "show", "", "-role client: instead of running the scenario, show the grains of this earlier run ID")
 	fs.IntVar(&f.members, "members", 1, "-role client: wait until this many members have joined")
 	fs.BoolVar(&f.verbose, "v", false, "log the nodes' messages to stderr")
+	fs.StringVar(&f.metrics, "metrics", "", "serve the acceptors' and synod clients' metrics in Prometheus text at http://ADDR/metrics (-role all: until Ctrl-C after the scenario)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return f, err
@@ -117,6 +120,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := scenario.DefaultConfig(f.natsURL)
 	cfg.Cluster, cfg.Host, cfg.Seed, cfg.Logger = f.cluster, f.host, f.seed, log
 	cfg.Acceptors = strings.Split(f.acceptors, ",")
+	if f.metrics != "" {
+		exp, err := promexport.New()
+		if err != nil {
+			return err
+		}
+		srv, err := promexport.Listen(f.metrics, exp, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = srv.Close(sctx)
+			_ = exp.Provider.Shutdown(sctx)
+		}()
+		fmt.Fprintf(stdout, "metrics at %s\n", srv.URL())
+		cfg.MeterProvider = exp.Provider
+	}
 	switch f.role {
 	case "acceptor":
 		a, err := scenario.StartAcceptor(ctx, cfg, f.id, f.data)
@@ -249,5 +270,9 @@ func runAll(ctx context.Context, f flags, cfg scenario.Config, stdout io.Writer)
 		return err
 	}
 	say("done in %v; failover of %s took %v", time.Since(start).Round(time.Millisecond), rep.Crashed, rep.Failover.Round(time.Millisecond))
+	if f.metrics != "" {
+		say("metrics stay at http://%s/metrics until Ctrl-C", f.metrics)
+		<-ctx.Done()
+	}
 	return nil
 }

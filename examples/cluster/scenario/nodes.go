@@ -13,6 +13,7 @@ import (
 	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/remote"
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/protosynod/protosynod/actors"
 	"github.com/protosynod/protosynod/natscluster"
@@ -47,6 +48,9 @@ type Config struct {
 	TTL time.Duration
 	// Logger receives the nodes' logs (nil: discard).
 	Logger *slog.Logger
+	// MeterProvider receives the acceptors', storages' and synod clients'
+	// metrics (nil: none).
+	MeterProvider metric.MeterProvider
 }
 
 // DefaultConfig returns the example's settings for a NATS server at url:
@@ -118,7 +122,8 @@ func StartAcceptor(ctx context.Context, cfg Config, id, dir string) (*Acceptor, 
 		return nil, err
 	}
 	log := cfg.logger().With("acceptor", id)
-	store, err := pebblestore.Open(dir, pebblestore.WithIdentity(cfg.Cluster, id), pebblestore.WithLogger(log))
+	store, err := pebblestore.Open(dir, pebblestore.WithIdentity(cfg.Cluster, id), pebblestore.WithLogger(log),
+		pebblestore.WithMeterProvider(cfg.MeterProvider))
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +132,8 @@ func StartAcceptor(ctx context.Context, cfg Config, id, dir string) (*Acceptor, 
 		_ = store.Close()
 		return nil, err
 	}
-	svc, err := natstransport.Serve(ctx, nc, cfg.Cluster, synod.NewAcceptor(id, store), natstransport.WithLogger(log))
+	svc, err := natstransport.Serve(ctx, nc, cfg.Cluster, synod.NewAcceptor(id, store), natstransport.WithLogger(log),
+		natstransport.WithMeterProvider(cfg.MeterProvider))
 	if err != nil {
 		nc.Close()
 		_ = store.Close()
@@ -190,7 +196,7 @@ func startNode(ctx context.Context, cfg Config, id string, client bool) (*Node, 
 		q := len(cfg.Acceptors)/2 + 1
 		scfg := synod.Config{Acceptors: cfg.Acceptors, PrepareQuorum: q, AcceptQuorum: q}
 		reg, err := synod.NewClient(synod.RandomProposerID(id), scfg, n.tr,
-			synod.WithRand(rand.New(rand.NewPCG(cfg.Seed, hash(id)))), synod.WithLogger(log))
+			synod.WithRand(rand.New(rand.NewPCG(cfg.Seed, hash(id)))), synod.WithLogger(log), synod.WithMeterProvider(cfg.MeterProvider))
 		if err != nil {
 			n.tr.Close()
 			nc.Close()
