@@ -15,8 +15,8 @@ import (
 // the others that answered.
 const (
 	statusCurrent     = "current"     // holds the latest chosen value
-	statusLags        = "lags"        // holds an older value than the chosen one
-	statusUnchosen    = "unchosen"    // holds a value newer than any known to be chosen
+	statusLags        = "lags"        // holds an older value than another acceptor
+	statusUnchosen    = "unchosen"    // holds the newest value, which no quorum of the answers holds
 	statusEmpty       = "empty"       // has no value, and nobody else has one
 	statusUnreachable = "unreachable" // did not answer
 )
@@ -90,13 +90,19 @@ func inspectCommand() *command {
 // inspectKey asks every acceptor of cfg for its state of key, at once, and
 // compares the answers.
 func inspectKey(ctx context.Context, in *natstransport.Inspector, cfg synod.Config, key string) inspectResult {
+	return compareStates(cfg, key, func(id string) (natstransport.KeyInfo, error) { return in.Key(ctx, id, key) })
+}
+
+// compareStates asks every acceptor of cfg through get, at once, and
+// compares the answers.
+func compareStates(cfg synod.Config, key string, get func(acceptor string) (natstransport.KeyInfo, error)) inspectResult {
 	res := inspectResult{Key: key, AcceptQuorum: cfg.Q2(), Acceptors: make([]acceptorState, len(cfg.Acceptors)),
 		Lagging: []string{}, Unchosen: []string{}, Unreachable: []string{}}
 	var wg sync.WaitGroup
 	for i, id := range cfg.Acceptors {
 		wg.Go(func() {
 			st := acceptorState{Acceptor: id}
-			k, err := in.Key(ctx, id, key)
+			k, err := get(id)
 			if err != nil {
 				st.Status, st.Error = statusUnreachable, err.Error()
 			} else {
@@ -117,10 +123,13 @@ func inspectKey(ctx context.Context, in *natstransport.Inspector, cfg synod.Conf
 			anyValue = true
 		}
 	}
-	var chosen synod.Ballot
+	var chosen, latest synod.Ballot
 	for b, n := range count {
 		if n >= cfg.Q2() && chosen.Less(b) {
 			chosen = b
+		}
+		if latest.Less(b) {
+			latest = b
 		}
 	}
 	res.Chosen = newBallotJSON(chosen)
@@ -132,7 +141,7 @@ func inspectKey(ctx context.Context, in *natstransport.Inspector, cfg synod.Conf
 			res.Unreachable = append(res.Unreachable, st.Acceptor)
 		case !anyValue:
 			st.Status = statusEmpty
-		case chosen.Less(st.accepted):
+		case st.accepted == latest && chosen.Less(latest):
 			st.Status = statusUnchosen
 			res.Unchosen = append(res.Unchosen, st.Acceptor)
 		case st.accepted == chosen:
@@ -165,10 +174,10 @@ func (r inspectResult) write(w io.Writer) error {
 		notes = append(notes, "all acceptors agree")
 	}
 	if len(r.Lagging) > 0 {
-		notes = append(notes, fmt.Sprintf("lagging behind the chosen ballot: %s (the next change of the key brings them up to date)", strings.Join(r.Lagging, ", ")))
+		notes = append(notes, fmt.Sprintf("lagging behind a newer value: %s (the next change of the key brings them up to date)", strings.Join(r.Lagging, ", ")))
 	}
 	if len(r.Unchosen) > 0 {
-		notes = append(notes, fmt.Sprintf("holding a value no quorum of %d has accepted: %s (an unfinished change: the next round completes or replaces it)", r.AcceptQuorum, strings.Join(r.Unchosen, ", ")))
+		notes = append(notes, fmt.Sprintf("holding the newest value, which no quorum of %d of the answers holds: %s (an unfinished change, or one the unreachable acceptors complete: the next round completes or replaces it)", r.AcceptQuorum, strings.Join(r.Unchosen, ", ")))
 	}
 	if len(r.Unreachable) > 0 {
 		notes = append(notes, "unreachable: "+strings.Join(r.Unreachable, ", "))

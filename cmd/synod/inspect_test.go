@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"regexp"
 	"slices"
@@ -104,7 +105,7 @@ func TestInspectAndKeys(t *testing.T) {
 		regexp.MustCompile(`(?m)^ACCEPTOR\s+PROMISED\s+ACCEPTED\s+VALUE BYTES\s+STATUS$`),
 		regexp.MustCompile(`(?m)^a1\s+\S+\s+\S+\s+2\s+lags$`),
 		regexp.MustCompile(`(?m)^a2\s+1000\S*\s+1000\S*\s+3\s+current$`),
-		regexp.MustCompile(`(?m)^lagging behind the chosen ballot: a1 `),
+		regexp.MustCompile(`(?m)^lagging behind a newer value: a1 `),
 		regexp.MustCompile(`(?m)^chosen: ballot 1000/test/1 `),
 	} {
 		if !want.MatchString(out) {
@@ -264,3 +265,23 @@ func TestReadDecode(t *testing.T) {
 }
 
 func natsConnect(url string) (*nats.Conn, error) { return nats.Connect(url) }
+
+// TestInspectWithoutQuorum: when the answers hold no value a quorum
+// accepted, the newest is unchosen and the older ones lag.
+func TestInspectWithoutQuorum(t *testing.T) {
+	ids := []string{"a1", "a2", "a3"}
+	infos := map[string]natstransport.KeyInfo{
+		"a1": {From: "a1", Key: "k", Accepted: synod.Ballot{Counter: 7, Proposer: "p"}},
+		"a3": {From: "a3", Key: "k", Accepted: synod.Ballot{Counter: 5, Proposer: "p"}},
+	}
+	res := compareStates(synod.Config{Acceptors: ids}, "k", func(id string) (natstransport.KeyInfo, error) {
+		if k, ok := infos[id]; ok {
+			return k, nil
+		}
+		return natstransport.KeyInfo{}, errors.New("no responders")
+	})
+	got := []string{res.Acceptors[0].Status, res.Acceptors[1].Status, res.Acceptors[2].Status}
+	if want := []string{statusUnchosen, statusUnreachable, statusLags}; !slices.Equal(got, want) || res.Chosen != nil || res.Agree {
+		t.Errorf("statuses %q, chosen %v; want %q and none chosen", got, res.Chosen, want)
+	}
+}
