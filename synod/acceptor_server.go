@@ -7,11 +7,11 @@ import (
 	"sync"
 )
 
-// Acceptor serves prepare and accept requests for one acceptor ID over a
-// Storage: it loads the key's state, applies the rule, stores the new state
-// durably, and only then returns the reply. It is safe for concurrent use; calls
-// for one key are serialized, calls for different keys run concurrently so the
-// Storage can commit them together.
+// Acceptor serves prepare, accept and read requests for one acceptor ID over a
+// Storage, one at a time or in batches (ApplyBatch): it loads the key's state,
+// applies the rule, stores the new state durably, and only then returns the
+// reply. It is safe for concurrent use; calls for one key are serialized, calls
+// for different keys run concurrently so the Storage can commit them together.
 type Acceptor struct {
 	id    string
 	store Storage
@@ -40,73 +40,36 @@ func NewAcceptor(id string, store Storage) *Acceptor {
 // ID returns the acceptor's ID.
 func (a *Acceptor) ID() string { return a.id }
 
-// Prepare handles a PrepareRequest. A request from an older epoch than the
-// acceptor's configuration is refused with a *StaleEpochError, and one whose
-// ballot counter is at or below the configuration's floor with a refusal.
+// Prepare handles a PrepareRequest (a batch of one, see ApplyBatch). A
+// request from an older epoch than the acceptor's configuration is refused
+// with a *StaleEpochError, and one whose ballot counter is at or below the
+// configuration's floor with a refusal.
 func (a *Acceptor) Prepare(ctx context.Context, req PrepareRequest) (PrepareReply, error) {
-	if err := req.Validate(); err != nil {
-		return PrepareReply{}, err
+	rep := a.ApplyBatch(ctx, []BatchRequest{{Op: OpPrepare, Prepare: req}})[0]
+	if rep.Err != nil {
+		return PrepareReply{}, rep.Err // no reply for what is not durable
 	}
-	floor, release, err := a.admit(ctx, req.Epoch)
-	if err != nil {
-		return PrepareReply{}, err
-	}
-	defer release()
-	if req.Ballot.Counter <= floor {
-		return PrepareReply{From: a.id, Key: req.Key, Ballot: req.Ballot, Seen: a.floorBallot(floor)}, nil
-	}
-	var rep PrepareReply
-	err = a.update(ctx, req.Key, func(st AcceptorState) (AcceptorState, bool) {
-		var changed bool
-		st, rep, changed = st.Prepare(a.id, req)
-		return st, changed
-	})
-	if err != nil {
-		return PrepareReply{}, err // no reply for what is not durable
-	}
-	return rep, nil
+	return rep.Prepare, nil
 }
 
-// Accept handles an AcceptRequest, with the epoch and floor checks of Prepare.
+// Accept handles an AcceptRequest (a batch of one, see ApplyBatch), with the
+// epoch and floor checks of Prepare.
 func (a *Acceptor) Accept(ctx context.Context, req AcceptRequest) (AcceptReply, error) {
-	if err := req.Validate(); err != nil {
-		return AcceptReply{}, err
+	rep := a.ApplyBatch(ctx, []BatchRequest{{Op: OpAccept, Accept: req}})[0]
+	if rep.Err != nil {
+		return AcceptReply{}, rep.Err // no reply for what is not durable
 	}
-	floor, release, err := a.admit(ctx, req.Epoch)
-	if err != nil {
-		return AcceptReply{}, err
-	}
-	defer release()
-	if req.Ballot.Counter <= floor {
-		return AcceptReply{From: a.id, Key: req.Key, Ballot: req.Ballot, Seen: a.floorBallot(floor)}, nil
-	}
-	var rep AcceptReply
-	err = a.update(ctx, req.Key, func(st AcceptorState) (AcceptorState, bool) {
-		var changed bool
-		st, rep, changed = st.Accept(a.id, req)
-		return st, changed
-	})
-	if err != nil {
-		return AcceptReply{}, err // no reply for what is not durable
-	}
-	return rep, nil
+	return rep.Accept, nil
 }
 
-// Read handles a ReadRequest. It changes nothing and writes nothing.
+// Read handles a ReadRequest, with the epoch check of Prepare. It changes
+// nothing and writes nothing.
 func (a *Acceptor) Read(ctx context.Context, req ReadRequest) (ReadReply, error) {
-	if err := req.Validate(); err != nil {
-		return ReadReply{}, err
+	rep := a.ApplyBatch(ctx, []BatchRequest{{Op: OpRead, Read: req}})[0]
+	if rep.Err != nil {
+		return ReadReply{}, rep.Err
 	}
-	_, release, err := a.admit(ctx, req.Epoch)
-	if err != nil {
-		return ReadReply{}, err
-	}
-	defer release()
-	st, err := a.State(ctx, req.Key)
-	if err != nil {
-		return ReadReply{}, err
-	}
-	return st.Read(a.id, req), nil
+	return rep.Read, nil
 }
 
 // KeysFrom calls fn for every key the acceptor stores, in order, from the
@@ -133,25 +96,6 @@ func (a *Acceptor) State(ctx context.Context, key string) (AcceptorState, error)
 		return AcceptorState{}, fmt.Errorf("synod: acceptor %s: load %q: %w", a.id, key, err)
 	}
 	return st, nil
-}
-
-// update runs rule on key's state under the key's lock and persists the result
-// before returning, if it changed.
-func (a *Acceptor) update(ctx context.Context, key string, rule func(AcceptorState) (AcceptorState, bool)) error {
-	unlock := a.lock(key)
-	defer unlock()
-	st, err := a.store.Load(ctx, key)
-	if err != nil {
-		return fmt.Errorf("synod: acceptor %s: load %q: %w", a.id, key, err)
-	}
-	st, changed := rule(st)
-	if !changed {
-		return nil
-	}
-	if err := a.store.Store(ctx, key, st); err != nil {
-		return fmt.Errorf("synod: acceptor %s: store %q: %w", a.id, key, err)
-	}
-	return nil
 }
 
 // lock serializes work on one key; the per-key locks are reference counted so
@@ -199,23 +143,6 @@ func (a *Acceptor) load(ctx context.Context) error {
 	}
 	a.loaded = true
 	return nil
-}
-
-// admit checks a request's epoch against the configuration served. On
-// success it returns the ballot floor and a release function, and holds
-// epochMu shared until release is called.
-func (a *Acceptor) admit(ctx context.Context, epoch uint64) (floor uint64, release func(), err error) {
-	if err := a.rlock(ctx); err != nil {
-		return 0, nil, err
-	}
-	cfg := a.cfg
-	// An acceptor removed from its configuration serves nobody: IDs never
-	// rejoin (see the package doc, "Membership change").
-	if epoch < cfg.Epoch || (cfg.Epoch > 0 && !cfg.Has(a.id)) {
-		a.epochMu.RUnlock()
-		return 0, nil, &StaleEpochError{Acceptor: a.id, Epoch: epoch, Config: cfg.Clone()}
-	}
-	return cfg.Floor, a.epochMu.RUnlock, nil
 }
 
 // rlock takes epochMu shared, with the configuration loaded.

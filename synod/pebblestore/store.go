@@ -81,14 +81,12 @@ var (
 	_ synod.Storage        = (*Store)(nil)
 	_ synod.KeyLister      = (*Store)(nil)
 	_ synod.KeyRangeLister = (*Store)(nil)
+	_ synod.BatchStorage   = (*Store)(nil)
 	_ io.Closer            = (*Store)(nil)
 )
 
 // KeyState is one register's key and state, for StoreBatch.
-type KeyState struct {
-	Key   string
-	State synod.AcceptorState
-}
+type KeyState = synod.KeyState
 
 // Open opens (creating if needed) the store in directory dir.
 func Open(dir string, opts ...Option) (*Store, error) {
@@ -284,8 +282,9 @@ func (s *Store) exists(key string) (found bool, err error) {
 	return found, err
 }
 
-// StoreBatch stores several registers in one synced batch: all of them become
-// durable together, or (on error) none is acknowledged. A key listed twice takes
+// StoreBatch implements synod.BatchStorage: it stores several registers in one
+// synced batch (one WAL fsync); all of them become durable together, or (on
+// error) none is acknowledged. A key listed twice takes
 // its last state. The ctx rules are those of Store.
 func (s *Store) StoreBatch(ctx context.Context, entries []KeyState) error {
 	if len(entries) == 0 {
