@@ -34,7 +34,7 @@ func authConfig(acceptors int) string {
 			i, i, own, own))
 	}
 	users = append(users,
-		fmt.Sprintf(`{user: proposer, password: pw-p, permissions: {publish: ["synod.%s.*.prepare", "synod.%s.*.accept"], subscribe: ["_INBOX.>"]}}`, clusterName, clusterName),
+		fmt.Sprintf(`{user: proposer, password: pw-p, permissions: {publish: ["synod.%s.*.frame"], subscribe: ["_INBOX.>"]}}`, clusterName),
 		`{user: intruder, password: pw-i, permissions: {publish: ["_INBOX.>"], subscribe: ["_INBOX.>"]}}`,
 		`{user: probe, password: pw-probe, permissions: {publish: ">", subscribe: ">"}}`,
 	)

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -23,46 +22,85 @@ const (
 	statusNoResponders = "503"
 )
 
-// Transport is the proposer side: a synod.Transport over NATS. It is safe for
-// concurrent use.
+// Transport is the proposer side: a synod.Transport (and synod.Reader) over
+// NATS. It is safe for concurrent use.
 //
-// Each Prepare or Accept publishes the request to every acceptor's subject
-// with its own reply subject <inbox>.<request ID>.<index of the acceptor>, all
-// under one wildcard subscription per Transport. Replies are matched to the
-// pending request by those two numbers, so a reply counts only for the
-// acceptor it was sent to and only once; a reply whose sender, key or ballot
-// does not match is ignored. Nothing runs per request: context.AfterFunc drops
-// the pending entry when the request's context ends, and the entry also goes
-// once every acceptor has answered.
+// Requests travel in version-2 frames, batched naturally per acceptor: each
+// Prepare, Accept or Read queues one item per acceptor, and an acceptor's
+// queue is sent as one frame (up to MaxFrameItems items and the message
+// limit) as soon as no earlier frame to that acceptor is in flight (see
+// WithFramesInFlight). A lone request therefore leaves at once, and requests
+// that arrive while a frame is on its way share the next one: no timer adds
+// latency. A frame stays in flight until every item in it has been answered
+// or abandoned (its context ended). Each item is sent at most once.
+//
+// Every frame gets its own reply subject <inbox>.<frame ID>, all under one
+// wildcard subscription per Transport, and every item its own sequence
+// number. A reply counts only for the acceptor its frame went to and only once
+// per item; a reply whose sender, kind, key or ballot does not match is
+// ignored. Nothing runs per request: context.AfterFunc abandons a request's
+// items when its context ends.
 type Transport struct {
 	nc      *nats.Conn
 	cluster string
 	opts    options
 	log     *slog.Logger
-	inbox   string // reply subjects are inbox.<id>.<index>
+	inbox   string // reply subjects are inbox.<frame ID>
 	sub     *nats.Subscription
-	nextID  atomic.Uint64
 
-	mu       sync.Mutex
-	closed   bool
-	pending  map[uint64]*pending
-	subjects map[string][2]string // acceptor ID → prepare, accept subjects
+	mu        sync.Mutex
+	closed    bool
+	scatters  map[*scatter]struct{} // requests waiting for replies
+	items     map[uint64]*item      // by seq: items queued or in flight
+	frames    map[uint64]*frame     // by frame ID: frames in flight
+	peers     map[string]*peer      // by acceptor ID
+	nextSeq   uint64
+	nextFrame uint64
 }
 
-var _ synod.Transport = (*Transport)(nil)
+var (
+	_ synod.Transport = (*Transport)(nil)
+	_ synod.Reader    = (*Transport)(nil)
+)
 
-// pending is one scattered request waiting for replies.
-type pending struct {
-	ctx       context.Context
-	isPrepare bool
-	key       string
-	ballot    synod.Ballot
-	to        []string
-	got       []bool
-	left      int
-	prepares  chan<- synod.PrepareReply
-	accepts   chan<- synod.AcceptReply
-	stop      func() bool // unregisters the AfterFunc; nil until registered
+// scatter is one Prepare, Accept or Read: one item per acceptor.
+type scatter struct {
+	ctx      context.Context
+	req      RequestItem // Seq is set per item
+	key      string
+	ballot   synod.Ballot // zero for a read
+	prepares chan<- synod.PrepareReply
+	accepts  chan<- synod.AcceptReply
+	reads    chan<- synod.ReadReply
+	items    []*item
+	left     int         // items not done
+	stop     func() bool // unregisters the AfterFunc; nil until registered
+	done     bool
+}
+
+// item is one scatter's request to one acceptor.
+type item struct {
+	seq  uint64
+	sc   *scatter
+	peer *peer
+	fr   *frame // nil while queued
+	done bool   // answered, abandoned or unsendable
+}
+
+// peer is the queue of one acceptor.
+type peer struct {
+	id       string
+	subject  string
+	queue    []*item
+	inflight int
+}
+
+// frame is a frame in flight.
+type frame struct {
+	id    uint64
+	peer  *peer
+	items []*item
+	open  int // items not done
 }
 
 // NewTransport returns a Transport to the acceptors of cluster over nc. The
@@ -74,8 +112,9 @@ type pending struct {
 // the connection is down get no replies and time out, so changes then fail
 // with synod.ErrUnavailable or synod.ErrIndeterminate within their deadline.
 //
-// The proposer needs permission to publish to the acceptors' subjects and to
-// subscribe to its inbox (_INBOX.> unless nats.CustomInboxPrefix changes it).
+// The proposer needs permission to publish to the acceptors' .frame subjects
+// and to subscribe to its inbox (_INBOX.> unless nats.CustomInboxPrefix
+// changes it).
 func NewTransport(nc *nats.Conn, cluster string, opts ...Option) (*Transport, error) {
 	o := defaultOptions()
 	for _, opt := range opts {
@@ -94,10 +133,12 @@ func NewTransport(nc *nats.Conn, cluster string, opts ...Option) (*Transport, er
 		nc: nc, cluster: cluster, opts: o,
 		log:      o.logger.With("cluster", cluster),
 		inbox:    nc.NewInbox(),
-		pending:  make(map[uint64]*pending),
-		subjects: make(map[string][2]string),
+		scatters: make(map[*scatter]struct{}),
+		items:    make(map[uint64]*item),
+		frames:   make(map[uint64]*frame),
+		peers:    make(map[string]*peer),
 	}
-	sub, err := nc.Subscribe(t.inbox+".*.*", t.onReply)
+	sub, err := nc.Subscribe(t.inbox+".*", t.onReply)
 	if err != nil {
 		return nil, fmt.Errorf("natstransport: new transport: subscribe %s: %w", t.inbox, err)
 	}
@@ -114,13 +155,17 @@ func (t *Transport) Close() error {
 		return nil
 	}
 	t.closed = true
-	stops := make([]func() bool, 0, len(t.pending))
-	for id, p := range t.pending {
-		if p.stop != nil {
-			stops = append(stops, p.stop)
+	stops := make([]func() bool, 0, len(t.scatters))
+	for sc := range t.scatters {
+		sc.done = true
+		if sc.stop != nil {
+			stops = append(stops, sc.stop)
 		}
-		delete(t.pending, id)
 	}
+	clear(t.scatters)
+	clear(t.items)
+	clear(t.frames)
+	clear(t.peers)
 	t.mu.Unlock()
 	for _, stop := range stops {
 		stop()
@@ -131,11 +176,12 @@ func (t *Transport) Close() error {
 	return nil
 }
 
-// Pending returns how many requests wait for replies, for tests and metrics.
+// Pending returns how many requests (calls of Prepare, Accept and Read) wait
+// for replies, for tests and metrics.
 func (t *Transport) Pending() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.pending)
+	return len(t.scatters)
 }
 
 // Prepare implements synod.Transport.
@@ -143,12 +189,9 @@ func (t *Transport) Prepare(ctx context.Context, to []string, req synod.PrepareR
 	if err := t.checkRequest(req.Key, req.Ballot, req.Validate(), nil); err != nil {
 		return fmt.Errorf("natstransport: prepare: %w", err)
 	}
-	data, err := EncodePrepareRequest(req)
-	if err != nil {
-		return err
-	}
-	p := &pending{ctx: ctx, isPrepare: true, key: req.Key, ballot: req.Ballot, prepares: replies}
-	return t.scatter(p, to, data)
+	sc := &scatter{ctx: ctx, key: req.Key, ballot: req.Ballot, prepares: replies}
+	sc.req.Op, sc.req.Prepare = synod.OpPrepare, req
+	return t.scatter(sc, to)
 }
 
 // Accept implements synod.Transport.
@@ -156,12 +199,375 @@ func (t *Transport) Accept(ctx context.Context, to []string, req synod.AcceptReq
 	if err := t.checkRequest(req.Key, req.Next, req.Validate(), req.Value); err != nil {
 		return fmt.Errorf("natstransport: accept: %w", err)
 	}
-	data, err := EncodeAcceptRequest(req)
-	if err != nil {
-		return err
+	sc := &scatter{ctx: ctx, key: req.Key, ballot: req.Ballot, accepts: replies}
+	sc.req.Op, sc.req.Accept = synod.OpAccept, req
+	return t.scatter(sc, to)
+}
+
+// Read implements synod.Reader.
+func (t *Transport) Read(ctx context.Context, to []string, req synod.ReadRequest, replies chan<- synod.ReadReply) error {
+	if err := t.checkRequest(req.Key, synod.Ballot{}, req.Validate(), nil); err != nil {
+		return fmt.Errorf("natstransport: read: %w", err)
 	}
-	p := &pending{ctx: ctx, key: req.Key, ballot: req.Ballot, accepts: replies}
-	return t.scatter(p, to, data)
+	sc := &scatter{ctx: ctx, key: req.Key, reads: replies}
+	sc.req.Op, sc.req.Read = synod.OpRead, req
+	return t.scatter(sc, to)
+}
+
+// afterUnlock is work collected under t.mu to do once it is released:
+// unregistering AfterFuncs and sending the queues of peers whose frame ended.
+type afterUnlock struct {
+	stops []func() bool
+	peers []*peer
+}
+
+func (t *Transport) run(a *afterUnlock) {
+	for _, stop := range a.stops {
+		stop()
+	}
+	for _, p := range a.peers {
+		_ = t.flush(p)
+	}
+}
+
+// scatter queues one item of sc per acceptor in to and sends the queues that
+// have no frame in flight.
+func (t *Transport) scatter(sc *scatter, to []string) error {
+	if err := sc.ctx.Err(); err != nil {
+		return fmt.Errorf("natstransport: %v %q: %w", sc.req.Op, sc.key, err)
+	}
+	var errs []error
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return fmt.Errorf("natstransport: %v %q: %w", sc.req.Op, sc.key, ErrClosed)
+	}
+	for _, id := range uniq(to) {
+		p, err := t.peer(id)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("acceptor %s: %w", id, err))
+			continue
+		}
+		t.nextSeq++
+		it := &item{seq: t.nextSeq, sc: sc, peer: p}
+		sc.items = append(sc.items, it)
+		t.items[it.seq] = it
+		p.queue = append(p.queue, it)
+	}
+	sc.left = len(sc.items)
+	if sc.left > 0 {
+		t.scatters[sc] = struct{}{}
+	}
+	t.mu.Unlock()
+	if sc.left > 0 {
+		stop := context.AfterFunc(sc.ctx, func() { t.abandon(sc) })
+		t.mu.Lock()
+		finished := sc.done
+		if !finished {
+			sc.stop = stop
+		}
+		t.mu.Unlock()
+		if finished {
+			stop()
+		}
+		for _, it := range sc.items {
+			if err := t.flush(it.peer); err != nil {
+				errs = append(errs, fmt.Errorf("acceptor %s: %w", it.peer.id, err))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("natstransport: %v %q: %w", sc.req.Op, sc.key, errors.Join(errs...))
+	}
+	return nil
+}
+
+// peer returns the queue of acceptor id, creating it. t.mu is held.
+func (t *Transport) peer(id string) (*peer, error) {
+	if p := t.peers[id]; p != nil {
+		return p, nil
+	}
+	subj, err := FrameSubject(t.opts.prefix, t.cluster, id)
+	if err != nil {
+		return nil, err
+	}
+	p := &peer{id: id, subject: subj}
+	t.peers[id] = p
+	return p, nil
+}
+
+// flush sends p's queue as one frame if p has room for another frame in
+// flight. It reports a failed publish; the items of that frame are then done
+// without a reply.
+func (t *Transport) flush(p *peer) error {
+	limit := t.opts.limits.maxMessage()
+	if mp := int(t.nc.MaxPayload()); mp > 0 && mp < limit {
+		limit = mp
+	}
+	t.mu.Lock()
+	if t.closed || p.inflight >= t.opts.framesInFlight || len(p.queue) == 0 {
+		t.mu.Unlock()
+		return nil
+	}
+	var (
+		reqs  []RequestItem
+		taken []*item
+		size  = 16 // frame header
+		n     int
+	)
+	for ; n < len(p.queue) && len(taken) < MaxFrameItems; n++ {
+		it := p.queue[n]
+		if it.done {
+			continue // abandoned while queued
+		}
+		ri := it.sc.req
+		ri.Seq = it.seq
+		sz := requestItemSize(&ri)
+		if len(taken) > 0 && size+sz > limit {
+			break
+		}
+		size += sz
+		reqs = append(reqs, ri)
+		taken = append(taken, it)
+	}
+	if n == len(p.queue) {
+		p.queue = p.queue[:0]
+	} else {
+		p.queue = append(p.queue[:0], p.queue[n:]...)
+	}
+	if len(taken) == 0 {
+		t.mu.Unlock()
+		return nil
+	}
+	t.nextFrame++
+	fr := &frame{id: t.nextFrame, peer: p, items: taken, open: len(taken)}
+	for _, it := range taken {
+		it.fr = fr
+	}
+	t.frames[fr.id] = fr
+	p.inflight++
+	t.mu.Unlock()
+
+	data, err := AppendRequestFrame(make([]byte, 0, size), reqs)
+	if err == nil {
+		err = t.nc.PublishRequest(p.subject, t.inbox+"."+strconv.FormatUint(fr.id, 10), data)
+	}
+	if err == nil {
+		return nil
+	}
+	t.log.Debug("natstransport: frame not sent", "acceptor", p.id, "items", len(taken), "err", err)
+	var a afterUnlock
+	t.mu.Lock()
+	for _, it := range taken {
+		t.finish(it, &a)
+	}
+	t.mu.Unlock()
+	t.run(&a)
+	return err
+}
+
+// finish marks it done: answered, abandoned, or lost with its frame. The
+// frame it was in ends once all its items are done, and the request once all
+// its items are. t.mu is held; a collects what to do after unlocking.
+func (t *Transport) finish(it *item, a *afterUnlock) {
+	if it.done {
+		return
+	}
+	it.done = true
+	if t.items[it.seq] == it {
+		delete(t.items, it.seq)
+	}
+	if fr := it.fr; fr != nil {
+		if fr.open--; fr.open == 0 && t.frames[fr.id] == fr {
+			delete(t.frames, fr.id)
+			fr.peer.inflight--
+			a.peers = append(a.peers, fr.peer)
+		}
+	}
+	sc := it.sc
+	if sc.left--; sc.left == 0 && !sc.done {
+		sc.done = true
+		delete(t.scatters, sc)
+		if sc.stop != nil {
+			a.stops = append(a.stops, sc.stop)
+		}
+	}
+}
+
+// abandon ends sc when its context is done: its items still queued are not
+// sent, and its items in flight no longer hold their frames open.
+func (t *Transport) abandon(sc *scatter) {
+	var a afterUnlock
+	t.mu.Lock()
+	if !t.closed {
+		for _, it := range sc.items {
+			t.finish(it, &a)
+		}
+	}
+	t.mu.Unlock()
+	t.run(&a)
+}
+
+// onReply handles one message on the inbox subscription: a reply frame, or an
+// error reply to a whole frame.
+func (t *Transport) onReply(m *nats.Msg) {
+	id, ok := t.parseReplySubject(m.Subject)
+	if !ok {
+		t.log.Debug("natstransport: message on inbox with a foreign subject ignored", "subject", m.Subject)
+		return
+	}
+	t.mu.Lock()
+	fr := t.frames[id]
+	t.mu.Unlock()
+	if fr == nil {
+		return // late replies to finished frames are normal
+	}
+	acceptor := fr.peer.id
+	if err := replyError(acceptor, m); err != nil {
+		t.frameFailed(fr, err)
+		return
+	}
+	f, err := DecodeReplyFrame(m.Data, t.opts.limits)
+	if err == nil && f.From != acceptor {
+		err = fmt.Errorf("%w: reply frame from %q on the reply subject of acceptor %q", ErrMalformed, f.From, acceptor)
+	}
+	if err != nil {
+		t.log.Warn("natstransport: bad reply frame ignored", "acceptor", acceptor, "err", err)
+		return
+	}
+	var a afterUnlock
+	t.mu.Lock()
+	for i := range f.Items {
+		ri := &f.Items[i]
+		it := t.items[ri.Seq]
+		if it == nil || it.fr != fr || it.done {
+			continue // a duplicate, or a reply to an abandoned item
+		}
+		if err := it.sc.match(ri); err != nil {
+			t.log.Warn("natstransport: bad reply item ignored", "acceptor", acceptor, "err", err)
+			continue
+		}
+		var rerr error
+		if ri.Op == itemError {
+			rerr = &RemoteError{Acceptor: acceptor, Code: ri.Error.Code, Description: ri.Error.Message, Detail: ri.Error.Detail}
+			t.logRemote(it.sc, rerr)
+		}
+		it.sc.deliver(t.log, acceptor, ri, rerr)
+		t.finish(it, &a)
+	}
+	t.mu.Unlock()
+	t.run(&a)
+}
+
+// frameFailed handles an error reply to a whole frame: every item still open
+// in it gets err (if the acceptor sent it; "no responders" is delivered as no
+// reply) and is done.
+func (t *Transport) frameFailed(fr *frame, err error) {
+	var remote *RemoteError
+	isRemote := errors.As(err, &remote)
+	var a afterUnlock
+	t.mu.Lock()
+	if t.frames[fr.id] == fr {
+		for i, it := range fr.items {
+			if it.done {
+				continue
+			}
+			if i == 0 || isRemote {
+				t.logRemote(it.sc, err)
+			}
+			if isRemote {
+				it.sc.deliver(t.log, fr.peer.id, &ReplyItem{}, err)
+			}
+			t.finish(it, &a)
+		}
+	}
+	t.mu.Unlock()
+	t.run(&a)
+}
+
+// logRemote logs an acceptor's refusal to serve a request.
+func (t *Transport) logRemote(sc *scatter, err error) {
+	lvl := slog.LevelWarn
+	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, ErrStopping) || errors.Is(err, ErrOverloaded) {
+		lvl = slog.LevelDebug
+	}
+	t.log.Log(context.Background(), lvl, "natstransport: no answer from acceptor", "op", sc.req.Op, "key", sc.key, "err", err)
+}
+
+// match checks that a reply item answers sc's request.
+func (sc *scatter) match(ri *ReplyItem) error {
+	var (
+		key    string
+		ballot synod.Ballot
+	)
+	switch ri.Op {
+	case itemError:
+		return nil
+	case synod.OpPrepare:
+		key, ballot = ri.Prepare.Key, ri.Prepare.Ballot
+	case synod.OpAccept:
+		key, ballot = ri.Accept.Key, ri.Accept.Ballot
+	case synod.OpRead:
+		key = ri.Read.Key
+	}
+	if ri.Op != sc.req.Op || key != sc.key || ballot != sc.ballot {
+		return fmt.Errorf("%w: %v reply for %q at %v, request was %v %q at %v", ErrMalformed, ri.Op, key, ballot, sc.req.Op, sc.key, sc.ballot)
+	}
+	return nil
+}
+
+// deliver passes a reply (or, when err is set, a reply carrying only err) to
+// the caller's channel without blocking, unless the request's context ended.
+func (sc *scatter) deliver(log *slog.Logger, acceptor string, ri *ReplyItem, err error) {
+	if sc.ctx.Err() != nil {
+		return
+	}
+	sent := true
+	switch sc.req.Op {
+	case synod.OpPrepare:
+		r := ri.Prepare
+		if err != nil {
+			r = synod.PrepareReply{From: acceptor, Key: sc.key, Ballot: sc.ballot, Err: err}
+		}
+		select {
+		case sc.prepares <- r:
+		default:
+			sent = false
+		}
+	case synod.OpAccept:
+		r := ri.Accept
+		if err != nil {
+			r = synod.AcceptReply{From: acceptor, Key: sc.key, Ballot: sc.ballot, Err: err}
+		}
+		select {
+		case sc.accepts <- r:
+		default:
+			sent = false
+		}
+	case synod.OpRead:
+		r := ri.Read
+		if err != nil {
+			r = synod.ReadReply{From: acceptor, Key: sc.key, Err: err}
+		}
+		select {
+		case sc.reads <- r:
+		default:
+			sent = false
+		}
+	}
+	if !sent {
+		log.Debug("natstransport: reply dropped: channel full", "acceptor", acceptor, "key", sc.key)
+	}
+}
+
+// parseReplySubject returns the frame ID of <inbox>.<frame ID>.
+func (t *Transport) parseReplySubject(subj string) (uint64, bool) {
+	rest, found := strings.CutPrefix(subj, t.inbox+".")
+	if !found {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(rest, 10, 64)
+	return id, err == nil
 }
 
 // checkRequest applies the limits an acceptor would, so that a request it
@@ -179,57 +585,6 @@ func (t *Transport) checkRequest(key string, b synod.Ballot, validation error, v
 		return fmt.Errorf("%w (%w): %q: value of %d bytes, limit %d", ErrTooLarge, synod.ErrInvalidRequest, key, len(value), t.opts.limits.maxValue())
 	}
 	return nil
-}
-
-// scatter registers p and publishes data to every acceptor in to.
-func (t *Transport) scatter(p *pending, to []string, data []byte) error {
-	if err := p.ctx.Err(); err != nil {
-		return fmt.Errorf("natstransport: %s %q: %w", p.op(), p.key, err)
-	}
-	p.to = uniq(to)
-	p.got = make([]bool, len(p.to))
-	p.left = len(p.to)
-	id := t.nextID.Add(1)
-
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
-		return fmt.Errorf("natstransport: %s %q: %w", p.op(), p.key, ErrClosed)
-	}
-	t.pending[id] = p
-	t.mu.Unlock()
-	stop := context.AfterFunc(p.ctx, func() { t.forget(id) })
-	t.mu.Lock()
-	if t.pending[id] == p {
-		p.stop = stop
-	}
-	t.mu.Unlock()
-
-	var errs []error
-	base := t.inbox + "." + strconv.FormatUint(id, 10) + "."
-	for i, acceptor := range p.to {
-		subj, err := t.subject(acceptor, p.isPrepare)
-		if err == nil {
-			err = t.nc.PublishRequest(subj, base+strconv.Itoa(i), data)
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("acceptor %s: %w", acceptor, err))
-		}
-	}
-	if len(errs) == len(p.to) {
-		t.forget(id) // no reply can come
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("natstransport: %s %q: %w", p.op(), p.key, errors.Join(errs...))
-	}
-	return nil
-}
-
-func (p *pending) op() string {
-	if p.isPrepare {
-		return opPrepare
-	}
-	return opAccept
 }
 
 // uniq returns to without repeated IDs, keeping the first of each.
@@ -250,170 +605,6 @@ func uniq(to []string) []string {
 	return out
 }
 
-// forget drops request id, if it is still pending.
-func (t *Transport) forget(id uint64) {
-	var stop func() bool
-	t.mu.Lock()
-	if p := t.pending[id]; p != nil {
-		stop = p.stop
-		delete(t.pending, id)
-	}
-	t.mu.Unlock()
-	if stop != nil {
-		stop()
-	}
-}
-
-// subject returns the cached subject of an acceptor operation.
-func (t *Transport) subject(acceptor string, isPrepare bool) (string, error) {
-	t.mu.Lock()
-	s, ok := t.subjects[acceptor]
-	t.mu.Unlock()
-	if !ok {
-		prep, acc, err := Subjects(t.opts.prefix, t.cluster, acceptor)
-		if err != nil {
-			return "", err
-		}
-		s = [2]string{prep, acc}
-		t.mu.Lock()
-		t.subjects[acceptor] = s
-		t.mu.Unlock()
-	}
-	if isPrepare {
-		return s[0], nil
-	}
-	return s[1], nil
-}
-
-// onReply handles one message on the inbox subscription.
-func (t *Transport) onReply(m *nats.Msg) {
-	id, idx, ok := t.parseReplySubject(m.Subject)
-	if !ok {
-		t.log.Debug("natstransport: message on inbox with a foreign subject ignored", "subject", m.Subject)
-		return
-	}
-	t.mu.Lock()
-	p := t.pending[id]
-	if p == nil || idx >= len(p.to) || p.got[idx] {
-		t.mu.Unlock()
-		if p != nil {
-			t.log.Debug("natstransport: duplicate or unexpected reply ignored", "subject", m.Subject)
-		}
-		return // late replies to finished requests are normal
-	}
-	acceptor := p.to[idx]
-	t.mu.Unlock()
-
-	// Decide what the message is without the lock; p's fields read here
-	// never change after scatter.
-	var (
-		prep    synod.PrepareReply
-		acc     synod.AcceptReply
-		deliver bool
-	)
-	switch err := replyError(acceptor, m); {
-	case err != nil && errors.Is(err, synod.ErrStorage):
-		// Neither a promise nor a refusal, but the proposal counts it: when
-		// too few acceptors are left for a quorum it fails at once with
-		// synod.ErrStorage (which the caller sees) instead of waiting.
-		t.log.Debug("natstransport: acceptor storage failed", "op", p.op(), "key", p.key, "err", err)
-		prep = synod.PrepareReply{From: acceptor, Key: p.key, Ballot: p.ballot, Err: err}
-		acc = synod.AcceptReply{From: acceptor, Key: p.key, Ballot: p.ballot, Err: err}
-		deliver = true
-	case err != nil:
-		lvl := slog.LevelWarn
-		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, ErrStopping) || errors.Is(err, ErrOverloaded) {
-			lvl = slog.LevelDebug
-		}
-		t.log.Log(context.Background(), lvl, "natstransport: no answer from acceptor", "op", p.op(), "key", p.key, "err", err)
-	case p.isPrepare:
-		rep, err := DecodePrepareReply(m.Data, t.opts.limits)
-		if err == nil {
-			err = p.check(acceptor, rep.From, rep.Key, rep.Ballot)
-		}
-		if err != nil {
-			t.log.Warn("natstransport: bad prepare reply ignored", "acceptor", acceptor, "err", err)
-			return
-		}
-		prep, deliver = rep, true
-	default:
-		rep, err := DecodeAcceptReply(m.Data, t.opts.limits)
-		if err == nil {
-			err = p.check(acceptor, rep.From, rep.Key, rep.Ballot)
-		}
-		if err != nil {
-			t.log.Warn("natstransport: bad accept reply ignored", "acceptor", acceptor, "err", err)
-			return
-		}
-		acc, deliver = rep, true
-	}
-
-	t.mu.Lock()
-	if t.pending[id] != p || p.got[idx] {
-		t.mu.Unlock()
-		return
-	}
-	p.got[idx] = true
-	p.left--
-	var stop func() bool
-	if p.left == 0 {
-		delete(t.pending, id)
-		stop = p.stop
-	}
-	t.mu.Unlock()
-	if stop != nil {
-		stop()
-	}
-	if !deliver || p.ctx.Err() != nil {
-		return
-	}
-	if p.isPrepare {
-		select {
-		case p.prepares <- prep:
-		default:
-			t.log.Debug("natstransport: reply dropped: channel full", "acceptor", acceptor, "key", p.key)
-		}
-		return
-	}
-	select {
-	case p.accepts <- acc:
-	default:
-		t.log.Debug("natstransport: reply dropped: channel full", "acceptor", acceptor, "key", p.key)
-	}
-}
-
-// check matches a decoded reply to the request it answers.
-func (p *pending) check(acceptor, from, key string, b synod.Ballot) error {
-	switch {
-	case from != acceptor:
-		return fmt.Errorf("%w: reply from %q on the reply subject of acceptor %q", ErrMalformed, from, acceptor)
-	case key != p.key || b != p.ballot:
-		return fmt.Errorf("%w: reply for %q at %v, request was %q at %v", ErrMalformed, key, b, p.key, p.ballot)
-	}
-	return nil
-}
-
-// parseReplySubject splits <inbox>.<id>.<index>.
-func (t *Transport) parseReplySubject(subj string) (id uint64, idx int, ok bool) {
-	rest, found := strings.CutPrefix(subj, t.inbox+".")
-	if !found {
-		return 0, 0, false
-	}
-	ids, idxs, found := strings.Cut(rest, ".")
-	if !found {
-		return 0, 0, false
-	}
-	id, err := strconv.ParseUint(ids, 10, 64)
-	if err != nil {
-		return 0, 0, false
-	}
-	i, err := strconv.ParseUint(idxs, 10, 31)
-	if err != nil {
-		return 0, 0, false
-	}
-	return id, int(i), true
-}
-
 // replyError returns the error a reply message carries, if any: a micro error
 // reply as a *RemoteError, or the server's "no responders" status as an error
 // wrapping nats.ErrNoResponders.
@@ -430,75 +621,13 @@ func replyError(acceptor string, m *nats.Msg) error {
 	return nil
 }
 
-// PrepareAt sends req to one acceptor and waits for its reply, for tools and
-// tests; proposers use Prepare. An error reply comes back as a *RemoteError,
-// so errors.Is matches the acceptor's sentinel (ErrStorage,
-// synod.ErrInvalidRequest, ...); an acceptor nobody serves gives an error
-// wrapping nats.ErrNoResponders.
-func (t *Transport) PrepareAt(ctx context.Context, acceptor string, req synod.PrepareRequest) (synod.PrepareReply, error) {
-	if err := t.checkRequest(req.Key, req.Ballot, req.Validate(), nil); err != nil {
-		return synod.PrepareReply{}, fmt.Errorf("natstransport: prepare: %w", err)
+// checkReply matches a version-1 reply to the request it answers.
+func checkReply(acceptor, key string, b synod.Ballot, from, gotKey string, gotBallot synod.Ballot) error {
+	switch {
+	case from != acceptor:
+		return fmt.Errorf("%w: reply from %q on the reply subject of acceptor %q", ErrMalformed, from, acceptor)
+	case gotKey != key || gotBallot != b:
+		return fmt.Errorf("%w: reply for %q at %v, request was %q at %v", ErrMalformed, gotKey, gotBallot, key, b)
 	}
-	data, err := EncodePrepareRequest(req)
-	if err != nil {
-		return synod.PrepareReply{}, err
-	}
-	m, err := t.request(ctx, acceptor, true, data)
-	if err != nil {
-		return synod.PrepareReply{}, err
-	}
-	rep, err := DecodePrepareReply(m.Data, t.opts.limits)
-	if err == nil {
-		err = (&pending{key: req.Key, ballot: req.Ballot}).check(acceptor, rep.From, rep.Key, rep.Ballot)
-	}
-	if err != nil {
-		return synod.PrepareReply{}, fmt.Errorf("natstransport: prepare %q at %s: %w", req.Key, acceptor, err)
-	}
-	return rep, nil
-}
-
-// AcceptAt sends req to one acceptor and waits for its reply, as PrepareAt.
-func (t *Transport) AcceptAt(ctx context.Context, acceptor string, req synod.AcceptRequest) (synod.AcceptReply, error) {
-	if err := t.checkRequest(req.Key, req.Next, req.Validate(), req.Value); err != nil {
-		return synod.AcceptReply{}, fmt.Errorf("natstransport: accept: %w", err)
-	}
-	data, err := EncodeAcceptRequest(req)
-	if err != nil {
-		return synod.AcceptReply{}, err
-	}
-	m, err := t.request(ctx, acceptor, false, data)
-	if err != nil {
-		return synod.AcceptReply{}, err
-	}
-	rep, err := DecodeAcceptReply(m.Data, t.opts.limits)
-	if err == nil {
-		err = (&pending{key: req.Key, ballot: req.Ballot}).check(acceptor, rep.From, rep.Key, rep.Ballot)
-	}
-	if err != nil {
-		return synod.AcceptReply{}, fmt.Errorf("natstransport: accept %q at %s: %w", req.Key, acceptor, err)
-	}
-	return rep, nil
-}
-
-// request sends one frame to one acceptor through the connection's shared
-// request inbox and returns the reply, or the error it carries.
-func (t *Transport) request(ctx context.Context, acceptor string, isPrepare bool, data []byte) (*nats.Msg, error) {
-	t.mu.Lock()
-	closed := t.closed
-	t.mu.Unlock()
-	if closed {
-		return nil, ErrClosed
-	}
-	subj, err := t.subject(acceptor, isPrepare)
-	if err != nil {
-		return nil, err
-	}
-	m, err := t.nc.RequestWithContext(ctx, subj, data)
-	if err != nil {
-		return nil, fmt.Errorf("natstransport: request %s: %w", subj, err)
-	}
-	if err := replyError(acceptor, m); err != nil {
-		return nil, err
-	}
-	return m, nil
+	return nil
 }

@@ -13,23 +13,27 @@ import (
 	"github.com/protosynod/protosynod/synod"
 )
 
-// fakeAcceptor answers prepares on acceptor id's subject with the replies that
-// answer returns for each request, published in order to the reply subject.
+// fakeAcceptor answers the prepare items of frames on acceptor id's subject
+// with the replies that answer returns for each, each in a reply frame of its
+// own from the reply's sender, published in order to the reply subject.
 func fakeAcceptor(t *testing.T, nc *nats.Conn, id string, answer func(synod.PrepareRequest) []synod.PrepareReply) {
 	t.Helper()
-	prep, _, err := Subjects(DefaultPrefix, testCluster, id)
+	subj, err := FrameSubject(DefaultPrefix, testCluster, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = nc.Subscribe(prep, func(m *nats.Msg) {
-		req, err := DecodePrepareRequest(m.Data, DefaultLimits())
+	_, err = nc.Subscribe(subj, func(m *nats.Msg) {
+		items, err := DecodeRequestFrame(m.Data, DefaultLimits())
 		if err != nil {
 			t.Errorf("fake %s: %v", id, err)
 			return
 		}
-		for _, rep := range answer(req) {
-			if err := nc.Publish(m.Reply, mustEncode(EncodePrepareReply(rep))); err != nil {
-				t.Errorf("fake %s: %v", id, err)
+		for _, it := range items {
+			for _, rep := range answer(it.Prepare) {
+				frame := mustEncode(EncodeReplyFrame(rep.From, []ReplyItem{{Seq: it.Seq, Op: synod.OpPrepare, Prepare: rep}}))
+				if err := nc.Publish(m.Reply, frame); err != nil {
+					t.Errorf("fake %s: %v", id, err)
+				}
 			}
 		}
 	})
@@ -131,7 +135,7 @@ func TestTransportPendingDoesNotLeak(t *testing.T) {
 
 	// Never answered: an acceptor that does not reply at all.
 	silent := natstest.Connect(t, s)
-	if _, err := silent.Subscribe("synod.c1.mute.prepare", func(*nats.Msg) {}); err != nil {
+	if _, err := silent.Subscribe("synod.c1.mute.frame", func(*nats.Msg) {}); err != nil {
 		t.Fatal(err)
 	}
 	if err := silent.Flush(); err != nil {

@@ -10,9 +10,17 @@ import (
 	"github.com/protosynod/protosynod/synod"
 )
 
-// WireVersion is the version of the wire format this package writes and the
-// only one it reads. It is the first field of every frame.
-const WireVersion = 1
+// WireVersion is the newest version of the wire format, the one proposers
+// send (version-2 frames on the .frame subject, see EncodeRequestFrame). It is
+// the first field of every message. Acceptors also keep reading and answering
+// version-1 messages on the .prepare and .accept subjects, so proposers of
+// the previous release keep working during a rolling upgrade.
+const WireVersion = 2
+
+// wireVersion1 is the version of the single-request layouts of the .prepare
+// and .accept subjects and of the error reply body, which version 2 left
+// unchanged.
+const wireVersion1 = 1
 
 // Size limits of the wire format. Keys and IDs are fixed; the value limit is
 // configurable (see Limits).
@@ -63,8 +71,8 @@ func (l Limits) maxMessage() int {
 	return l.MaxMessage
 }
 
-// The wire structs fix the layout of each frame: a msgpack array whose first
-// element is the wire version. Encoding goes through them with compact
+// The wire structs fix the layout of each version-1 message: a msgpack array
+// whose first element is the wire version, 1. Encoding goes through them with compact
 // integers; decoding reads the same layout field by field (see reader), strictly.
 
 type wireBallot struct {
@@ -157,20 +165,20 @@ func encode(v any) ([]byte, error) {
 
 // EncodePrepareRequest returns the frame of req.
 func EncodePrepareRequest(req synod.PrepareRequest) ([]byte, error) {
-	return encode(&wirePrepareRequest{Version: WireVersion, Key: req.Key, Ballot: toWire(req.Ballot)})
+	return encode(&wirePrepareRequest{Version: wireVersion1, Key: req.Key, Ballot: toWire(req.Ballot)})
 }
 
 // EncodeAcceptRequest returns the frame of req.
 func EncodeAcceptRequest(req synod.AcceptRequest) ([]byte, error) {
 	return encode(&wireAcceptRequest{
-		Version: WireVersion, Key: req.Key, Ballot: toWire(req.Ballot), Value: req.Value, Next: toWire(req.Next),
+		Version: wireVersion1, Key: req.Key, Ballot: toWire(req.Ballot), Value: req.Value, Next: toWire(req.Next),
 	})
 }
 
 // EncodePrepareReply returns the frame of rep.
 func EncodePrepareReply(rep synod.PrepareReply) ([]byte, error) {
 	return encode(&wirePrepareReply{
-		Version: WireVersion, From: rep.From, Key: rep.Key, Ballot: toWire(rep.Ballot), OK: rep.OK,
+		Version: wireVersion1, From: rep.From, Key: rep.Key, Ballot: toWire(rep.Ballot), OK: rep.OK,
 		Seen: toWire(rep.Seen), Accepted: toWire(rep.Accepted), Value: rep.Value,
 	})
 }
@@ -178,13 +186,13 @@ func EncodePrepareReply(rep synod.PrepareReply) ([]byte, error) {
 // EncodeAcceptReply returns the frame of rep.
 func EncodeAcceptReply(rep synod.AcceptReply) ([]byte, error) {
 	return encode(&wireAcceptReply{
-		Version: WireVersion, From: rep.From, Key: rep.Key, Ballot: toWire(rep.Ballot), OK: rep.OK, Seen: toWire(rep.Seen),
+		Version: wireVersion1, From: rep.From, Key: rep.Key, Ballot: toWire(rep.Ballot), OK: rep.OK, Seen: toWire(rep.Seen),
 	})
 }
 
 // EncodeErrorReply returns the frame of rep.
 func EncodeErrorReply(rep ErrorReply) ([]byte, error) {
-	return encode(&wireErrorReply{Version: WireVersion, Code: rep.Code, Message: rep.Message})
+	return encode(&wireErrorReply{Version: wireVersion1, Code: rep.Code, Message: rep.Message})
 }
 
 // DecodePrepareRequest decodes and validates a prepare request frame. Errors
@@ -327,6 +335,11 @@ type reader struct {
 // newReader checks the frame size, the array header (exactly fields
 // elements) and the version.
 func newReader(what string, data []byte, lim Limits, fields int) (*reader, error) {
+	return newVersionReader(what, data, lim, fields, wireVersion1)
+}
+
+// newVersionReader is newReader for a layout of another wire version.
+func newVersionReader(what string, data []byte, lim Limits, fields int, version uint64) (*reader, error) {
 	if len(data) > lim.maxMessage() {
 		return nil, wrapf(fmt.Errorf("%w: %d-byte frame, limit %d", ErrTooLarge, len(data), lim.maxMessage()), "decode %s", what)
 	}
@@ -352,8 +365,8 @@ func newReader(what string, data []byte, lim Limits, fields int) (*reader, error
 	v := r.uint("version")
 	switch {
 	case r.err != nil:
-	case v != WireVersion:
-		r.fail(ErrVersion, "version %d, want %d", v, WireVersion)
+	case v != version:
+		r.fail(ErrVersion, "version %d, want %d", v, version)
 	case n != fields:
 		r.fail(ErrMalformed, "%d fields, want %d", n, fields)
 	}

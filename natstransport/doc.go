@@ -6,8 +6,9 @@
 //
 // Every acceptor answers on these subjects:
 //
-//	<prefix>.<cluster>.<acceptorID>.prepare
-//	<prefix>.<cluster>.<acceptorID>.accept
+//	<prefix>.<cluster>.<acceptorID>.frame     version-2 batches (what proposers send)
+//	<prefix>.<cluster>.<acceptorID>.prepare   version-1 single prepare
+//	<prefix>.<cluster>.<acceptorID>.accept    version-1 single accept
 //	<prefix>.<cluster>.<acceptorID>.inspect   read-only (see Inspect below)
 //
 // The prefix defaults to "synod" (WithPrefix). Cluster names and acceptor IDs
@@ -18,9 +19,11 @@
 // queue group: two instances of one acceptor would both answer, and the
 // proposer counts one reply per acceptor.
 //
-// A proposer's Transport subscribes once to <inbox>.*.* and gives each
-// request to each acceptor its own reply subject <inbox>.<request ID>.<index>,
-// so replies are correlated without a goroutine or a subscription per request.
+// A proposer's Transport sends only version-2 frames. It subscribes once to
+// <inbox>.* and gives each frame its own reply subject <inbox>.<frame ID>, so
+// replies are correlated without a goroutine or a subscription per request.
+// The version-1 subjects stay so that proposers of the previous release keep
+// working during a rolling upgrade; PrepareAt and AcceptAt still use them.
 //
 // # Seeing the acceptors with the nats CLI
 //
@@ -40,24 +43,71 @@
 // acceptor's endpoints, and the bytes queued now. Do not add them up across
 // endpoints.
 //
-// # Wire format, version 1
+// # Batching
 //
-// Frames are msgpack arrays (github.com/vmihailenco/msgpack/v5, pinned to
-// v5.3.x) whose first element is the wire version, 1:
+// A Transport keeps one queue per acceptor. While a frame to an acceptor is in
+// flight (see WithFramesInFlight; one by default), the requests for it, of
+// any keys and phases, queue; when the frame's replies are in (or every
+// request in it was abandoned because its context ended) the queue leaves as
+// the next frame. A lone request leaves at once: there is no linger timer.
+// The acceptor applies a frame's items with one synod.Acceptor.ApplyBatch:
+// one storage batch, one sync (pebblestore's StoreBatch), then one reply
+// frame. Few messages and few commits: without frames every request and reply
+// was its own NATS message and its own Pebble commit, and requests waited on
+// nats.go's connection lock and Pebble's commit pipeline. Each request is
+// still delivered at most once: a frame is never resent.
+//
+// # Wire format
+//
+// Messages are msgpack arrays (github.com/vmihailenco/msgpack/v5, pinned to
+// v5.3.x, decodes every layout) whose first element is the wire version.
+// Integers are unsigned and compact, strings are msgpack str, values are bin,
+// or nil for an empty register.
 //
 //	ballot          [counter uint, proposer str]
+//
+// Version 2 (WireVersion), on the .frame subject:
+//
+//	request frame   [2, [item, ...]]
+//	  prepare item  [1, seq uint, epoch uint, key str, ballot]
+//	  accept item   [2, seq uint, epoch uint, key str, ballot, value bin|nil, next ballot]
+//	  read item     [3, seq uint, epoch uint, key str]
+//	reply frame     [2, from str, [ritem, ...]]
+//	  prepare reply [1, seq uint, key str, ballot, ok bool, seen ballot, accepted ballot, value bin|nil]
+//	  accept reply  [2, seq uint, key str, ballot, ok bool, seen ballot]
+//	  read reply    [3, seq uint, key str, promised ballot, accepted ballot, value bin|nil]
+//	  error item    [0, seq uint, code str, message str, detail bin|nil]
+//
+// The first field of an item is its kind (synod.Op; 0 is an error). seq
+// correlates an item with its reply item; the acceptor echoes it. epoch is the
+// proposer's configuration epoch (synod.Config.Epoch, 0 when never
+// reconfigured). A read item changes nothing and costs no disk write. The
+// acceptor answers every item of a frame, in order, in one reply frame, or in
+// several to the same reply subject when the replies exceed the message limit
+// (the smaller of Limits.MaxMessage and the server's max_payload). An item it
+// cannot serve gets an error item with one of the codes below; the other
+// items are served. detail is code-specific: for 412, the acceptor's current
+// configuration.
+//
+// Version 1, on the .prepare and .accept subjects, unchanged:
+//
 //	prepare request [1, key str, ballot]
 //	accept request  [1, key str, ballot, value bin|nil, next ballot]
 //	prepare reply   [1, from str, key str, ballot, ok bool, seen ballot, accepted ballot, value bin|nil]
 //	accept reply    [1, from str, key str, ballot, ok bool, seen ballot]
 //	error reply     [1, code str, message str]
 //
-// Decoders check the frame size first (Limits), then read field by field with
-// exact field counts and types, check every length against its limit and the
-// bytes left before reading, and reject trailing bytes, unknown versions,
-// empty keys, keys over MaxKeySize, IDs over MaxIDSize, values over
-// Limits.MaxValue (512 KiB by default) and zero or invalid ballots. A frame
-// never makes a decoder allocate more than its own size.
+// Decoders check the message size first (Limits), then read field by field
+// with exact field counts and types, check every length against its limit and
+// the bytes left before reading, and reject trailing bytes, unknown versions
+// and kinds, keys over MaxKeySize, IDs over MaxIDSize, values over
+// Limits.MaxValue (512 KiB by default), frames over MaxFrameItems items (1024)
+// and, in replies and version-1 requests, empty keys and zero or invalid
+// ballots. A version-1 message never makes a decoder allocate more than its
+// own size; a frame, no more than the items it really holds (an announced
+// count or length is never allocated). A request frame that does not decode
+// fails as a whole; the semantic checks of its items (empty key, zero ballot,
+// next not above ballot) fail only that item, with 422.
 //
 // # Inspect
 //
@@ -81,14 +131,18 @@
 //
 // # Error replies
 //
-// An acceptor answers a request it cannot apply with a micro error reply: the
-// Nats-Service-Error-Code and Nats-Service-Error headers, and an error reply
-// frame with the same code and message as body. The codes are stable:
+// An acceptor answers a message it cannot take as a whole (undecodable,
+// stopping, overloaded, a probe) with a micro error reply: the
+// Nats-Service-Error-Code and Nats-Service-Error headers, and the version-1
+// error reply with the same code and message as body, on every subject. An
+// item of a frame that it cannot serve gets an error item with the same codes.
+// The codes are stable:
 //
-//	400 ErrMalformed              the frame does not decode
+//	400 ErrMalformed              the message does not decode
 //	409 ErrAlreadyServing         answer to another instance's start-up probe
 //	410 ErrStopping               the service is stopping
-//	413 ErrTooLarge               frame, key, ID or value over its limit
+//	412 (CodeStaleEpoch)          the request's epoch is older than the acceptor's; detail is its configuration
+//	413 ErrTooLarge               message, key, ID or value over its limit
 //	422 synod.ErrInvalidRequest   empty key, zero or invalid ballot
 //	500 ErrStorage                the acceptor failed to load or persist (I/O error,
 //	                              corrupt record, failed store awaiting its restart)
@@ -98,12 +152,14 @@
 //	                              reserve for a key it does not hold
 //
 // None of them is a promise, an acceptance or a refusal. 500 and 507 match
-// synod.ErrStorage (507 also synod.ErrNoSpace): a Transport delivers them to
-// the proposal as replies with Err set, so a change whose quorum storage
-// failures put out of reach ends at once with synod.ErrStorage instead of
-// waiting out its deadline; a failed store may or may not have reached the
-// disk, so an accept that met them may end with synod.ErrIndeterminate too. A
-// Transport logs the other codes; its PrepareAt and AcceptAt return every
+// synod.ErrStorage (507 also synod.ErrNoSpace): a Transport delivers them, and
+// every other error the acceptor sends for a request or for the frame that
+// carried it, to the proposal as replies with Err set (a *RemoteError); the
+// proposal counts storage failures, so a change whose quorum storage failures
+// put out of reach ends at once with synod.ErrStorage instead of waiting out
+// its deadline, and ignores the others. A failed store may or may not have
+// reached the disk, so an accept that met them may end with
+// synod.ErrIndeterminate too. PrepareAt, AcceptAt and ReadAt return every
 // error reply as *RemoteError, which errors.Is matches against the sentinel of
 // its code. An acceptor logs failed requests at most once per second per
 // operation and code, with the count of those it did not log.

@@ -63,6 +63,7 @@ const (
 	CodeMalformed      = "400" // ErrMalformed
 	CodeAlreadyServing = "409" // ErrAlreadyServing (answer to a probe)
 	CodeStopping       = "410" // ErrStopping
+	CodeStaleEpoch     = "412" // the request's epoch is stale; the detail carries the acceptor's configuration
 	CodeTooLarge       = "413" // ErrTooLarge
 	CodeInvalidRequest = "422" // synod.ErrInvalidRequest
 	CodeStorage        = "500" // ErrStorage
@@ -134,8 +135,9 @@ func codeError(code string) error {
 // errors.Is works across NATS.
 type RemoteError struct {
 	Acceptor    string // the acceptor ID the request was sent to
-	Code        string // the Nats-Service-Error-Code header
-	Description string // the Nats-Service-Error header
+	Code        string // the Nats-Service-Error-Code header, or the code of an error item
+	Description string // the Nats-Service-Error header, or the message of an error item
+	Detail      []byte // the detail of an error item (see ItemError); nil otherwise
 }
 
 // Error implements error.

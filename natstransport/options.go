@@ -23,6 +23,8 @@ type options struct {
 	maxQueueBytes int
 	probeTimeout  time.Duration
 	meterProvider metric.MeterProvider
+
+	framesInFlight int
 }
 
 func defaultOptions() options {
@@ -34,6 +36,8 @@ func defaultOptions() options {
 		queueLen:      32,
 		maxQueueBytes: 64 << 20,
 		probeTimeout:  time.Second,
+
+		framesInFlight: 1,
 	}
 }
 
@@ -78,6 +82,12 @@ func WithQueue(perWorker, maxBytes int) Option {
 // refuses (see Serve). Service only.
 func WithProbeTimeout(d time.Duration) Option { return func(o *options) { o.probeTimeout = d } }
 
+// WithFramesInFlight sets how many frames a Transport keeps in flight to one
+// acceptor (default 1). Requests that arrive while that many are on their way
+// queue for the next frame; more frames in flight mean smaller frames and
+// more messages. Transport only.
+func WithFramesInFlight(n int) Option { return func(o *options) { o.framesInFlight = n } }
+
 func (o *options) validate() error {
 	if err := validatePrefix(o.prefix); err != nil {
 		return fmt.Errorf("%w: %w", synod.ErrInvalidConfig, err)
@@ -87,6 +97,8 @@ func (o *options) validate() error {
 		return fmt.Errorf("%w: natstransport: %d workers", synod.ErrInvalidConfig, o.workers)
 	case o.queueLen <= 0 || o.maxQueueBytes <= 0:
 		return fmt.Errorf("%w: natstransport: queue of %d per worker, %d bytes", synod.ErrInvalidConfig, o.queueLen, o.maxQueueBytes)
+	case o.framesInFlight <= 0:
+		return fmt.Errorf("%w: natstransport: %d frames in flight", synod.ErrInvalidConfig, o.framesInFlight)
 	case o.probeTimeout <= 0:
 		return fmt.Errorf("%w: natstransport: probe timeout %v", synod.ErrInvalidConfig, o.probeTimeout)
 	case o.limits.maxMessage() < o.limits.maxValue():

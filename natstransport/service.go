@@ -44,8 +44,10 @@ const (
 // flushTimeout bounds the flushes of Serve and Stop.
 const flushTimeout = 2 * time.Second
 
-// Service serves one synod.Acceptor over NATS as a micro service with two
-// endpoints, prepare and accept. Create it with Serve and stop it with Stop.
+// Service serves one synod.Acceptor over NATS as a micro service with three
+// endpoints: frame (version-2 batches, what proposers send) and prepare and
+// accept (version-1 single requests, kept for proposers of the previous
+// release). Create it with Serve and stop it with Stop.
 type Service struct {
 	nc      *nats.Conn
 	acc     *synod.Acceptor
@@ -56,9 +58,11 @@ type Service struct {
 	prepare string // subject
 	accept  string // subject
 	inspect string // subject
+	frame   string // subject
 
 	seed       maphash.Seed
 	queues     []chan job
+	frames     chan frameJob
 	workCtx    context.Context
 	cancelWork context.CancelFunc
 	workers    sync.WaitGroup
@@ -105,6 +109,14 @@ type StatsData struct {
 	QueuedBytes   int    `json:"queued_bytes"`   // frames waiting or in progress now
 }
 
+// frameJob is a decoded request frame waiting for a frame worker.
+type frameJob struct {
+	items   []RequestItem
+	reply   string
+	size    int
+	arrived time.Time
+}
+
 type job struct {
 	isPrepare bool
 	prepare   synod.PrepareRequest
@@ -123,7 +135,8 @@ func (j job) op() string {
 }
 
 // Serve starts serving acc as acceptor acc.ID() of cluster over nc, on the
-// subjects <prefix>.<cluster>.<id>.prepare and .accept (see Subjects).
+// subjects <prefix>.<cluster>.<id>.frame, .prepare and .accept (see
+// FrameSubject and Subjects).
 //
 // Before it subscribes, Serve probes those subjects: if anything answers, or
 // something subscribes but leaves three probes in a row unanswered for the
@@ -134,15 +147,18 @@ func (j job) op() string {
 // moment can both pass the probe; the data directory's identity and lock are
 // the other guards.)
 //
-// Handlers decode each request on the subscription's goroutine, reply at once
-// to bad input with an error reply (see the Code constants), and hand valid
-// requests to a worker chosen by a hash of the key, which applies the request
-// (the Acceptor persists before it returns) and then publishes the reply. One
-// slow write therefore holds up only the keys that share its worker. ctx bounds
-// the probe only.
+// Handlers decode each message on the subscription's goroutine and reply at
+// once to bad input with an error reply (see the Code constants). A request
+// frame goes to one of the frame workers, which applies all its items with
+// one synod.Acceptor.ApplyBatch (one storage batch, one sync) and publishes one
+// reply frame (more only if the replies exceed the message limit). A
+// version-1 request goes to a worker chosen by a hash of its key, which
+// applies it (the Acceptor persists before it returns) and then publishes the
+// reply; one slow write therefore holds up only the keys that share its
+// worker. ctx bounds the probe only.
 //
 // The connection's options (URLs, credentials, TLS, reconnects) are the
-// caller's. The acceptor needs permission to subscribe to its two subjects and
+// caller's. The acceptor needs permission to subscribe to its three subjects and
 // to $SRV.> (micro's PING, INFO and STATS), and to publish to reply subjects
 // (_INBOX.> by default) for replies and for the probe.
 func Serve(ctx context.Context, nc *nats.Conn, cluster string, acc *synod.Acceptor, opts ...Option) (*Service, error) {
@@ -157,11 +173,15 @@ func Serve(ctx context.Context, nc *nats.Conn, cluster string, acc *synod.Accept
 		return nil, fmt.Errorf("natstransport: serve: %w", err)
 	}
 	prep, accept, err := Subjects(o.prefix, cluster, acc.ID())
+	var frame string
+	if err == nil {
+		frame, err = FrameSubject(o.prefix, cluster, acc.ID())
+	}
 	if err != nil {
 		return nil, fmt.Errorf("natstransport: serve: %w: %w", synod.ErrInvalidConfig, err)
 	}
 	s := &Service{
-		nc: nc, acc: acc, cluster: cluster, opts: o, prepare: prep, accept: accept,
+		nc: nc, acc: acc, cluster: cluster, opts: o, prepare: prep, accept: accept, frame: frame,
 		inspect: strings.TrimSuffix(prep, opPrepare) + opInspect,
 		log:     o.logger.With("acceptor", acc.ID(), "cluster", cluster),
 		seed:    maphash.MakeSeed(),
@@ -181,6 +201,11 @@ func Serve(ctx context.Context, nc *nats.Conn, cluster string, acc *synod.Accept
 		s.queues[i] = make(chan job, o.queueLen)
 		s.workers.Add(1)
 		go s.work(s.queues[i])
+	}
+	s.frames = make(chan frameJob, o.queueLen*o.workers)
+	for range o.workers {
+		s.workers.Add(1)
+		go s.workFrames()
 	}
 	go func() {
 		s.workers.Wait()
@@ -204,7 +229,7 @@ func Serve(ctx context.Context, nc *nats.Conn, cluster string, acc *synod.Accept
 		s.metrics.close()
 		return nil, err
 	}
-	s.log.Info("natstransport: acceptor serving", "prepare", prep, "accept", accept, "instance", s.svc.Info().ID)
+	s.log.Info("natstransport: acceptor serving", "frame", frame, "prepare", prep, "accept", accept, "instance", s.svc.Info().ID)
 	return s, nil
 }
 
@@ -236,7 +261,7 @@ func Probe(ctx context.Context, nc *nats.Conn, cluster, id string, opts ...Optio
 
 // probeAll probes every subject the service will subscribe to.
 func (s *Service) probeAll(ctx context.Context) error {
-	for _, subj := range []string{s.prepare, s.accept} {
+	for _, subj := range []string{s.frame, s.prepare, s.accept} {
 		if err := s.probe(ctx, subj); err != nil {
 			return err
 		}
@@ -318,8 +343,15 @@ func (s *Service) start() error {
 		return fmt.Errorf("natstransport: serve: add micro service: %w", err)
 	}
 	s.svc = svc
-	for _, ep := range []struct{ name, subj string }{{opPrepare, s.prepare}, {opAccept, s.accept}} {
-		err := svc.AddEndpoint(ep.name, s.handler(ep.name == opPrepare), micro.WithEndpointSubject(ep.subj))
+	for _, ep := range []struct {
+		name, subj string
+		h          micro.HandlerFunc
+	}{
+		{opFrame, s.frame, s.frameHandler},
+		{opPrepare, s.prepare, s.handler(true)},
+		{opAccept, s.accept, s.handler(false)},
+	} {
+		err := svc.AddEndpoint(ep.name, ep.h, micro.WithEndpointSubject(ep.subj))
 		if err != nil {
 			_ = svc.Stop()
 			return fmt.Errorf("natstransport: serve: add endpoint %s: %w", ep.subj, err)
@@ -334,6 +366,9 @@ func (s *Service) start() error {
 
 // Subjects returns the prepare and accept subjects the service answers on.
 func (s *Service) Subjects() (prepare, accept string) { return s.prepare, s.accept }
+
+// FrameSubject returns the subject of the service's version-2 frames.
+func (s *Service) FrameSubject() string { return s.frame }
 
 // Info returns the micro service's info, as `nats micro info` shows it.
 func (s *Service) Info() micro.Info { return s.svc.Info() }
@@ -536,6 +571,7 @@ func (s *Service) closeQueues() {
 	for _, q := range s.queues {
 		close(q)
 	}
+	close(s.frames)
 }
 
 // Stop stops taking requests (later ones get an error reply with

@@ -303,6 +303,9 @@ func TestServiceMicro(t *testing.T) {
 	if _, err := tr.PrepareAt(ctx, "a1", synod.PrepareRequest{Key: "k", Ballot: b1}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := tr.ReadAt(ctx, "a1", synod.ReadRequest{Key: "k"}); err != nil {
+		t.Fatal(err)
+	}
 
 	m, err := nc.RequestWithContext(ctx, "$SRV.INFO."+ServiceName, nil)
 	if err != nil {
@@ -312,7 +315,7 @@ func TestServiceMicro(t *testing.T) {
 	if err := json.Unmarshal(m.Data, &info); err != nil {
 		t.Fatal(err)
 	}
-	wantMeta := map[string]string{MetadataCluster: testCluster, MetadataAcceptor: "a1", MetadataPrefix: "test.synod", MetadataWire: "1"}
+	wantMeta := map[string]string{MetadataCluster: testCluster, MetadataAcceptor: "a1", MetadataPrefix: "test.synod", MetadataWire: "2"}
 	if info.Name != ServiceName || info.ID != svc.Info().ID || !reflect.DeepEqual(info.Metadata, wantMeta) {
 		t.Errorf("info: got %s %s %v, want %s %s %v", info.Name, info.ID, info.Metadata, ServiceName, svc.Info().ID, wantMeta)
 	}
@@ -320,7 +323,7 @@ func TestServiceMicro(t *testing.T) {
 	for _, ep := range info.Endpoints {
 		subjects = append(subjects, ep.Name+"="+ep.Subject+"/"+ep.QueueGroup)
 	}
-	if want := []string{"prepare=test.synod.c1.a1.prepare/", "accept=test.synod.c1.a1.accept/", "inspect=test.synod.c1.a1.inspect/"}; !reflect.DeepEqual(subjects, want) {
+	if want := []string{"frame=test.synod.c1.a1.frame/", "prepare=test.synod.c1.a1.prepare/", "accept=test.synod.c1.a1.accept/", "inspect=test.synod.c1.a1.inspect/"}; !reflect.DeepEqual(subjects, want) {
 		t.Errorf("endpoints: got %v, want %v (no queue group)", subjects, want)
 	}
 
@@ -332,12 +335,12 @@ func TestServiceMicro(t *testing.T) {
 	if err := json.Unmarshal(m.Data, &stats); err != nil {
 		t.Fatal(err)
 	}
-	if len(stats.Endpoints) != 3 || stats.Endpoints[0].NumRequests != 1 {
-		t.Fatalf("stats: got %+v, want 3 endpoints, 1 prepare", stats.Endpoints)
+	if len(stats.Endpoints) != 4 || stats.Endpoints[0].NumRequests != 1 || stats.Endpoints[1].NumRequests != 1 {
+		t.Fatalf("stats: got %+v, want 4 endpoints, 1 frame, 1 prepare", stats.Endpoints)
 	}
 	var data StatsData
-	if err := json.Unmarshal(stats.Endpoints[0].Data, &data); err != nil || data.Handled != 1 {
-		t.Errorf("stats data: got %s (%v), want handled 1", stats.Endpoints[0].Data, err)
+	if err := json.Unmarshal(stats.Endpoints[0].Data, &data); err != nil || data.Handled != 2 {
+		t.Errorf("stats data: got %s (%v), want handled 2", stats.Endpoints[0].Data, err)
 	}
 }
 

@@ -15,6 +15,7 @@ const (
 	opPrepare = "prepare"
 	opAccept  = "accept"
 	opInspect = "inspect"
+	opFrame   = "frame"
 )
 
 // ValidateName reports whether s can be a cluster name or an acceptor ID: one
@@ -84,4 +85,15 @@ func InspectSubject(prefix, cluster, acceptorID string) (string, error) {
 		return "", err
 	}
 	return strings.TrimSuffix(prep, opPrepare) + opInspect, nil
+}
+
+// FrameSubject returns the subject of an acceptor's version-2 frames:
+// <prefix>.<cluster>.<acceptorID>.frame. It validates every part (see
+// ValidateName).
+func FrameSubject(prefix, cluster, acceptorID string) (string, error) {
+	prep, _, err := Subjects(prefix, cluster, acceptorID)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(prep, opPrepare) + opFrame, nil
 }

@@ -1,0 +1,478 @@
+package natstransport
+
+import (
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
+
+	"github.com/protosynod/protosynod/synod"
+)
+
+// Version-2 frames carry a batch of requests to one acceptor on its .frame
+// subject and a batch of replies back (see the package doc, "Wire format,
+// version 2"). The items of a frame are typed by their first field, the
+// synod.Op of the request, or itemError in a reply.
+
+// MaxFrameItems is the largest number of items in one frame. A Transport
+// sends at most this many; a decoder rejects a frame that announces more.
+const MaxFrameItems = 1024
+
+// maxDetailSize bounds the detail of an error item (such as the acceptor's
+// configuration in a stale-epoch refusal).
+const maxDetailSize = 64 << 10
+
+// itemError is the kind of an error item in a reply frame.
+const itemError = 0
+
+// Field counts of version-2 messages and items, the kind included, checked
+// exactly on decode.
+const (
+	requestFrameFields = 2 // version, items
+	replyFrameFields   = 3 // version, from, items
+
+	prepareItemFields      = 5 // kind, seq, epoch, key, ballot
+	acceptItemFields       = 7 // kind, seq, epoch, key, ballot, value, next
+	readItemFields         = 4 // kind, seq, epoch, key
+	prepareReplyItemFields = 8 // kind, seq, key, ballot, ok, seen, accepted, value
+	acceptReplyItemFields  = 6 // kind, seq, key, ballot, ok, seen
+	readReplyItemFields    = 6 // kind, seq, key, promised, accepted, value
+	errorItemFields        = 5 // kind, seq, code, message, detail
+)
+
+// RequestItem is one request of a request frame: a synod.BatchRequest and the
+// sequence number that its reply item carries back. Seq correlates the item
+// with its reply inside one frame; the acceptor only echoes it.
+type RequestItem struct {
+	Seq uint64
+	synod.BatchRequest
+}
+
+// ItemError is the error item of a reply frame: the acceptor did not serve
+// the request. Code is one of the Code constants (see the package doc, "Error
+// replies"); Detail is code-specific (for CodeStaleEpoch, the acceptor's
+// current configuration) and usually nil.
+type ItemError struct {
+	Code    string
+	Message string
+	Detail  []byte
+}
+
+// ReplyItem is one reply of a reply frame. Op names the request kind it
+// answers and the field that holds the reply, or is zero for an error item,
+// whose Error is then set. Decoding fills the replies' From with the frame's.
+type ReplyItem struct {
+	Seq     uint64
+	Op      synod.Op // 0 for an error item
+	Prepare synod.PrepareReply
+	Accept  synod.AcceptReply
+	Read    synod.ReadReply
+	Error   ItemError
+}
+
+// ReplyFrame is a decoded reply frame: the acceptor that sent it and its items.
+type ReplyFrame struct {
+	From  string
+	Items []ReplyItem
+}
+
+// AppendRequestFrame appends the request frame [2, [item, ...]] of items to
+// dst. It checks the item count and kinds only; the caller keeps the frame
+// under the receiver's Limits.
+func AppendRequestFrame(dst []byte, items []RequestItem) ([]byte, error) {
+	if len(items) > MaxFrameItems {
+		return dst, fmt.Errorf("natstransport: encode request frame: %w: %d items, limit %d", ErrTooLarge, len(items), MaxFrameItems)
+	}
+	dst = appendArrayLen(dst, requestFrameFields)
+	dst = appendUint(dst, WireVersion)
+	dst = appendArrayLen(dst, len(items))
+	for i := range items {
+		it := &items[i]
+		switch it.Op {
+		case synod.OpPrepare:
+			r := &it.Prepare
+			dst = appendArrayLen(dst, prepareItemFields)
+			dst = appendUint(dst, uint64(it.Op))
+			dst = appendUint(dst, it.Seq)
+			dst = appendUint(dst, r.Epoch)
+			dst = appendStr(dst, r.Key)
+			dst = appendBallot(dst, r.Ballot)
+		case synod.OpAccept:
+			r := &it.Accept
+			dst = appendArrayLen(dst, acceptItemFields)
+			dst = appendUint(dst, uint64(it.Op))
+			dst = appendUint(dst, it.Seq)
+			dst = appendUint(dst, r.Epoch)
+			dst = appendStr(dst, r.Key)
+			dst = appendBallot(dst, r.Ballot)
+			dst = appendBin(dst, r.Value)
+			dst = appendBallot(dst, r.Next)
+		case synod.OpRead:
+			r := &it.Read
+			dst = appendArrayLen(dst, readItemFields)
+			dst = appendUint(dst, uint64(it.Op))
+			dst = appendUint(dst, it.Seq)
+			dst = appendUint(dst, r.Epoch)
+			dst = appendStr(dst, r.Key)
+		default:
+			return dst, fmt.Errorf("natstransport: encode request frame: %w: item %d has unknown kind %d", ErrMalformed, i, it.Op)
+		}
+	}
+	return dst, nil
+}
+
+// EncodeRequestFrame returns the request frame of items.
+func EncodeRequestFrame(items []RequestItem) ([]byte, error) {
+	return AppendRequestFrame(nil, items)
+}
+
+// AppendReplyFrame appends the reply frame [2, from, [ritem, ...]] of items to
+// dst. It checks the item count and kinds only.
+func AppendReplyFrame(dst []byte, from string, items []ReplyItem) ([]byte, error) {
+	if len(items) > MaxFrameItems {
+		return dst, fmt.Errorf("natstransport: encode reply frame: %w: %d items, limit %d", ErrTooLarge, len(items), MaxFrameItems)
+	}
+	dst = appendArrayLen(dst, replyFrameFields)
+	dst = appendUint(dst, WireVersion)
+	dst = appendStr(dst, from)
+	dst = appendArrayLen(dst, len(items))
+	for i := range items {
+		var err error
+		if dst, err = appendReplyItem(dst, &items[i]); err != nil {
+			return dst, fmt.Errorf("natstransport: encode reply frame: %w", err)
+		}
+	}
+	return dst, nil
+}
+
+// EncodeReplyFrame returns the reply frame of items from acceptor from.
+func EncodeReplyFrame(from string, items []ReplyItem) ([]byte, error) {
+	return AppendReplyFrame(nil, from, items)
+}
+
+// appendReplyItem appends one reply item.
+func appendReplyItem(dst []byte, it *ReplyItem) ([]byte, error) {
+	switch it.Op {
+	case itemError:
+		e := &it.Error
+		dst = appendArrayLen(dst, errorItemFields)
+		dst = appendUint(dst, itemError)
+		dst = appendUint(dst, it.Seq)
+		dst = appendStr(dst, e.Code)
+		dst = appendStr(dst, e.Message)
+		dst = appendBin(dst, e.Detail)
+	case synod.OpPrepare:
+		r := &it.Prepare
+		dst = appendArrayLen(dst, prepareReplyItemFields)
+		dst = appendUint(dst, uint64(it.Op))
+		dst = appendUint(dst, it.Seq)
+		dst = appendStr(dst, r.Key)
+		dst = appendBallot(dst, r.Ballot)
+		dst = appendBool(dst, r.OK)
+		dst = appendBallot(dst, r.Seen)
+		dst = appendBallot(dst, r.Accepted)
+		dst = appendBin(dst, r.Value)
+	case synod.OpAccept:
+		r := &it.Accept
+		dst = appendArrayLen(dst, acceptReplyItemFields)
+		dst = appendUint(dst, uint64(it.Op))
+		dst = appendUint(dst, it.Seq)
+		dst = appendStr(dst, r.Key)
+		dst = appendBallot(dst, r.Ballot)
+		dst = appendBool(dst, r.OK)
+		dst = appendBallot(dst, r.Seen)
+	case synod.OpRead:
+		r := &it.Read
+		dst = appendArrayLen(dst, readReplyItemFields)
+		dst = appendUint(dst, uint64(it.Op))
+		dst = appendUint(dst, it.Seq)
+		dst = appendStr(dst, r.Key)
+		dst = appendBallot(dst, r.Promised)
+		dst = appendBallot(dst, r.Accepted)
+		dst = appendBin(dst, r.Value)
+	default:
+		return dst, fmt.Errorf("%w: reply item has unknown kind %d", ErrMalformed, it.Op)
+	}
+	return dst, nil
+}
+
+// DecodeRequestFrame decodes a request frame strictly: the frame size against
+// lim first, then field by field with exact field counts and types, every
+// length against its limit and the bytes left, at most MaxFrameItems items,
+// no trailing bytes. Errors wrap ErrMalformed, ErrVersion or ErrTooLarge, and
+// fail the whole frame. It does not validate the requests themselves (empty
+// keys, zero ballots): the acceptor answers each invalid item with its own
+// error item. Values alias data.
+func DecodeRequestFrame(data []byte, lim Limits) ([]RequestItem, error) {
+	r, err := newVersionReader("request frame", data, lim, requestFrameFields, WireVersion)
+	if err != nil {
+		return nil, err
+	}
+	n := r.itemCount()
+	var items []RequestItem
+	for i := 0; i < n && r.err == nil; i++ {
+		var it RequestItem
+		fields := r.arrayLen("item")
+		it.Op = synod.Op(r.uint("item kind"))
+		want := 0
+		switch it.Op {
+		case synod.OpPrepare:
+			want = prepareItemFields
+		case synod.OpAccept:
+			want = acceptItemFields
+		case synod.OpRead:
+			want = readItemFields
+		default:
+			r.fail(ErrMalformed, "item %d: unknown kind %d", i, it.Op)
+		}
+		if r.err == nil && fields != want {
+			r.fail(ErrMalformed, "item %d (%v): %d fields, want %d", i, it.Op, fields, want)
+		}
+		it.Seq = r.uint("seq")
+		epoch := r.uint("epoch")
+		key := r.key()
+		switch it.Op {
+		case synod.OpPrepare:
+			it.Prepare = synod.PrepareRequest{Key: key, Epoch: epoch, Ballot: r.ballot("ballot")}
+		case synod.OpAccept:
+			it.Accept = synod.AcceptRequest{Key: key, Epoch: epoch, Ballot: r.ballot("ballot")}
+			it.Accept.Value = r.value()
+			it.Accept.Next = r.ballot("next")
+		case synod.OpRead:
+			it.Read = synod.ReadRequest{Key: key, Epoch: epoch}
+		}
+		items = append(items, it)
+	}
+	if err := r.finish(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+// DecodeReplyFrame decodes a reply frame as strictly as DecodeRequestFrame,
+// and validates its replies: a non-empty sender, non-empty keys, a valid
+// request ballot in prepare and accept replies, every other ballot zero or
+// valid, and a non-empty code in error items. Values and details alias data.
+func DecodeReplyFrame(data []byte, lim Limits) (ReplyFrame, error) {
+	var f ReplyFrame
+	r, err := newVersionReader("reply frame", data, lim, replyFrameFields, WireVersion)
+	if err != nil {
+		return f, err
+	}
+	f.From = r.from()
+	n := r.itemCount()
+	for i := 0; i < n && r.err == nil; i++ {
+		var it ReplyItem
+		fields := r.arrayLen("item")
+		it.Op = synod.Op(r.uint("item kind"))
+		want := 0
+		switch it.Op {
+		case itemError:
+			want = errorItemFields
+		case synod.OpPrepare:
+			want = prepareReplyItemFields
+		case synod.OpAccept:
+			want = acceptReplyItemFields
+		case synod.OpRead:
+			want = readReplyItemFields
+		default:
+			r.fail(ErrMalformed, "item %d: unknown kind %d", i, it.Op)
+		}
+		if r.err == nil && fields != want {
+			r.fail(ErrMalformed, "item %d (%v): %d fields, want %d", i, it.Op, fields, want)
+		}
+		it.Seq = r.uint("seq")
+		switch it.Op {
+		case itemError:
+			it.Error.Code = r.str("code", maxCodeSize)
+			it.Error.Message = r.str("message", maxMessageSize)
+			it.Error.Detail = r.bin("detail", maxDetailSize)
+			if r.err == nil && it.Error.Code == "" {
+				r.fail(ErrMalformed, "item %d: empty error code", i)
+			}
+		case synod.OpPrepare:
+			p := &it.Prepare
+			p.From, p.Key, p.Ballot = f.From, r.key(), r.ballot("ballot")
+			p.OK = r.boolean("ok")
+			p.Seen, p.Accepted, p.Value = r.ballot("seen"), r.ballot("accepted"), r.value()
+			r.check(validateReply("prepare reply", p.Key, p.Ballot, p.Seen, p.Accepted))
+		case synod.OpAccept:
+			a := &it.Accept
+			a.From, a.Key, a.Ballot = f.From, r.key(), r.ballot("ballot")
+			a.OK, a.Seen = r.boolean("ok"), r.ballot("seen")
+			r.check(validateReply("accept reply", a.Key, a.Ballot, a.Seen))
+		case synod.OpRead:
+			rd := &it.Read
+			rd.From, rd.Key = f.From, r.key()
+			rd.Promised, rd.Accepted, rd.Value = r.ballot("promised"), r.ballot("accepted"), r.value()
+			if r.err == nil && rd.Key == "" {
+				r.fail(synod.ErrInvalidRequest, "read reply: empty key")
+			}
+			r.check(validateBallots("read reply", rd.Key, rd.Promised, rd.Accepted))
+		}
+		f.Items = append(f.Items, it)
+	}
+	if err := r.finish(); err != nil {
+		return ReplyFrame{}, err
+	}
+	return f, nil
+}
+
+// itemCount reads the header of a frame's item array: at most MaxFrameItems,
+// and no more than the bytes left (every item takes at least one). Nothing is
+// allocated from it.
+func (r *reader) itemCount() int {
+	n := r.arrayLen("items")
+	switch {
+	case r.err != nil:
+		return 0
+	case n > MaxFrameItems:
+		r.fail(ErrTooLarge, "%d items, limit %d", n, MaxFrameItems)
+		return 0
+	case n > r.br.Len():
+		r.fail(ErrMalformed, "%d items announced, %d bytes left", n, r.br.Len())
+		return 0
+	}
+	return n
+}
+
+// arrayLen reads an array header.
+func (r *reader) arrayLen(field string) int {
+	c := r.peek(field)
+	if r.err != nil {
+		return 0
+	}
+	if !isArray(c) {
+		r.fail(ErrMalformed, "%s: not an array (code %#x)", field, c)
+		return 0
+	}
+	n, err := r.dec.DecodeArrayLen()
+	if err != nil || n < 0 {
+		r.fail(ErrMalformed, "%s: bad array header", field)
+		return 0
+	}
+	return n
+}
+
+// bin reads nil or a binary no longer than max; the result aliases r.data.
+func (r *reader) bin(field string, max int) []byte {
+	c := r.peek(field)
+	if r.err != nil {
+		return nil
+	}
+	switch {
+	case c == msgpcode.Nil:
+		_ = r.dec.Skip() // cannot fail: the code is there
+		return nil
+	case !isBin(c):
+		r.fail(ErrMalformed, "%s: not binary (code %#x)", field, c)
+		return nil
+	}
+	lo, hi, ok := r.span(field, max)
+	if !ok {
+		return nil
+	}
+	return r.data[lo:hi:hi]
+}
+
+// check records err, a validation error that already names its sentinel.
+func (r *reader) check(err error) {
+	if r.err == nil && err != nil {
+		r.err = err
+	}
+}
+
+// validateBallots checks that every ballot is zero or valid.
+func validateBallots(what, key string, bs ...synod.Ballot) error {
+	for _, b := range bs {
+		if !b.IsZero() && !b.Valid() {
+			return fmt.Errorf("%w: %s %q: invalid ballot %v", synod.ErrInvalidRequest, what, key, b)
+		}
+	}
+	return nil
+}
+
+// The append helpers write the msgpack encodings the decoders read: compact
+// unsigned integers, str and bin with the shortest header, nil for a nil
+// []byte (an empty register) and bin8 of length 0 for an empty one.
+
+func appendArrayLen(dst []byte, n int) []byte {
+	switch {
+	case n < 16:
+		return append(dst, msgpcode.FixedArrayLow|byte(n))
+	case n <= 0xffff:
+		return append(dst, msgpcode.Array16, byte(n>>8), byte(n))
+	}
+	return append(dst, msgpcode.Array32, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+}
+
+func appendUint(dst []byte, v uint64) []byte {
+	switch {
+	case v <= uint64(msgpcode.PosFixedNumHigh):
+		return append(dst, byte(v))
+	case v <= 0xff:
+		return append(dst, msgpcode.Uint8, byte(v))
+	case v <= 0xffff:
+		return append(dst, msgpcode.Uint16, byte(v>>8), byte(v))
+	case v <= 0xffffffff:
+		return append(dst, msgpcode.Uint32, byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
+	}
+	return append(dst, msgpcode.Uint64, byte(v>>56), byte(v>>48), byte(v>>40), byte(v>>32),
+		byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
+}
+
+func appendStr(dst []byte, s string) []byte {
+	n := len(s)
+	switch {
+	case n < 32:
+		dst = append(dst, msgpcode.FixedStrLow|byte(n))
+	case n <= 0xff:
+		dst = append(dst, msgpcode.Str8, byte(n))
+	case n <= 0xffff:
+		dst = append(dst, msgpcode.Str16, byte(n>>8), byte(n))
+	default:
+		dst = append(dst, msgpcode.Str32, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	return append(dst, s...)
+}
+
+func appendBin(dst []byte, b []byte) []byte {
+	if b == nil {
+		return append(dst, msgpcode.Nil)
+	}
+	n := len(b)
+	switch {
+	case n <= 0xff:
+		dst = append(dst, msgpcode.Bin8, byte(n))
+	case n <= 0xffff:
+		dst = append(dst, msgpcode.Bin16, byte(n>>8), byte(n))
+	default:
+		dst = append(dst, msgpcode.Bin32, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	return append(dst, b...)
+}
+
+func appendBool(dst []byte, v bool) []byte {
+	if v {
+		return append(dst, msgpcode.True)
+	}
+	return append(dst, msgpcode.False)
+}
+
+func appendBallot(dst []byte, b synod.Ballot) []byte {
+	dst = appendArrayLen(dst, ballotFields)
+	dst = appendUint(dst, b.Counter)
+	return appendStr(dst, b.Proposer)
+}
+
+// requestItemSize bounds the encoded size of it, for packing frames.
+func requestItemSize(it *RequestItem) int {
+	const ballot = 1 + 9 + 5               // header, counter, str header
+	n := 1 + 2 + 9 + 9 + 5 + len(it.Key()) // array, kind, seq, epoch, key header
+	switch it.Op {
+	case synod.OpPrepare:
+		n += ballot + len(it.Prepare.Ballot.Proposer)
+	case synod.OpAccept:
+		n += 2*ballot + len(it.Accept.Ballot.Proposer) + len(it.Accept.Next.Proposer) + 5 + len(it.Accept.Value)
+	}
+	return n
+}
