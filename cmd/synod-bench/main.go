@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"text/tabwriter"
@@ -35,8 +36,18 @@ func main() {
 		only      = flag.String("only", "", "comma-separated workloads to run (sequential,many-keys,hot-key); empty runs all")
 		seed      = flag.Uint64("seed", uint64(time.Now().UnixNano()), "seed for key choice")
 		cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+		mutexprof = flag.String("mutexprofile", "", "write a mutex contention profile of the whole run to this file")
+		blockprof = flag.String("blockprofile", "", "write a blocking profile of the whole run to this file")
 	)
 	flag.Parse()
+	if *mutexprof != "" {
+		runtime.SetMutexProfileFraction(5)
+		defer writeProfile("mutex", *mutexprof)
+	}
+	if *blockprof != "" {
+		runtime.SetBlockProfileRate(int(10 * time.Microsecond))
+		defer writeProfile("block", *blockprof)
+	}
 	if *cpuprof != "" {
 		f, err := os.Create(*cpuprof)
 		if err == nil {
@@ -119,4 +130,19 @@ func bench(ctx context.Context, d time.Duration, valueSize, servers int, only st
 	}
 	fmt.Printf("\nsystems side by side, %v each, %d-byte values, %d nats-servers, fsync before every acknowledgement; ratio = ok/s over jetstream-kv\n", d, valueSize, servers)
 	return tw.Flush()
+}
+
+// writeProfile writes the named runtime profile to file, reporting failures
+// on stderr.
+func writeProfile(name, file string) {
+	f, err := os.Create(file)
+	if err == nil {
+		err = pprof.Lookup(name).WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "synod-bench:", name, "profile:", err)
+	}
 }
