@@ -252,10 +252,14 @@ func Probe(ctx context.Context, nc *nats.Conn, cluster, id string, opts ...Optio
 		return wrapf(err, "probe")
 	}
 	prep, accept, err := Subjects(o.prefix, cluster, id)
+	var frame string
+	if err == nil {
+		frame, err = FrameSubject(o.prefix, cluster, id)
+	}
 	if err != nil {
 		return fmt.Errorf("natstransport: probe: %w: %w", synod.ErrInvalidConfig, err)
 	}
-	s := &Service{nc: nc, opts: o, prepare: prep, accept: accept, log: o.logger.With("acceptor", id, "cluster", cluster)}
+	s := &Service{nc: nc, opts: o, prepare: prep, accept: accept, frame: frame, log: o.logger.With("acceptor", id, "cluster", cluster)}
 	return s.probeAll(ctx)
 }
 
