@@ -449,7 +449,7 @@ func (t *Transport) onReply(m *nats.Msg) {
 		}
 		var rerr error
 		if ri.Op == itemError {
-			rerr = &RemoteError{Acceptor: acceptor, Code: ri.Error.Code, Description: ri.Error.Message, Detail: ri.Error.Detail}
+			rerr = itemErr(acceptor, it.sc.req.Epoch(), &ri.Error)
 			t.logRemote(it.sc, rerr)
 		}
 		it.sc.deliver(t.log, acceptor, ri, rerr)

@@ -170,7 +170,7 @@ func (t *Transport) ReadAt(ctx context.Context, acceptor string, req synod.ReadR
 	ri := reps[0]
 	switch {
 	case ri.Op == itemError:
-		return synod.ReadReply{}, &RemoteError{Acceptor: acceptor, Code: ri.Error.Code, Description: ri.Error.Message, Detail: ri.Error.Detail}
+		return synod.ReadReply{}, itemErr(acceptor, req.Epoch, &ri.Error)
 	case ri.Op != synod.OpRead || ri.Read.Key != req.Key:
 		return synod.ReadReply{}, fmt.Errorf("natstransport: read %q at %s: %w: %v reply for %q", req.Key, acceptor, ErrMalformed, ri.Op, ri.Read.Key)
 	}

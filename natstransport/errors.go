@@ -95,6 +95,7 @@ var codeErrors = []struct {
 	{CodeOverloaded, ErrOverloaded},
 	{CodeVersion, ErrVersion},
 	{CodeNoSpace, ErrNoSpace},
+	{CodeStaleEpoch, synod.ErrStaleEpoch},
 }
 
 // errorCode returns the code for err: 507 for an acceptor out of space, 500
@@ -103,6 +104,8 @@ var codeErrors = []struct {
 // else (errors the acceptor itself returns).
 func errorCode(err error) string {
 	switch {
+	case errors.Is(err, synod.ErrStaleEpoch):
+		return CodeStaleEpoch
 	case errors.Is(err, synod.ErrNoSpace):
 		return CodeNoSpace
 	case errors.Is(err, synod.ErrStorage):
@@ -169,3 +172,31 @@ func (e *wrapped) Error() string {
 }
 
 func (e *wrapped) Unwrap() error { return e.err }
+
+// errorDetail returns the detail of err's error item: for a stale epoch, the
+// acceptor's configuration in synod.Config's binary encoding.
+func errorDetail(err error) []byte {
+	var se *synod.StaleEpochError
+	if !errors.As(err, &se) {
+		return nil
+	}
+	b, merr := se.Config.MarshalBinary()
+	if merr != nil {
+		return nil
+	}
+	return b
+}
+
+// itemErr returns the error a Transport delivers for an error item of
+// acceptor answering a request of epoch: a *synod.StaleEpochError carrying the
+// acceptor's configuration for CodeStaleEpoch (when its detail decodes), else
+// a *RemoteError.
+func itemErr(acceptor string, epoch uint64, e *ItemError) error {
+	if e.Code == CodeStaleEpoch {
+		var cfg synod.Config
+		if err := cfg.UnmarshalBinary(e.Detail); err == nil {
+			return &synod.StaleEpochError{Acceptor: acceptor, Epoch: epoch, Config: cfg}
+		}
+	}
+	return &RemoteError{Acceptor: acceptor, Code: e.Code, Description: e.Message, Detail: e.Detail}
+}

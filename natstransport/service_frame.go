@@ -115,7 +115,7 @@ func (s *Service) processFrame(j frameJob) {
 
 // itemErrorOf returns the error item for err.
 func itemErrorOf(err error) ItemError {
-	return ItemError{Code: errorCode(err), Message: describe(err)}
+	return ItemError{Code: errorCode(err), Message: describe(err), Detail: errorDetail(err)}
 }
 
 // publishReplies publishes replies in as few reply frames as the message

@@ -341,3 +341,38 @@ func TestRollingUpgrade(t *testing.T) {
 		t.Errorf("counter %d after %v acknowledged and %d indeterminate increments", got, ok, maybe)
 	}
 }
+
+// TestFrameStaleEpoch: an acceptor serving a newer configuration refuses an
+// item of an older epoch with 412 and its configuration, which the Transport
+// delivers as a *synod.StaleEpochError carrying it.
+func TestFrameStaleEpoch(t *testing.T) {
+	s := natstest.RunServer(t)
+	_, acc := serveOne(t, natstest.Connect(t, s), "a1", synod.NewMemoryStorage())
+	ctx := ctxTimeout(t, 10*time.Second)
+	cfg := synod.Config{Acceptors: []string{"a1"}, Epoch: 2}
+	if _, err := acc.Install(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	tr := newTransport(t, natstest.Connect(t, s))
+	reps, err := tr.FrameAt(ctx, "a1", []RequestItem{prepareItem(1, "k", b1), readItem(2, "k")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reps[0].Error.Code != CodeStaleEpoch || reps[1].Error.Code != CodeStaleEpoch || len(reps[0].Error.Detail) == 0 {
+		t.Fatalf("items of epoch 0: got %+v, want 412 with a detail", reps)
+	}
+	replies := make(chan synod.PrepareReply, 1)
+	if err := tr.Prepare(ctx, []string{"a1"}, synod.PrepareRequest{Key: "k", Ballot: b1, Epoch: 1}, replies); err != nil {
+		t.Fatal(err)
+	}
+	r := <-replies
+	var se *synod.StaleEpochError
+	if !errors.As(r.Err, &se) || se.Config.Epoch != 2 || se.Epoch != 1 || se.Acceptor != "a1" {
+		t.Errorf("reply: got %+v, want a *synod.StaleEpochError from a1 for epoch 1 with the epoch-2 configuration", r)
+	}
+	// An item of the current epoch is served.
+	reps, err = tr.FrameAt(ctx, "a1", []RequestItem{{Seq: 1, BatchRequest: synod.BatchRequest{Op: synod.OpPrepare, Prepare: synod.PrepareRequest{Key: "k", Ballot: synod.Ballot{Counter: 5, Proposer: "p"}, Epoch: 2}}}})
+	if err != nil || reps[0].Op != synod.OpPrepare || !reps[0].Prepare.OK {
+		t.Errorf("item of epoch 2: got %+v, %v", reps, err)
+	}
+}
