@@ -8,6 +8,7 @@
 //	synod [flags] -cluster NAME -acceptors a1,a2,a3 read [-round] KEY
 //	synod [flags] -cluster NAME -acceptors a1,a2,a3 write KEY VALUE
 //	synod [flags] -cluster NAME -acceptors a1,a2,a3 delete KEY
+//	synod [flags] -cluster NAME -acceptors a1,a2,a3 members
 //	synod [flags] -cluster NAME -acceptors a1,a2,a3 read KEY -decode
 //	synod [flags] -cluster NAME -acceptors a1,a2,a3 inspect KEY
 //	synod [flags] -cluster NAME -acceptors a1,a2,a3 keys [-after KEY] [-limit N] PREFIX
@@ -18,7 +19,9 @@
 // -round, it runs a round (the identity change). write replaces the value
 // whatever it was. delete writes the register's tombstone, the empty value,
 // through a round (synod.Client.Delete): it reads empty afterwards and can be
-// written again; the acceptors drop the key at the next garbage collection. Both need the full acceptor set: quorums computed from the
+// written again; the acceptors drop the key at the next garbage collection.
+// members shows the membership record (synod.MembershipKey): the current
+// configuration and epoch, and a reconfiguration under way. Both need the full acceptor set: quorums computed from the
 // acceptors that happen to answer discovery need not intersect the real ones,
 // so the set is never guessed. Every flag can also be set through its
 // environment variable (SYNOD_NATS, SYNOD_CLUSTER, SYNOD_ACCEPTORS, ...).
@@ -109,6 +112,7 @@ func commands() []*command {
 		readCommand(),
 		writeCommand(),
 		deleteCommand(),
+		membersCommand(),
 		inspectCommand(),
 		keysCommand(),
 	}

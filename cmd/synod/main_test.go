@@ -82,6 +82,9 @@ func TestCLI(t *testing.T) {
 	if out, err = cli(t, url, append(set, "read", "k")...); err != nil || out != "v2\n" {
 		t.Fatalf("read after delete and write = %q, %v; want v2", out, err)
 	}
+	if out, err = cli(t, url, append(set, "members")...); err != nil || !strings.Contains(out, "epoch 0: acceptors a1,a2,a3 (prepare quorum 2, accept quorum 2") {
+		t.Fatalf("members = %q, %v", out, err)
+	}
 	if out, err = cli(t, url, append(set, "-cluster", "other", "acceptors")...); err == nil {
 		t.Errorf("acceptors of an unknown cluster = %q, want an error", out)
 	}

@@ -225,6 +225,9 @@ func TestSimFindsInjectedBugs(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.fault.String(), func(t *testing.T) {
 			maxSeeds := cmp.Or(tt.maxSeeds, 200)
+			if maxSeeds > 200 && (raceEnabled || testing.Short()) {
+				t.Skip("needs hundreds of seeds: runs without -race and -short")
+			}
 			cfg := func(fault synodtest.Fault) func(uint64) synodtest.SimConfig {
 				return func(seed uint64) synodtest.SimConfig {
 					c := synodtest.RandomSimConfig(seed)
