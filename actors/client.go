@@ -61,7 +61,11 @@ func (t grainTarget) String() string { return t.kind + "/" + t.identity }
 func (t grainTarget) attempt(ctx context.Context, msg proto.Message, id string) (any, error) {
 	pid, ok := t.c.PidCache.Get(t.identity, t.kind)
 	if !ok || pid == nil {
-		if pid = t.c.Get(t.identity, t.kind); pid == nil {
+		var err error
+		if pid, err = lookupGrain(ctx, t.c, t.identity, t.kind); err != nil {
+			return nil, err
+		}
+		if pid == nil {
 			return nil, fmt.Errorf("%w: no member activated the grain", ErrNoActor)
 		}
 		t.c.PidCache.Set(t.identity, t.kind, pid)
@@ -72,6 +76,21 @@ func (t grainTarget) attempt(ctx context.Context, msg proto.Message, id string) 
 		t.c.PidCache.RemoveByValue(t.identity, t.kind, pid)
 	}
 	return res, err
+}
+
+// lookupGrain asks the cluster's identity lookup for the grain's PID, but
+// returns when ctx ends: protoactor's lookup takes no context and waits up
+// to its own timeout (5s by default) for a member that may have crashed. The
+// lookup goroutine finishes on its own, within that timeout.
+func lookupGrain(ctx context.Context, c *cluster.Cluster, identity, kind string) (*actor.PID, error) {
+	found := make(chan *actor.PID, 1)
+	go func() { found <- c.Get(identity, kind) }()
+	select {
+	case pid := <-found:
+		return pid, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: looking up %s/%s: %w", ErrNoActor, kind, identity, ctx.Err())
+	}
 }
 
 // requestPID sends msg with request ID id to pid and waits for the reply.
