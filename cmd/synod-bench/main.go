@@ -16,8 +16,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -38,6 +40,7 @@ func main() {
 		cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 		mutexprof = flag.String("mutexprofile", "", "write a mutex contention profile of the whole run to this file")
 		blockprof = flag.String("blockprofile", "", "write a blocking profile of the whole run to this file")
+		jsonOut   = flag.Bool("json", false, "print one JSON object per workload and system instead of the table")
 	)
 	flag.Parse()
 	if *mutexprof != "" {
@@ -61,7 +64,8 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := bench(ctx, *duration, *valueSize, *servers, *only, *seed); err != nil {
+	out := config{d: *duration, valueSize: *valueSize, servers: *servers, only: *only, seed: *seed, json: *jsonOut}
+	if err := bench(ctx, os.Stdout, out); err != nil {
 		fmt.Fprintln(os.Stderr, "synod-bench:", err)
 		stop()
 		pprof.StopCPUProfile()
@@ -69,7 +73,30 @@ func main() {
 	}
 }
 
-func bench(ctx context.Context, d time.Duration, valueSize, servers int, only string, seed uint64) error {
+// config is one run's settings.
+type config struct {
+	d                  time.Duration
+	valueSize, servers int
+	only               string
+	seed               uint64
+	json               bool // one JSON object per line (see jsonResult) instead of the table
+}
+
+// jsonResult is one line of -json output.
+type jsonResult struct {
+	Layout     string  `json:"layout"`
+	Workload   string  `json:"workload"`
+	System     string  `json:"system"`
+	ValueBytes int     `json:"value_bytes"`
+	OKPerSec   float64 `json:"ok_per_sec"`
+	P50us      int64   `json:"p50_us"`
+	P99us      int64   `json:"p99_us"`
+	Conflicts  int64   `json:"conflicts"`
+	Errors     int64   `json:"errors"`
+}
+
+func bench(ctx context.Context, w io.Writer, c config) error {
+	d, valueSize, servers, only, seed := c.d, c.valueSize, c.servers, c.only, c.seed
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	dir, err := os.MkdirTemp("", "synod-bench-")
 	if err != nil {
@@ -102,8 +129,11 @@ func bench(ctx context.Context, d time.Duration, valueSize, servers int, only st
 		{name: "many-keys", keys: 1000, inflight: 64},
 		{name: "hot-key", keys: 1, inflight: 64},
 	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "workload\tsystem\tok/s\tp50\tp99\tconflicts\terrors\tratio\t\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	enc := json.NewEncoder(w)
+	if !c.json {
+		fmt.Fprintf(tw, "workload\tsystem\tok/s\tp50\tp99\tconflicts\terrors\tratio\t\n")
+	}
 	for _, w := range workloads {
 		if only != "" && !strings.Contains(","+only+",", ","+w.name+",") {
 			continue
@@ -124,11 +154,23 @@ func bench(ctx context.Context, d time.Duration, valueSize, servers int, only st
 			} else if base > 0 {
 				ratio = fmt.Sprintf("%.2fx", r.rate()/base)
 			}
+			if c.json {
+				if err := enc.Encode(jsonResult{
+					Layout: "embedded", Workload: w.name, System: e.name(), ValueBytes: valueSize, OKPerSec: r.rate(),
+					P50us: r.pct(0.50).Microseconds(), P99us: r.pct(0.99).Microseconds(), Conflicts: r.conflicts, Errors: r.errs,
+				}); err != nil {
+					return err
+				}
+				continue
+			}
 			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%v\t%v\t%d\t%d\t%s\t\n", w.name, e.name(), r.rate(),
 				r.pct(0.50).Round(time.Microsecond), r.pct(0.99).Round(time.Microsecond), r.conflicts, r.errs, ratio)
 		}
 	}
-	fmt.Printf("\nsystems side by side, %v each, %d-byte values, %d nats-servers, fsync before every acknowledgement; ratio = ok/s over jetstream-kv\n", d, valueSize, servers)
+	if c.json {
+		return nil
+	}
+	fmt.Fprintf(w, "\nsystems side by side, %v each, %d-byte values, %d nats-servers, fsync before every acknowledgement; ratio = ok/s over jetstream-kv\n", d, valueSize, servers)
 	return tw.Flush()
 }
 
