@@ -123,3 +123,27 @@ func TestChangeFailsFastOnStorageErrors(t *testing.T) {
 		t.Fatalf("after freeing the space: %v", err)
 	}
 }
+
+// TestStorageErrorItems pins the version-2 mapping: an acceptor's storage
+// errors become error items with codes 507 and 500, which the proposer side
+// turns back into errors matching synod.ErrNoSpace / synod.ErrStorage.
+func TestStorageErrorItems(t *testing.T) {
+	tests := []struct {
+		err     error
+		code    string
+		noSpace bool
+	}{
+		{fmt.Errorf("store: %w", synod.ErrNoSpace), CodeNoSpace, true},
+		{fmt.Errorf("store: %w: EIO", synod.ErrStorage), CodeStorage, false},
+	}
+	for _, tt := range tests {
+		item := itemErrorOf(tt.err)
+		if item.Code != tt.code {
+			t.Errorf("itemErrorOf(%v).Code = %s, want %s", tt.err, item.Code, tt.code)
+		}
+		back := itemErr("a1", 0, &item)
+		if !errors.Is(back, synod.ErrStorage) || errors.Is(back, synod.ErrNoSpace) != tt.noSpace {
+			t.Errorf("item %s back: %v; want ErrStorage, ErrNoSpace %v", item.Code, back, tt.noSpace)
+		}
+	}
+}
