@@ -292,7 +292,11 @@ func TestDiskFullAbrupt(t *testing.T) {
 		natsServers: 1, acceptors: 3,
 		acceptorArgsFor: func(i int) []string {
 			if i == 0 {
-				return []string{"-test-disk-limit-file", limit}
+				// No reserve: with one, the periodic free-space check could see
+				// the emptied disk before the next write and refuse writes with
+				// 507 for ever, and the abrupt ENOSPC this test is about would
+				// never happen.
+				return []string{"-test-disk-limit-file", limit, "-space-reserve", "0"}
 			}
 			return nil
 		},

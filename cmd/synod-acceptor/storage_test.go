@@ -101,7 +101,10 @@ func TestStorageFailureExitsForRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs processes")
 	}
-	c := newDiskCluster(t)
+	// No reserve: with one, the periodic free-space check could see the
+	// emptied disk before the next write and refuse writes with 507 for ever,
+	// and the real ENOSPC that makes the process exit would never happen.
+	c := newDiskCluster(t, "-space-reserve", "0")
 	stop := make(chan struct{})
 	ok, wait := c.load(t, stop)
 	defer func() { close(stop); wait() }()
