@@ -3,6 +3,7 @@ package synod_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/protosynod/protosynod/internal/metrictest"
 	"github.com/protosynod/protosynod/synod"
@@ -12,8 +13,13 @@ import (
 func TestClientMetrics(t *testing.T) {
 	reader := metrictest.New()
 	tr, cfg, _ := synodtest.NewLocalCluster(3)
-	a := newTestClient(t, "a", cfg, tr, synod.WithMeterProvider(reader.Provider))
-	b := newTestClient(t, "b", cfg, tr)
+	// A long phase timeout: the refused fast-path accept below must hear all
+	// three refusals (the retry waits a quarter of it for the last one), or the
+	// change it carried may be somewhere and the retry is rightly
+	// indeterminate. Nothing here is lost, so no phase waits that long.
+	slow := synod.WithPhaseTimeout(10 * time.Second)
+	a := newTestClient(t, "a", cfg, tr, synod.WithMeterProvider(reader.Provider), slow)
+	b := newTestClient(t, "b", cfg, tr, slow)
 	ctx := context.Background()
 
 	// Three changes from a: a two-phase round, then two fast-path hits.
