@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -53,11 +51,11 @@ func acceptorsCommand() *command {
 // stats, gathering answers for a short while, and returns those of cluster
 // (all when cluster is empty) sorted by cluster and acceptor ID.
 func listAcceptors(ctx context.Context, nc *nats.Conn, cluster string) ([]acceptorInfo, error) {
-	infos, err := gather[micro.Info](ctx, nc, micro.InfoVerb)
+	infos, err := natstransport.Discover[micro.Info](ctx, nc, micro.InfoVerb)
 	if err != nil {
 		return nil, err
 	}
-	stats, err := gather[micro.Stats](ctx, nc, micro.StatsVerb)
+	stats, err := natstransport.Discover[micro.Stats](ctx, nc, micro.StatsVerb)
 	if err != nil {
 		return nil, err
 	}
@@ -88,36 +86,4 @@ func listAcceptors(ctx context.Context, nc *nats.Conn, cluster string) ([]accept
 		return nil, fmt.Errorf("no %s services answered on %s", natstransport.ServiceName, nc.ConnectedUrlRedacted())
 	}
 	return out, nil
-}
-
-// gather sends a micro discovery request for verb and collects the answers
-// that arrive within half a second (or until ctx ends).
-func gather[T any](ctx context.Context, nc *nats.Conn, verb micro.Verb) ([]T, error) {
-	subject, err := micro.ControlSubject(verb, natstransport.ServiceName, "")
-	if err != nil {
-		return nil, err
-	}
-	inbox := nc.NewRespInbox()
-	sub, err := nc.SubscribeSync(inbox)
-	if err != nil {
-		return nil, err
-	}
-	defer sub.Unsubscribe()
-	if err := nc.PublishRequest(subject, inbox, nil); err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-	defer cancel()
-	var out []T
-	for {
-		msg, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return out, nil // the gathering window closed
-		}
-		var v T
-		if err := json.Unmarshal(msg.Data, &v); err != nil {
-			return nil, fmt.Errorf("%s reply from a %s service: %w", verb, natstransport.ServiceName, err)
-		}
-		out = append(out, v)
-	}
 }

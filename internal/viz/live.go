@@ -2,7 +2,6 @@ package viz
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -73,12 +72,12 @@ func (l NATSLive) Snapshot(ctx context.Context, cluster string, keys []string) L
 		snap.Error = "not connected to NATS at " + l.URL + " (still trying)"
 		return snap
 	}
-	infos, err := gather[micro.Info](ctx, l.NC, micro.InfoVerb)
+	infos, err := natstransport.Discover[micro.Info](ctx, l.NC, micro.InfoVerb)
 	if err != nil {
 		snap.Error = err.Error()
 		return snap
 	}
-	stats, err := gather[micro.Stats](ctx, l.NC, micro.StatsVerb)
+	stats, err := natstransport.Discover[micro.Stats](ctx, l.NC, micro.StatsVerb)
 	if err != nil {
 		snap.Error = err.Error()
 		return snap
@@ -123,36 +122,4 @@ func (l NATSLive) Snapshot(ctx context.Context, cluster string, keys []string) L
 	}
 	l.inspectKeys(ctx, &snap, prefixes, keys)
 	return snap
-}
-
-// gather sends a micro discovery request for verb to every acceptor service
-// and collects the answers that arrive within a short window.
-func gather[T any](ctx context.Context, nc *nats.Conn, verb micro.Verb) ([]T, error) {
-	subject, err := micro.ControlSubject(verb, natstransport.ServiceName, "")
-	if err != nil {
-		return nil, err
-	}
-	inbox := nc.NewRespInbox()
-	sub, err := nc.SubscribeSync(inbox)
-	if err != nil {
-		return nil, err
-	}
-	defer sub.Unsubscribe()
-	if err := nc.PublishRequest(subject, inbox, nil); err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-	defer cancel()
-	var out []T
-	for {
-		msg, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return out, nil // the gathering window closed
-		}
-		var v T
-		if err := json.Unmarshal(msg.Data, &v); err != nil {
-			return nil, fmt.Errorf("%s reply from a %s service: %w", verb, natstransport.ServiceName, err)
-		}
-		out = append(out, v)
-	}
 }
