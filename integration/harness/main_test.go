@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/protosynod/protosynod/internal/procs"
 )
 
 // helperEnv makes the test binary act as a helper process instead of running
@@ -58,7 +60,7 @@ func runHelper(mode string) int {
 		cmd := exec.Command(os.Args[0])
 		cmd.Env = append(os.Environ(), helperEnv+"=stubborn")
 		if mode == "spawn-orphan" {
-			cmd.SysProcAttr = sysProcAttr()
+			cmd.SysProcAttr = procs.SysProcAttr()
 		}
 		if err := cmd.Start(); err != nil {
 			fmt.Println("start child:", err)

@@ -1,65 +1,29 @@
 package harness
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"net/http"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/protosynod/protosynod/internal/procs"
 )
-
-// natsReadyLine is what nats-server prints once it accepts clients.
-const natsReadyLine = "Server is ready"
-
-// natsStartAttempts bounds how often StartNATSCluster picks new ports after a
-// bind failure.
-const natsStartAttempts = 3
 
 // pollInterval is how often the harness polls a condition that has no event
 // to wait on (monitoring endpoints, message arrival).
 const pollInterval = 20 * time.Millisecond
 
 // NATSOption configures [StartNATSCluster].
-type NATSOption func(*natsOptions)
-
-type natsOptions struct {
-	binary       string
-	clusterName  string
-	extraConfig  []string
-	clientOpts   []nats.Option
-	readyTimeout time.Duration
-	probe        bool
-	pickPorts    func(n int) ([]int, error) // FreePorts; tests replace it
-}
-
-func defaultNATSOptions() natsOptions {
-	return natsOptions{
-		clusterName:  "protosynod",
-		readyTimeout: 30 * time.Second,
-		probe:        true,
-		pickPorts:    FreePorts,
-	}
-}
+type NATSOption = procs.NATSOption
 
 // WithNATSServerBinary sets the nats-server binary to run, normally from
 // [Binaries.NATSServer] or [Suite.NATSServer]. Without it StartNATSCluster
 // builds one into the test's temporary directory, which costs a link step per
 // test.
-func WithNATSServerBinary(path string) NATSOption {
-	return func(o *natsOptions) { o.binary = path }
-}
+func WithNATSServerBinary(path string) NATSOption { return procs.WithNATSServerBinary(path) }
 
 // WithClusterName sets the cluster's name (default "protosynod").
-func WithClusterName(name string) NATSOption {
-	return func(o *natsOptions) { o.clusterName = name }
-}
+func WithClusterName(name string) NATSOption { return procs.WithClusterName(name) }
 
 // WithServerConfig appends a block of nats-server configuration to every
 // server's config file, after the harness's own settings (which it may
@@ -70,237 +34,42 @@ func WithClusterName(name string) NATSOption {
 //
 // It can be given more than once. Clients of a secured cluster need matching
 // [WithClientOptions].
-func WithServerConfig(block string) NATSOption {
-	return func(o *natsOptions) { o.extraConfig = append(o.extraConfig, block) }
-}
+func WithServerConfig(block string) NATSOption { return procs.WithServerConfig(block) }
 
 // WithClientOptions sets nats.go options (credentials, TLS) used by the
 // readiness probe and added to every [NATSCluster.Connect].
-func WithClientOptions(opts ...nats.Option) NATSOption {
-	return func(o *natsOptions) { o.clientOpts = append(o.clientOpts, opts...) }
-}
+func WithClientOptions(opts ...nats.Option) NATSOption { return procs.WithClientOptions(opts...) }
 
 // WithReadyTimeout bounds how long StartNATSCluster waits for the cluster to
 // form (default 30s).
-func WithReadyTimeout(d time.Duration) NATSOption {
-	return func(o *natsOptions) { o.readyTimeout = d }
-}
+func WithReadyTimeout(d time.Duration) NATSOption { return procs.WithReadyTimeout(d) }
 
 // WithoutProbe skips the publish/subscribe probe across servers, for
 // configurations in which the probe's client may not publish or subscribe.
 // Readiness then rests on /healthz and /routez only.
-func WithoutProbe() NATSOption {
-	return func(o *natsOptions) { o.probe = false }
-}
+func WithoutProbe() NATSOption { return procs.WithoutProbe() }
 
-// NATSCluster is a cluster of nats-server processes with routes between all of
-// them, all on loopback ports. Servers are numbered from 0.
+// NATSCluster is a cluster of nats-server processes with routes between all
+// of them, all on loopback ports (see [procs.NATSCluster]). Servers are
+// numbered from 0.
 type NATSCluster struct {
-	opts    natsOptions
-	dir     string
-	servers []*natsServer
+	*procs.NATSCluster
 }
 
-type natsServer struct {
-	name        string
-	clientPort  int
-	clusterPort int
-	httpPort    int
-	confPath    string
-	proc        *Proc
-}
-
-// StartNATSCluster starts n nats-server processes as one cluster, each with a
-// config file that sets its client, cluster and monitoring ports on
-// 127.0.0.1 and routes to every other server. It returns once every server is
-// healthy, every server has a route to every other, and (unless
-// [WithoutProbe]) a message published on every server reaches a subscriber on
-// server 0. If a server fails to start, for instance because another process
-// took a port, it retries with new ports. It fails the test on error; the
-// servers are killed in t.Cleanup.
+// StartNATSCluster starts n nats-server processes as one cluster (see
+// [procs.StartNATSCluster]) and returns once routes carry messages between
+// them. It fails the test on error; the servers are killed in t.Cleanup.
 func StartNATSCluster(t testing.TB, n int, opts ...NATSOption) *NATSCluster {
 	t.Helper()
-	if n < 1 {
-		t.Fatalf("harness: StartNATSCluster: n = %d, want at least 1", n)
-	}
-	o := defaultNATSOptions()
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if o.binary == "" {
-		bctx, cancel := context.WithTimeout(t.Context(), buildTimeout)
-		bin, err := BuildNATSServer(bctx, t.TempDir())
-		cancel()
-		if err != nil {
-			t.Fatalf("harness: StartNATSCluster: %v", err)
-		}
-		o.binary = bin
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), o.readyTimeout)
-	defer cancel()
-	c := &NATSCluster{opts: o, dir: t.TempDir()}
-	var err error
-	for attempt := 1; attempt <= natsStartAttempts; attempt++ {
-		err = c.start(ctx, t, n)
-		if err == nil {
-			return c
-		}
-		c.killAll()
-		if !errors.Is(err, errBind) || ctx.Err() != nil {
-			break
-		}
-		t.Logf("harness: StartNATSCluster attempt %d: %v; retrying with new ports", attempt, err)
-	}
-	t.Fatalf("harness: StartNATSCluster: %v", err)
-	return nil
-}
-
-// errBind marks a start failure that new ports may fix.
-var errBind = errors.New("harness: address in use")
-
-func (c *NATSCluster) start(ctx context.Context, t testing.TB, n int) error {
-	ports, err := c.opts.pickPorts(3 * n)
+	c, err := procs.StartNATSCluster(t.Context(), t, n, opts...)
 	if err != nil {
-		return err
+		t.Fatal(err)
 	}
-	c.servers = make([]*natsServer, n)
-	for i := range n {
-		c.servers[i] = &natsServer{
-			name:        fmt.Sprintf("nats-%d", i),
-			clientPort:  ports[3*i],
-			clusterPort: ports[3*i+1],
-			httpPort:    ports[3*i+2],
-		}
-	}
-	for i, s := range c.servers {
-		s.confPath = filepath.Join(c.dir, s.name+".conf")
-		if err := os.WriteFile(s.confPath, []byte(c.config(i)), 0o644); err != nil {
-			return fmt.Errorf("harness: write %s: %w", s.confPath, err)
-		}
-	}
-	for _, s := range c.servers {
-		p, err := StartProc(t, ProcSpec{
-			Name:   s.name,
-			Path:   c.opts.binary,
-			Args:   []string{"-c", s.confPath},
-			LogDir: c.dir,
-		})
-		if err != nil {
-			return err
-		}
-		s.proc = p
-	}
-	err = nil
-	for _, s := range c.servers {
-		if err = s.proc.WaitOutput(ctx, natsReadyLine); err != nil {
-			break
-		}
-	}
-	if err == nil {
-		err = c.WaitReady(ctx)
-	}
-	if err != nil {
-		// Any listener (client, cluster, monitoring) may have lost its port.
-		for _, s := range c.servers {
-			if line := lineContaining(s.proc.Tail(), "address already in use"); line != "" {
-				return fmt.Errorf("%w: %s: %s", errBind, s.name, line)
-			}
-		}
-	}
-	return err
-}
-
-func (c *NATSCluster) killAll() {
-	for _, s := range c.servers {
-		if s != nil && s.proc != nil {
-			_ = s.proc.Kill()
-		}
-	}
-}
-
-// config renders server i's configuration file.
-func (c *NATSCluster) config(i int) string {
-	s := c.servers[i]
-	var routes []string
-	for j, other := range c.servers {
-		if j != i {
-			routes = append(routes, fmt.Sprintf("    %q", "nats-route://"+hostPort(other.clusterPort)))
-		}
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "# Written by protosynod's integration harness.\n")
-	fmt.Fprintf(&b, "server_name: %q\n", s.name)
-	fmt.Fprintf(&b, "listen: %q\n", hostPort(s.clientPort))
-	fmt.Fprintf(&b, "http: %q\n", hostPort(s.httpPort))
-	// Find dead or paused peers and clients within seconds, not minutes.
-	fmt.Fprintf(&b, "ping_interval: \"1s\"\nping_max: 3\n")
-	fmt.Fprintf(&b, "cluster {\n  name: %q\n  listen: %q\n  routes: [\n%s\n  ]\n}\n",
-		c.opts.clusterName, hostPort(s.clusterPort), strings.Join(routes, "\n"))
-	for _, block := range c.opts.extraConfig {
-		b.WriteString(block)
-		b.WriteString("\n")
-	}
-	return b.String()
-}
-
-// Size returns the number of servers.
-func (c *NATSCluster) Size() int { return len(c.servers) }
-
-// Server returns server i's process, to kill, stop, continue or restart it.
-// A restarted server keeps its config and ports; call
-// [NATSCluster.WaitReady] afterwards to wait until it has rejoined.
-func (c *NATSCluster) Server(i int) *Proc { return c.servers[i].proc }
-
-// ClientURLs returns every server's client URL.
-func (c *NATSCluster) ClientURLs() []string {
-	urls := make([]string, len(c.servers))
-	for i := range c.servers {
-		urls[i] = c.ClientURL(i)
-	}
-	return urls
-}
-
-// ClientURL returns server i's client URL, nats://127.0.0.1:<port>.
-func (c *NATSCluster) ClientURL(i int) string {
-	return "nats://" + c.ClientAddr(i)
-}
-
-// ClientAddr returns server i's client address, 127.0.0.1:<port>, for
-// example as a [NewProxy] upstream.
-func (c *NATSCluster) ClientAddr(i int) string {
-	return hostPort(c.servers[i].clientPort)
-}
-
-// MonitorURL returns the base URL of server i's HTTP monitoring endpoint.
-func (c *NATSCluster) MonitorURL(i int) string {
-	return "http://" + hostPort(c.servers[i].httpPort)
-}
-
-// ConfigPath returns the path of server i's config file.
-func (c *NATSCluster) ConfigPath(i int) string { return c.servers[i].confPath }
-
-// LogFiles returns every server's log file, so a cluster can be passed to
-// [WithLogs].
-func (c *NATSCluster) LogFiles() []string {
-	files := make([]string, 0, len(c.servers))
-	for _, s := range c.servers {
-		files = append(files, s.proc.LogPath())
-	}
-	return files
+	return &NATSCluster{c}
 }
 
 // clientDefaults are the nats.go options every Connect starts from.
-func clientDefaults() []nats.Option {
-	return []nats.Option{
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(50 * time.Millisecond),
-		nats.ReconnectJitter(10*time.Millisecond, 10*time.Millisecond),
-		nats.Timeout(2 * time.Second),
-		// Notice a paused (SIGSTOP) server within a few seconds.
-		nats.PingInterval(time.Second),
-		nats.MaxPingsOutstanding(3),
-	}
-}
+func clientDefaults() []nats.Option { return procs.ClientDefaults() }
 
 // Connect connects to the cluster with every server's URL, reconnecting
 // forever with a short wait, plus the cluster's [WithClientOptions] and opts
@@ -308,11 +77,9 @@ func clientDefaults() []nats.Option {
 // and closes the connection in t.Cleanup.
 func (c *NATSCluster) Connect(t testing.TB, opts ...nats.Option) *nats.Conn {
 	t.Helper()
-	all := append(clientDefaults(), c.opts.clientOpts...)
-	all = append(all, opts...)
-	nc, err := nats.Connect(strings.Join(c.ClientURLs(), ","), all...)
+	nc, err := c.NATSCluster.Connect(opts...)
 	if err != nil {
-		t.Fatalf("harness: connect to %v: %v", c.ClientURLs(), err)
+		t.Fatalf("harness: %v", err)
 	}
 	t.Cleanup(nc.Close)
 	return nc
@@ -323,190 +90,10 @@ func (c *NATSCluster) Connect(t testing.TB, opts ...nats.Option) *nats.Conn {
 // [NATSCluster.Connect].
 func (c *NATSCluster) ConnectTo(t testing.TB, i int, opts ...nats.Option) *nats.Conn {
 	t.Helper()
-	nc, err := c.dial(i, opts...)
+	nc, err := c.NATSCluster.ConnectTo(i, opts...)
 	if err != nil {
 		t.Fatalf("harness: %v", err)
 	}
 	t.Cleanup(nc.Close)
 	return nc
-}
-
-func (c *NATSCluster) dial(i int, opts ...nats.Option) (*nats.Conn, error) {
-	all := append(clientDefaults(), nats.IgnoreDiscoveredServers())
-	all = append(all, c.opts.clientOpts...)
-	all = append(all, opts...)
-	nc, err := nats.Connect(c.ClientURL(i), all...)
-	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", c.servers[i].name, err)
-	}
-	return nc, nil
-}
-
-// WaitReady waits until every server that is running and not stopped is
-// healthy, has a route to every other such server, and (unless
-// [WithoutProbe]) relays messages to the first of them. Call it after
-// restarting servers. A server paused with [Proc.Stop] is skipped.
-func (c *NATSCluster) WaitReady(ctx context.Context) error {
-	var up []int
-	for i, s := range c.servers {
-		if s.proc.Running() && !s.proc.Stopped() {
-			up = append(up, i)
-		}
-	}
-	for _, i := range up {
-		if err := c.waitHealthy(ctx, i); err != nil {
-			return err
-		}
-	}
-	for _, i := range up {
-		if err := c.waitRoutes(ctx, i, up); err != nil {
-			return err
-		}
-	}
-	if c.opts.probe && len(up) > 1 {
-		for _, k := range up[1:] {
-			if err := c.probe(ctx, up[0], k); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// waitHealthy polls server i's /healthz until it answers 200.
-func (c *NATSCluster) waitHealthy(ctx context.Context, i int) error {
-	return c.poll(ctx, i, "healthy", func(ctx context.Context) (bool, error) {
-		code, err := httpGet(ctx, c.MonitorURL(i)+"/healthz", nil)
-		if err != nil {
-			return false, nil
-		}
-		return code == http.StatusOK, nil
-	})
-}
-
-// waitRoutes polls server i's /routez until it lists a route to every server
-// in peers other than itself.
-func (c *NATSCluster) waitRoutes(ctx context.Context, i int, peers []int) error {
-	return c.poll(ctx, i, "routed", func(ctx context.Context) (bool, error) {
-		var rz struct {
-			Routes []struct {
-				RemoteName string `json:"remote_name"`
-			} `json:"routes"`
-		}
-		if _, err := httpGet(ctx, c.MonitorURL(i)+"/routez", &rz); err != nil {
-			return false, nil
-		}
-		have := make(map[string]bool)
-		for _, r := range rz.Routes {
-			have[r.RemoteName] = true
-		}
-		for _, j := range peers {
-			if j != i && !have[c.servers[j].name] {
-				return false, nil
-			}
-		}
-		return true, nil
-	})
-}
-
-// probe subscribes on server to and publishes on server from until a message
-// arrives: interest has propagated over the route between them.
-func (c *NATSCluster) probe(ctx context.Context, to, from int) error {
-	sub, err := c.dial(to, nats.MaxReconnects(0))
-	if err != nil {
-		return fmt.Errorf("harness: probe: %w", err)
-	}
-	defer sub.Close()
-	pub, err := c.dial(from, nats.MaxReconnects(0))
-	if err != nil {
-		return fmt.Errorf("harness: probe: %w", err)
-	}
-	defer pub.Close()
-	subject := "_HARNESS.probe." + nats.NewInbox()[len(nats.InboxPrefix):]
-	ch := make(chan *nats.Msg, 1)
-	s, err := sub.ChanSubscribe(subject, ch)
-	if err != nil {
-		return fmt.Errorf("harness: probe subscribe on %s: %w", c.servers[to].name, err)
-	}
-	defer func() { _ = s.Unsubscribe() }()
-	if err := sub.FlushWithContext(ctx); err != nil {
-		return fmt.Errorf("harness: probe flush on %s: %w", c.servers[to].name, err)
-	}
-	tick := time.NewTicker(pollInterval)
-	defer tick.Stop()
-	for {
-		if err := pub.Publish(subject, nil); err != nil {
-			return fmt.Errorf("harness: probe publish on %s: %w", c.servers[from].name, err)
-		}
-		select {
-		case <-ch:
-			return nil
-		case <-tick.C:
-		case <-ctx.Done():
-			return fmt.Errorf("harness: probe: no message from %s reached %s: %w",
-				c.servers[from].name, c.servers[to].name, ctx.Err())
-		}
-	}
-}
-
-// poll calls cond every pollInterval until it returns true, server i exits, or
-// ctx ends.
-func (c *NATSCluster) poll(ctx context.Context, i int, what string, cond func(context.Context) (bool, error)) error {
-	s := c.servers[i]
-	exited := s.proc.Exited()
-	tick := time.NewTicker(pollInterval)
-	defer tick.Stop()
-	for {
-		ok, err := cond(ctx)
-		if err != nil {
-			return err
-		}
-		if ok {
-			return nil
-		}
-		select {
-		case <-tick.C:
-		case <-exited:
-			return fmt.Errorf("harness: %s exited before it was %s: %w; last output:\n%s",
-				s.name, what, ErrNotRunning, lastLines(s.proc.Tail(), failureTailLines))
-		case <-ctx.Done():
-			return fmt.Errorf("harness: %s not %s: %w", s.name, what, ctx.Err())
-		}
-	}
-}
-
-// httpGet fetches url and, if into is not nil and the status is 200, decodes
-// the JSON body into it. Each request is bounded to a second so a paused
-// server cannot hang the caller.
-func httpGet(ctx context.Context, url string, into any) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, err
-	}
-	// No keep-alives: a paused or killed server must not hold idle
-	// connections, and every poll sees the server's current state.
-	client := http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	if into != nil && resp.StatusCode == http.StatusOK {
-		if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
-			return resp.StatusCode, err
-		}
-	}
-	return resp.StatusCode, nil
-}
-
-// lineContaining returns the first line of s that contains substr, or "".
-func lineContaining(s, substr string) string {
-	for line := range strings.Lines(s) {
-		if strings.Contains(line, substr) {
-			return strings.TrimSpace(line)
-		}
-	}
-	return ""
 }

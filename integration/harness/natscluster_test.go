@@ -3,7 +3,6 @@ package harness
 import (
 	"context"
 	"errors"
-	"net"
 	"os"
 	"strings"
 	"testing"
@@ -68,12 +67,12 @@ func TestNATSClusterRoutesMessagesBetweenServers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	for i := range conns {
-		respond(t, conns[i], "svc."+c.servers[i].name)
+		respond(t, conns[i], "svc."+c.ServerName(i))
 	}
 	for i := range conns {
 		for j := range conns {
 			if i != j {
-				requestUntil(ctx, t, conns[j], "svc."+c.servers[i].name)
+				requestUntil(ctx, t, conns[j], "svc."+c.ServerName(i))
 			}
 		}
 	}
@@ -191,34 +190,6 @@ func TestNATSClusterWithAuthorization(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("publish by a user without publish permission raised no error")
 	}
-}
-
-func TestNATSClusterRetriesWhenAPortIsTaken(t *testing.T) {
-	taken, err := net.Listen("tcp", hostPort(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
-	attempts := 0
-	pick := func(n int) ([]int, error) {
-		attempts++
-		ports, err := FreePorts(n)
-		if err == nil && attempts == 1 {
-			ports[0] = taken.Addr().(*net.TCPAddr).Port // server 0's client port
-		}
-		return ports, err
-	}
-	c := startCluster(t, 2, func(o *natsOptions) { o.pickPorts = pick })
-	if attempts != 2 {
-		t.Errorf("picked ports %d times, want 2", attempts)
-	}
-	if c.ClientAddr(0) == taken.Addr().String() {
-		t.Errorf("server 0 kept the taken port %s", c.ClientAddr(0))
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	respond(t, c.ConnectTo(t, 0), "svc")
-	requestUntil(ctx, t, c.ConnectTo(t, 1), "svc")
 }
 
 func TestNATSClusterWithTLS(t *testing.T) {

@@ -101,7 +101,7 @@ func TestProcLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Count(string(log), "=== harness: start #"); got != 3 {
+	if got := strings.Count(string(log), "=== procs: start #"); got != 3 {
 		t.Errorf("log holds %d run headers, want 3:\n%s", got, log)
 	}
 	if got := strings.Count(string(log), "ready pid="); got != 3 {

@@ -1,13 +1,13 @@
 //go:build unix && !linux
 
-package harness
+package procs
 
 import "syscall"
 
-// sysProcAttr puts the child in its own process group, so signals reach its
+// SysProcAttr puts a child in its own process group, so signals reach its
 // children too. Outside Linux there is no Pdeathsig: a process outlives a test
 // binary that dies without running its cleanups.
-func sysProcAttr() *syscall.SysProcAttr {
+func SysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true}
 }
 

@@ -1,6 +1,6 @@
 //go:build linux
 
-package harness
+package procs
 
 import (
 	"fmt"
@@ -11,14 +11,14 @@ import (
 	"time"
 )
 
-// sysProcAttr puts the child in its own process group, so signals reach its
+// SysProcAttr puts a child in its own process group, so signals reach its
 // children too, and asks the kernel to SIGKILL it when the test binary dies.
 //
 // Pdeathsig fires when the OS thread that started the child exits, not only
 // the process. The Go runtime does not retire threads except those of
 // goroutines that exit while locked with runtime.LockOSThread, so processes
 // must not be started from such goroutines.
-func sysProcAttr() *syscall.SysProcAttr {
+func SysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }
 
@@ -37,7 +37,7 @@ func waitStopped(pid int) error {
 			return err
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("harness: pid %d not stopped after %v", pid, stopTimeout)
+			return fmt.Errorf("procs: pid %d not stopped after %v", pid, stopTimeout)
 		}
 		time.Sleep(time.Millisecond)
 	}
