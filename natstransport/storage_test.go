@@ -10,8 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/protosynod/protosynod/internal/limitfs"
 	"github.com/protosynod/protosynod/internal/natstest"
 	"github.com/protosynod/protosynod/synod"
+	"github.com/protosynod/protosynod/synod/pebblestore"
 )
 
 // switchStorage fails every Store with err while fail is set.
@@ -145,5 +149,54 @@ func TestStorageErrorItems(t *testing.T) {
 		if !errors.Is(back, synod.ErrStorage) || errors.Is(back, synod.ErrNoSpace) != tt.noSpace {
 			t.Errorf("item %s back: %v; want ErrStorage, ErrNoSpace %v", item.Code, back, tt.noSpace)
 		}
+	}
+}
+
+// TestFrameBelowReserveServesExistingKeys: an acceptor on pebblestore below
+// its space reserve answers one frame holding an accept of a key it holds, a
+// prepare of a key it does not and a read: the accept is applied (in the
+// frame's one storage batch), the prepare of the new key alone gets 507
+// ErrNoSpace, the read sees the accepted value.
+func TestFrameBelowReserveServesExistingKeys(t *testing.T) {
+	s := natstest.RunServer(t)
+	var limit atomic.Int64
+	limit.Store(-1)
+	fs := limitfs.New(vfs.NewMem(), "db", limit.Load)
+	const reserve = 4 << 20
+	store, err := pebblestore.Open("db", pebblestore.WithFS(fs), pebblestore.WithSpaceReserve(reserve))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	serveOne(t, natstest.Connect(t, s), "a1", store)
+	tr := newTransport(t, natstest.Connect(t, s))
+	ctx := ctxTimeout(t, 10*time.Second)
+	if reps, err := tr.FrameAt(ctx, "a1", []RequestItem{acceptItem(1, "old", b1, []byte("v1"), synod.Ballot{})}); err != nil || !reps[0].Accept.OK {
+		t.Fatalf("first accept: %+v, %v", reps, err)
+	}
+
+	limit.Store(fs.Used() + reserve - 1<<20) // below the reserve, above its floor
+	probes := 0
+	waitFor(t, "the acceptor to refuse new keys", func() bool {
+		probes++
+		reps, err := tr.FrameAt(ctx, "a1", []RequestItem{prepareItem(1, fmt.Sprintf("probe%d", probes), b1)})
+		return err == nil && reps[0].Error.Code == CodeNoSpace
+	})
+	reps, err := tr.FrameAt(ctx, "a1", []RequestItem{
+		acceptItem(1, "old", b2, []byte("v2"), synod.Ballot{Counter: 3, Proposer: b2.Proposer}),
+		prepareItem(2, "new", b2),
+		readItem(3, "old"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := reps[0]; r.Op != synod.OpAccept || !r.Accept.OK {
+		t.Errorf("accept of the existing key: got %+v, want it accepted", r)
+	}
+	if r := reps[1]; r.Op != itemError || r.Error.Code != CodeNoSpace {
+		t.Errorf("prepare of a new key: got %+v, want error %s", r, CodeNoSpace)
+	}
+	if r := reps[2]; r.Op != synod.OpRead || string(r.Read.Value) != "v2" {
+		t.Errorf("read of the existing key: got %+v, want v2", r)
 	}
 }

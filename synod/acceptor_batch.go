@@ -98,11 +98,45 @@ type KeyState struct {
 }
 
 // BatchStorage is an optional Storage ability: StoreBatch stores several
-// registers with one sync. It returns only once all of them are durable; on
-// error none of them may be taken as stored. ApplyBatch lists each key at most
-// once.
+// registers with one sync. It returns nil only once all of them are durable.
+// It may refuse some entries and store the others: it then returns a
+// *BatchError whose Errs[i] is the error of entries[i], nil for each entry
+// that is durable (a store below its space reserve refuses new keys that way,
+// and keeps writing existing ones); the *BatchError itself, not wrapped. On
+// any other error none of the entries may be taken as stored. ApplyBatch lists each key at most once.
 type BatchStorage interface {
 	StoreBatch(ctx context.Context, entries []KeyState) error
+}
+
+// BatchError is the error of a StoreBatch that stored some of its entries and
+// refused others: Errs[i] is the error of entry i, nil if that entry is
+// durable. errors.Is and errors.As see the entries' errors.
+type BatchError struct {
+	Errs []error
+}
+
+// Error implements error: the number of entries refused and the first error.
+func (e *BatchError) Error() string {
+	n, first := 0, error(nil)
+	for _, err := range e.Errs {
+		if err != nil {
+			if n++; first == nil {
+				first = err
+			}
+		}
+	}
+	return fmt.Sprintf("synod: %d of %d entries of a batch not stored: %v", n, len(e.Errs), first)
+}
+
+// Unwrap returns the entries' errors.
+func (e *BatchError) Unwrap() []error {
+	var errs []error
+	for _, err := range e.Errs {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
 }
 
 // batchKey is the state of one key during ApplyBatch.
@@ -118,7 +152,8 @@ type batchKey struct {
 // ApplyBatch returns, with one StoreBatch if the Storage is a BatchStorage and
 // more than one key changed (one sync for the whole batch), or else with one
 // Store per changed key. If storing fails, every request of the keys that
-// failed gets the error; requests of other keys keep their replies. A malformed
+// failed gets the error (a *BatchError from StoreBatch fails only the entries
+// it names); requests of other keys keep their replies. A malformed
 // request gets its validation error and changes nothing; a request from an
 // older epoch than the acceptor's configuration gets a *StaleEpochError, and a
 // prepare or accept whose ballot counter is at or below the configuration's
@@ -252,7 +287,18 @@ func (a *Acceptor) persist(ctx context.Context, keys []string, states map[string
 	switch {
 	case len(changed) == 0:
 	case len(changed) > 1 && batched:
-		if err := bs.StoreBatch(ctx, changed); err != nil {
+		err := bs.StoreBatch(ctx, changed)
+		if be, ok := err.(*BatchError); ok && len(be.Errs) == len(changed) {
+			// Some entries stored, others refused (a new key below the
+			// space reserve, say): only the refused keys fail.
+			for i, ks := range changed {
+				if be.Errs[i] != nil {
+					states[ks.Key].err = fmt.Errorf("synod: acceptor %s: store %q: %w", a.id, ks.Key, be.Errs[i])
+				}
+			}
+			break
+		}
+		if err != nil {
 			err = fmt.Errorf("synod: acceptor %s: store batch of %d: %w", a.id, len(changed), err)
 			for _, ks := range changed {
 				states[ks.Key].err = err

@@ -3,6 +3,7 @@ package synod_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"sync"
 	"testing"
@@ -16,6 +17,9 @@ type batchingStorage struct {
 	recordingStorage
 	batches [][]string // keys of each StoreBatch
 	failKey string     // StoreBatch fails if it holds this key
+	// refuse, if set, makes StoreBatch refuse the entries it returns an
+	// error for, store the others and return a *synod.BatchError.
+	refuse func(key string) error
 }
 
 func (s *batchingStorage) StoreBatch(ctx context.Context, entries []synod.KeyState) error {
@@ -29,10 +33,23 @@ func (s *batchingStorage) StoreBatch(ctx context.Context, entries []synod.KeySta
 	s.mu.Lock()
 	s.batches = append(s.batches, keys)
 	s.mu.Unlock()
-	for _, e := range entries {
+	var refused *synod.BatchError
+	for i, e := range entries {
+		if s.refuse != nil {
+			if err := s.refuse(e.Key); err != nil {
+				if refused == nil {
+					refused = &synod.BatchError{Errs: make([]error, len(entries))}
+				}
+				refused.Errs[i] = err
+				continue
+			}
+		}
 		if err := s.MemoryStorage.Store(ctx, e.Key, e.State); err != nil {
 			return err
 		}
+	}
+	if refused != nil {
+		return refused
 	}
 	return nil
 }
@@ -118,6 +135,51 @@ func TestApplyBatchStorageFailure(t *testing.T) {
 		if st, _ := a.State(ctx, k); !reflect.DeepEqual(st, synod.AcceptorState{}) {
 			t.Errorf("%s after a failed batch: %+v", k, st)
 		}
+	}
+}
+
+// TestApplyBatchPartialStore: a StoreBatch that refuses some entries (a
+// *synod.BatchError, as a store below its space reserve refuses new keys)
+// fails only the requests of the refused keys; the requests of the stored
+// keys, in the same batch and the same sync, are answered normally.
+func TestApplyBatchPartialStore(t *testing.T) {
+	ctx := context.Background()
+	store := &batchingStorage{recordingStorage: recordingStorage{MemoryStorage: synod.NewMemoryStorage()}}
+	a := synod.NewAcceptor("a0", store)
+	if _, err := a.Accept(ctx, synod.AcceptRequest{Key: "old", Ballot: b1, Value: []byte("v1")}); err != nil {
+		t.Fatal(err)
+	}
+	store.refuse = func(key string) error {
+		if key == "old" {
+			return nil
+		}
+		return fmt.Errorf("store %q: %w", key, synod.ErrNoSpace)
+	}
+	reps := a.ApplyBatch(ctx, []synod.BatchRequest{
+		prep("new", b2),
+		acc("old", b2, "v2", b3),
+		read("old"),
+		acc("new", b2, "n", synod.Ballot{}),
+	})
+	if r := reps[1]; r.Err != nil || !r.Accept.OK {
+		t.Errorf("accept of the existing key: got %+v, want it accepted", r)
+	}
+	if r := reps[2]; r.Err != nil || string(r.Read.Value) != "v2" {
+		t.Errorf("read of the existing key: got %+v, want v2", r)
+	}
+	for _, i := range []int{0, 3} {
+		if r := reps[i]; !errors.Is(r.Err, synod.ErrNoSpace) || r.Prepare.OK || r.Accept.OK {
+			t.Errorf("request %d of the new key: got %+v, want ErrNoSpace and no reply", i, r)
+		}
+	}
+	if len(store.batches) != 1 {
+		t.Errorf("StoreBatch calls: %v, want one", store.batches)
+	}
+	if st, _ := a.State(ctx, "old"); string(st.Value) != "v2" || st.Promised != b3 {
+		t.Errorf("old after the batch: %+v, want v2 promised to %v", st, b3)
+	}
+	if st, _ := a.State(ctx, "new"); !reflect.DeepEqual(st, synod.AcceptorState{}) {
+		t.Errorf("new after the batch: %+v, want nothing stored", st)
 	}
 }
 

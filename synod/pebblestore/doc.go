@@ -38,7 +38,8 @@
 // WithSpaceReserve keeps Pebble from reaching a full disk in the first place,
 // like etcd's space quota: below the reserve, new keys are refused with
 // ErrNoSpace while existing keys are still written (actors keep running and
-// can be deleted); below half of it every write is refused, leaving the rest
+// can be deleted; a StoreBatch refuses only its new keys and stores the others
+// in the same sync); below half of it every write is refused, leaving the rest
 // to Pebble's flushes and compactions. Refused writes never reach Pebble, and
 // writes resume by themselves once space is freed. Free space, refusals and
 // errors are metrics (WithMeterProvider). Pebble's own error lines are logged

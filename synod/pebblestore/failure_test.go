@@ -274,8 +274,14 @@ func TestSpaceReserve(t *testing.T) {
 	if err := s.Store(ctx, "old", state(2, []byte("v2"))); err != nil {
 		t.Fatalf("existing key below the reserve: %v", err)
 	}
-	if err := s.StoreBatch(ctx, []pebblestore.KeyState{{Key: "old", State: state(3, []byte("v3"))}, {Key: "new2", State: state(1, nil)}}); !errors.Is(err, pebblestore.ErrNoSpace) {
-		t.Fatalf("batch with a new key below the reserve: %v, want ErrNoSpace", err)
+	// A batch refuses its new key only: the existing one is stored.
+	err = s.StoreBatch(ctx, []pebblestore.KeyState{{Key: "new2", State: state(1, nil)}, {Key: "old", State: state(3, []byte("v3"))}})
+	var be *synod.BatchError
+	if !errors.As(err, &be) || len(be.Errs) != 2 || !errors.Is(be.Errs[0], pebblestore.ErrNoSpace) || be.Errs[1] != nil {
+		t.Fatalf("batch of a new and an existing key below the reserve: %v, want a *synod.BatchError refusing the new key only", err)
+	}
+	if st, err := s.Load(ctx, "old"); err != nil || string(st.Value) != "v3" {
+		t.Fatalf("existing key of a partly refused batch: %+v, %v; want v3", st, err)
 	}
 	if got := reader.Get(t, "synod.storage.disk.free"); got.Points != 1 || got.N >= reserve {
 		t.Errorf("disk.free = %+v, want one point below %d", got, reserve)
@@ -285,17 +291,22 @@ func TestSpaceReserve(t *testing.T) {
 	if err := s.Store(ctx, "old", state(4, []byte("v4"))); !errors.Is(err, pebblestore.ErrNoSpace) {
 		t.Fatalf("existing key below the floor: %v, want ErrNoSpace", err)
 	}
-	if st, err := s.Load(ctx, "old"); err != nil || string(st.Value) != "v2" {
-		t.Fatalf("Load below the floor: %+v, %v; want v2", st, err)
+	if err := s.StoreBatch(ctx, []pebblestore.KeyState{{Key: "old", State: state(4, []byte("v4"))}, {Key: "new3", State: state(1, nil)}}); !errors.Is(err, pebblestore.ErrNoSpace) || errors.As(err, &be) {
+		t.Fatalf("batch below the floor: %v, want ErrNoSpace for the whole batch", err)
 	}
-	if st, err := s.Load(ctx, "new"); err != nil || !st.Promised.IsZero() {
-		t.Fatalf("refused key: %+v, %v; want nothing stored", st, err)
+	if st, err := s.Load(ctx, "old"); err != nil || string(st.Value) != "v3" {
+		t.Fatalf("Load below the floor: %+v, %v; want v3", st, err)
+	}
+	for _, k := range []string{"new", "new2", "new3"} {
+		if st, err := s.Load(ctx, k); err != nil || !st.Promised.IsZero() {
+			t.Fatalf("refused key %s: %+v, %v; want nothing stored", k, st, err)
+		}
 	}
 	if got := reader.Get(t, "synod.storage.refused", attribute.String("reason", "reserve")); got.N != 2 {
 		t.Errorf("refused{reason=reserve} = %v, want 2", got.N)
 	}
-	if got := reader.Get(t, "synod.storage.refused", attribute.String("reason", "floor")); got.N != 1 {
-		t.Errorf("refused{reason=floor} = %v, want 1", got.N)
+	if got := reader.Get(t, "synod.storage.refused", attribute.String("reason", "floor")); got.N != 3 {
+		t.Errorf("refused{reason=floor} = %v, want 3 (a Store and a batch of 2)", got.N)
 	}
 
 	limit.Store(-1)

@@ -33,8 +33,8 @@ const MeterName = "github.com/protosynod/protosynod/synod/pebblestore"
 //     "canceled" (a write abandoned because its caller gave up);
 //   - failures (counter, 0 or 1): the store failed for good (see ErrFailed),
 //     by kind;
-//   - refused (counter): writes refused for lack of space before reaching
-//     Pebble, by reason: "reserve" (a new key below the reserve) or "floor"
+//   - refused (counter): register writes refused for lack of space before
+//     reaching Pebble (a batch counts each register it refuses), by reason: "reserve" (a new key below the reserve) or "floor"
 //     (any key below half the reserve); see WithSpaceReserve.
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return func(o *options) { o.meterProvider = mp }
@@ -99,9 +99,9 @@ func (m *storeMetrics) failed(kind string) {
 	m.failures.Add(context.Background(), 1, metric.WithAttributes(attribute.String("kind", kind)))
 }
 
-// refused counts a write refused for lack of space.
-func (m *storeMetrics) refused(reason string) {
-	m.refusals.Add(context.Background(), 1, metric.WithAttributes(attribute.String("reason", reason)))
+// refused counts n register writes refused for lack of space.
+func (m *storeMetrics) refused(reason string, n int) {
+	m.refusals.Add(context.Background(), int64(n), metric.WithAttributes(attribute.String("reason", reason)))
 }
 
 // close unregisters the gauge callback.

@@ -52,27 +52,47 @@ func (sp *space) floor() uint64 { return sp.reserve / 2 }
 // the floor it refuses every write, below the reserve every key the store does
 // not hold yet. exists reports whether a key is stored.
 func (sp *space) checkWrite(keys []string, exists func(string) (bool, error)) (reason string, err error) {
+	reason, refused, err := sp.checkKeys(keys, exists)
+	if err == nil {
+		for _, e := range refused {
+			if e != nil {
+				return reason, e
+			}
+		}
+	}
+	return reason, err
+}
+
+// checkKeys admits the keys of a write one by one: below the floor (or if
+// exists fails) err refuses them all; below the reserve refused[i] (nil when
+// no key is refused) refuses keys[i] if the store does not hold it yet.
+func (sp *space) checkKeys(keys []string, exists func(string) (bool, error)) (reason string, refused []error, err error) {
 	if sp.reserve == 0 {
-		return "", nil
+		return "", nil, nil
 	}
 	avail, known := sp.free()
 	switch {
 	case !known || avail >= sp.reserve:
-		return "", nil
+		return "", nil, nil
 	case avail < sp.floor():
-		return "floor", fmt.Errorf("%w: %d bytes free, below half the reserve of %d: refusing every write", ErrNoSpace, avail, sp.reserve)
+		return "floor", nil, fmt.Errorf("%w: %d bytes free, below half the reserve of %d: refusing every write", ErrNoSpace, avail, sp.reserve)
 	}
-	for _, k := range keys {
+	for i, k := range keys {
 		ok, err := exists(k)
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
-		if !ok {
-			return "reserve", fmt.Errorf("%w: %d bytes free, below the reserve of %d: refusing new key %q (existing keys are still written)",
-				ErrNoSpace, avail, sp.reserve, k)
+		if ok {
+			continue
 		}
+		if refused == nil {
+			refused = make([]error, len(keys))
+		}
+		reason = "reserve"
+		refused[i] = fmt.Errorf("%w: %d bytes free, below the reserve of %d: refusing new key %q (existing keys are still written)",
+			ErrNoSpace, avail, sp.reserve, k)
 	}
-	return "", nil
+	return reason, refused, nil
 }
 
 // checkStart refuses to open a data directory that is full or not writable:

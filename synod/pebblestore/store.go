@@ -256,14 +256,41 @@ func (s *Store) Store(ctx context.Context, key string, st synod.AcceptorState) e
 	return nil
 }
 
-// checkSpace applies the space reserve to a write of keys.
-func (s *Store) checkSpace(keys ...string) error {
-	reason, err := s.space.checkWrite(keys, s.exists)
+// checkSpace applies the space reserve to a write of key.
+func (s *Store) checkSpace(key string) error {
+	reason, err := s.space.checkWrite([]string{key}, s.exists)
 	if reason != "" {
-		s.m.refused(reason)
+		s.m.refused(reason, 1)
 		s.health.rlog.Log(slog.LevelWarn, "space "+reason, "pebblestore: write refused: low on disk space", "dir", s.dir, "err", err)
 	}
 	return err
+}
+
+// checkBatchSpace applies the space reserve to a batch of entries: err
+// refuses them all, refused[i] (refused is nil when none is) entries[i] alone.
+func (s *Store) checkBatchSpace(entries []KeyState) (refused []error, err error) {
+	keys := make([]string, len(entries))
+	for i, e := range entries {
+		keys[i] = e.Key
+	}
+	reason, refused, err := s.space.checkKeys(keys, s.exists)
+	if reason == "" {
+		return nil, err
+	}
+	n, first := len(entries), err
+	if err == nil {
+		n = 0
+		for _, e := range refused {
+			if e != nil {
+				if n++; first == nil {
+					first = e
+				}
+			}
+		}
+	}
+	s.m.refused(reason, n)
+	s.health.rlog.Log(slog.LevelWarn, "space "+reason, "pebblestore: write refused: low on disk space", "dir", s.dir, "keys", n, "err", first)
+	return refused, err
 }
 
 // exists reports whether register key is stored.
@@ -284,8 +311,11 @@ func (s *Store) exists(key string) (found bool, err error) {
 
 // StoreBatch implements synod.BatchStorage: it stores several registers in one
 // synced batch (one WAL fsync); all of them become durable together, or (on
-// error) none is acknowledged. A key listed twice takes
-// its last state. The ctx rules are those of Store.
+// error) none is acknowledged. A key listed twice takes its last state. Below
+// the space reserve the keys the store does not hold are refused and the
+// others still stored, in one batch: StoreBatch then returns a
+// *synod.BatchError whose entries of refused keys match ErrNoSpace. The ctx
+// rules and the other errors are those of Store.
 func (s *Store) StoreBatch(ctx context.Context, entries []KeyState) error {
 	if len(entries) == 0 {
 		return nil
@@ -297,16 +327,18 @@ func (s *Store) StoreBatch(ctx context.Context, entries []KeyState) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("pebblestore: store batch of %d: %w", len(entries), err)
 	}
-	keys := make([]string, len(entries))
-	for i, e := range entries {
-		keys[i] = e.Key
-	}
-	if err := s.checkSpace(keys...); err != nil {
+	refused, err := s.checkBatchSpace(entries)
+	if err != nil {
 		return fmt.Errorf("pebblestore: store batch of %d: %w", len(entries), err)
 	}
 	b := s.db.NewBatch()
 	var rec []byte
-	for _, e := range entries {
+	n := 0
+	for i, e := range entries {
+		if refused != nil && refused[i] != nil {
+			refused[i] = fmt.Errorf("pebblestore: store batch %q: %w", e.Key, refused[i])
+			continue
+		}
 		var err error
 		if rec, err = appendState(rec[:0], e.Key, e.State); err != nil {
 			_ = b.Close()
@@ -316,11 +348,19 @@ func (s *Store) StoreBatch(ctx context.Context, entries []KeyState) error {
 			_ = b.Close()
 			return fmt.Errorf("pebblestore: store batch %q: %w", e.Key, err)
 		}
+		n++
+	}
+	if n == 0 {
+		_ = b.Close()
+		return &synod.BatchError{Errs: refused}
 	}
 	// The batch is closed by the commit's goroutine, which may outlive this
 	// call (see commit).
-	if err := s.commit(ctx, len(entries), func() error { defer b.Close(); return b.Commit(pebble.Sync) }); err != nil {
-		return fmt.Errorf("pebblestore: store batch of %d: %w", len(entries), err)
+	if err := s.commit(ctx, n, func() error { defer b.Close(); return b.Commit(pebble.Sync) }); err != nil {
+		return fmt.Errorf("pebblestore: store batch of %d: %w", n, err)
+	}
+	if refused != nil {
+		return &synod.BatchError{Errs: refused}
 	}
 	return nil
 }
