@@ -10,6 +10,7 @@
 //	<prefix>.<cluster>.<acceptorID>.prepare   version-1 single prepare
 //	<prefix>.<cluster>.<acceptorID>.accept    version-1 single accept
 //	<prefix>.<cluster>.<acceptorID>.inspect   read-only (see Inspect below)
+//	<prefix>.<cluster>.<acceptorID>.admin     membership and garbage collection (see Admin below)
 //
 // The prefix defaults to "synod" (WithPrefix). Cluster names and acceptor IDs
 // are single subject tokens (see ValidateName). One subject per acceptor and
@@ -129,6 +130,34 @@
 // about 500 KiB of them; more says that another page follows. Errors come
 // back as error replies with the codes below.
 //
+// # Admin
+//
+// The admin subject serves what a synod.Reconfigurer needs of one acceptor
+// (synod.Admin, implemented by Transport): install a configuration (the
+// acceptor persists it before it answers and from then on refuses requests
+// of older epochs with 412), read the configuration served, list keys, read a
+// key's full state, and forget a deleted key below a ballot floor. It is its
+// own subject so that NATS permissions grant it to operators only (publish on
+// <prefix>.<cluster>.*.admin): proposers never need it. Messages have wire
+// version AdminVersion (2); a configuration is synod.Config's binary
+// encoding, nil for none:
+//
+//	request  [2, 1, config bin]              install
+//	request  [2, 2]                          read the configuration
+//	request  [2, 3, after str, limit uint]   a page of keys after after (limit 1..1000)
+//	request  [2, 4, key str]                 a key's state
+//	request  [2, 5, key str, floor uint]     forget key if inert below floor
+//	reply    [2, kind, from str, config bin|nil]                                  install, config
+//	reply    [2, 3, from str, [key str, ...], more bool]
+//	reply    [2, 4, from str, key str, promised ballot, accepted ballot, value bin|nil]
+//	reply    [2, 5, from str, key str, removed bool]
+//	reply    [2, 0, from str, code str, message str, detail bin|nil]              an error
+//
+// An error reply also sets the micro error headers. A stale install gets 412
+// with the acceptor's configuration as detail (a *synod.StaleEpochError on
+// the client side), a different configuration under the same epoch 406
+// (synod.ErrInvalidConfig), forgetting above the acceptor's floor 422.
+//
 // # Error replies
 //
 // An acceptor answers a message it cannot take as a whole (undecodable,
@@ -139,6 +168,7 @@
 // The codes are stable:
 //
 //	400 ErrMalformed              the message does not decode
+//	406 (CodeInvalidConfig)       synod.ErrInvalidConfig: an admin request the acceptor refuses
 //	409 ErrAlreadyServing         answer to another instance's start-up probe
 //	410 ErrStopping               the service is stopping
 //	412 (CodeStaleEpoch)          the request's epoch is older than the acceptor's; detail is its configuration

@@ -61,6 +61,7 @@ var (
 // reply. They are stable: clients map them back to the sentinels above.
 const (
 	CodeMalformed      = "400" // ErrMalformed
+	CodeInvalidConfig  = "406" // synod.ErrInvalidConfig (an admin request the acceptor refuses: a conflicting configuration, ...)
 	CodeAlreadyServing = "409" // ErrAlreadyServing (answer to a probe)
 	CodeStopping       = "410" // ErrStopping
 	CodeStaleEpoch     = "412" // the request's epoch is stale; the detail carries the acceptor's configuration
@@ -96,6 +97,7 @@ var codeErrors = []struct {
 	{CodeVersion, ErrVersion},
 	{CodeNoSpace, ErrNoSpace},
 	{CodeStaleEpoch, synod.ErrStaleEpoch},
+	{CodeInvalidConfig, synod.ErrInvalidConfig},
 }
 
 // errorCode returns the code for err: 507 for an acceptor out of space, 500

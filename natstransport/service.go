@@ -58,6 +58,7 @@ type Service struct {
 	prepare string // subject
 	accept  string // subject
 	inspect string // subject
+	admin   string // subject
 	frame   string // subject
 
 	seed       maphash.Seed
@@ -183,6 +184,7 @@ func Serve(ctx context.Context, nc *nats.Conn, cluster string, acc *synod.Accept
 	s := &Service{
 		nc: nc, acc: acc, cluster: cluster, opts: o, prepare: prep, accept: accept, frame: frame,
 		inspect: strings.TrimSuffix(prep, opPrepare) + opInspect,
+		admin:   strings.TrimSuffix(prep, opPrepare) + opAdmin,
 		log:     o.logger.With("acceptor", acc.ID(), "cluster", cluster),
 		seed:    maphash.MakeSeed(),
 		done:    make(chan struct{}),
@@ -361,9 +363,17 @@ func (s *Service) start() error {
 			return fmt.Errorf("natstransport: serve: add endpoint %s: %w", ep.subj, err)
 		}
 	}
-	if err := svc.AddEndpoint(opInspect, micro.HandlerFunc(s.handleInspect), micro.WithEndpointSubject(s.inspect)); err != nil {
-		_ = svc.Stop()
-		return fmt.Errorf("natstransport: serve: add endpoint %s: %w", s.inspect, err)
+	for _, ep := range []struct {
+		name, subj string
+		h          micro.HandlerFunc
+	}{
+		{opInspect, s.inspect, s.handleInspect},
+		{opAdmin, s.admin, s.handleAdmin},
+	} {
+		if err := svc.AddEndpoint(ep.name, ep.h, micro.WithEndpointSubject(ep.subj)); err != nil {
+			_ = svc.Stop()
+			return fmt.Errorf("natstransport: serve: add endpoint %s: %w", ep.subj, err)
+		}
 	}
 	return nil
 }

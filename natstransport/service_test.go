@@ -323,7 +323,7 @@ func TestServiceMicro(t *testing.T) {
 	for _, ep := range info.Endpoints {
 		subjects = append(subjects, ep.Name+"="+ep.Subject+"/"+ep.QueueGroup)
 	}
-	if want := []string{"frame=test.synod.c1.a1.frame/", "prepare=test.synod.c1.a1.prepare/", "accept=test.synod.c1.a1.accept/", "inspect=test.synod.c1.a1.inspect/"}; !reflect.DeepEqual(subjects, want) {
+	if want := []string{"frame=test.synod.c1.a1.frame/", "prepare=test.synod.c1.a1.prepare/", "accept=test.synod.c1.a1.accept/", "inspect=test.synod.c1.a1.inspect/", "admin=test.synod.c1.a1.admin/"}; !reflect.DeepEqual(subjects, want) {
 		t.Errorf("endpoints: got %v, want %v (no queue group)", subjects, want)
 	}
 
@@ -335,8 +335,8 @@ func TestServiceMicro(t *testing.T) {
 	if err := json.Unmarshal(m.Data, &stats); err != nil {
 		t.Fatal(err)
 	}
-	if len(stats.Endpoints) != 4 || stats.Endpoints[0].NumRequests != 1 || stats.Endpoints[1].NumRequests != 1 {
-		t.Fatalf("stats: got %+v, want 4 endpoints, 1 frame, 1 prepare", stats.Endpoints)
+	if len(stats.Endpoints) != 5 || stats.Endpoints[0].NumRequests != 1 || stats.Endpoints[1].NumRequests != 1 {
+		t.Fatalf("stats: got %+v, want 5 endpoints, 1 frame, 1 prepare", stats.Endpoints)
 	}
 	var data StatsData
 	if err := json.Unmarshal(stats.Endpoints[0].Data, &data); err != nil || data.Handled != 2 {

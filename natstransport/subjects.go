@@ -16,6 +16,7 @@ const (
 	opAccept  = "accept"
 	opInspect = "inspect"
 	opFrame   = "frame"
+	opAdmin   = "admin"
 )
 
 // ValidateName reports whether s can be a cluster name or an acceptor ID: one
@@ -96,4 +97,16 @@ func FrameSubject(prefix, cluster, acceptorID string) (string, error) {
 		return "", err
 	}
 	return strings.TrimSuffix(prep, opPrepare) + opFrame, nil
+}
+
+// AdminSubject returns the admin subject of an acceptor:
+// <prefix>.<cluster>.<acceptorID>.admin, validated as Subjects does. Only
+// operators' tools need it: NATS permissions grant it apart from the frame
+// subjects proposers use (publish on <prefix>.<cluster>.*.admin).
+func AdminSubject(prefix, cluster, acceptorID string) (string, error) {
+	prep, _, err := Subjects(prefix, cluster, acceptorID)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(prep, opPrepare) + opAdmin, nil
 }

@@ -1,0 +1,211 @@
+package natstransport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/protosynod/protosynod/internal/natstest"
+	"github.com/protosynod/protosynod/synod"
+)
+
+// TestAdminEndpoint calls every admin request over NATS and checks the
+// errors come back typed: a stale install carries the acceptor's
+// configuration, a conflicting one matches synod.ErrInvalidConfig, an
+// acceptor nobody serves synod.ErrUnavailable.
+func TestAdminEndpoint(t *testing.T) {
+	s := natstest.RunServer(t)
+	store := synod.NewMemoryStorage()
+	serveOne(t, natstest.Connect(t, s), "a1", store)
+	tr := newTransport(t, natstest.Connect(t, s))
+	ctx := ctxTimeout(t, 10*time.Second)
+
+	cfg, err := tr.AcceptorConfig(ctx, "a1")
+	if err != nil || cfg.Epoch != 0 || len(cfg.Acceptors) != 0 {
+		t.Fatalf("config of a fresh acceptor: %v, %v; want the zero Config", cfg, err)
+	}
+	two := synod.Config{Acceptors: []string{"a1", "a2", "a3"}, Epoch: 2, Floor: 5}
+	if got, err := tr.Install(ctx, "a1", two); err != nil || got.Epoch != 2 {
+		t.Fatalf("install epoch 2: %v, %v", got, err)
+	}
+	if got, err := tr.AcceptorConfig(ctx, "a1"); err != nil || !slices.Equal(got.Acceptors, two.Acceptors) || got.Floor != 5 {
+		t.Fatalf("config after install: %v, %v", got, err)
+	}
+	one := synod.Config{Acceptors: []string{"a1", "a2", "a3"}, Epoch: 1}
+	_, err = tr.Install(ctx, "a1", one)
+	var se *synod.StaleEpochError
+	if !errors.As(err, &se) || se.Config.Epoch != 2 || se.Acceptor != "a1" {
+		t.Fatalf("stale install: got %v, want a *synod.StaleEpochError carrying epoch 2", err)
+	}
+	other := synod.Config{Acceptors: []string{"a1", "a2", "a4"}, Epoch: 2}
+	if _, err := tr.Install(ctx, "a1", other); !errors.Is(err, synod.ErrInvalidConfig) {
+		t.Fatalf("conflicting install: got %v, want synod.ErrInvalidConfig", err)
+	}
+
+	for i := range 5 {
+		k := "k" + strconv.Itoa(i)
+		if err := store.Store(ctx, k, synod.AcceptorState{Promised: b2, Accepted: b1, Value: []byte(k)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = store.Store(ctx, "gone", synod.AcceptorState{Promised: b2, Accepted: b2})
+	keys, err := tr.ListKeys(ctx, "a1", "", 3)
+	if want := []string{"gone", "k0", "k1"}; err != nil || !slices.Equal(keys, want) {
+		t.Fatalf("first page: %q, %v; want %q", keys, err, want)
+	}
+	keys, err = tr.ListKeys(ctx, "a1", "k1", 100)
+	if want := []string{"k2", "k3", "k4"}; err != nil || !slices.Equal(keys, want) {
+		t.Fatalf("next page: %q, %v; want %q", keys, err, want)
+	}
+	st, err := tr.State(ctx, "a1", "k3")
+	if err != nil || st.Promised != b2 || st.Accepted != b1 || string(st.Value) != "k3" {
+		t.Fatalf("state of k3: %+v, %v", st, err)
+	}
+	if removed, err := tr.Forget(ctx, "a1", "k3", 5); err != nil || removed {
+		t.Fatalf("forget a key with a value: removed %v, %v; want false", removed, err)
+	}
+	if _, err := tr.Forget(ctx, "a1", "gone", 9); !errors.Is(err, synod.ErrInvalidRequest) {
+		t.Fatalf("forget above the acceptor's floor: got %v, want synod.ErrInvalidRequest", err)
+	}
+	if removed, err := tr.Forget(ctx, "a1", "gone", 5); err != nil || !removed {
+		t.Fatalf("forget a deleted key: removed %v, %v; want true", removed, err)
+	}
+	if keys, _ := tr.ListKeys(ctx, "a1", "", 100); slices.Contains(keys, "gone") {
+		t.Fatalf("forgotten key still stored: %q", keys)
+	}
+	if _, err := tr.AcceptorConfig(ctx, "a9"); !errors.Is(err, synod.ErrUnavailable) {
+		t.Fatalf("acceptor nobody serves: got %v, want synod.ErrUnavailable", err)
+	}
+}
+
+// TestReconfigureOverNATS replaces a stopped acceptor whose disk is lost by a
+// new one, grows to five and shrinks back to three, then deletes keys and
+// collects them, all through a synod.Reconfigurer over the admin endpoints,
+// while clients built with the first configuration keep incrementing
+// counters. No client restarts and no acknowledged increment is lost.
+func TestReconfigureOverNATS(t *testing.T) {
+	s := natstest.RunServer(t)
+	h := newHarness(t, inProcess(s), 6, memoryStorage)
+	first := synod.Config{Acceptors: h.ids[:3]} // a0 a1 a2; a3..a5 wait, empty
+	ctx := ctxTimeout(t, time.Minute)
+
+	newClient := func(name string) *synod.Client {
+		tr := newTransport(t, natstest.Connect(t, s))
+		c, err := synod.NewClient(synod.RandomProposerID(name), first, tr, synod.WithPhaseTimeout(200*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	var acked [3]atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range acked {
+		c := newClient(fmt.Sprintf("load%d", w))
+		key := fmt.Sprintf("counter%d", w)
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				_, err := c.Change(cctx, key, increment)
+				cancel()
+				if err == nil {
+					acked[w].Add(1)
+				} else if !errors.Is(err, synod.ErrIndeterminate) && !errors.Is(err, synod.ErrUnavailable) && !errors.Is(err, synod.ErrConflict) {
+					t.Errorf("%s: %v", key, err)
+					return
+				}
+			}
+		})
+	}
+	waitFor(t, "load", func() bool { return acked[0].Load() > 5 && acked[2].Load() > 5 })
+
+	optr := newTransport(t, natstest.Connect(t, s))
+	op, err := synod.NewClient(synod.RandomProposerID("operator"), first, optr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var phases []string
+	r, err := synod.NewReconfigurer(op, optr, synod.WithProgress(func(p synod.Progress) {
+		if p.Err == nil && (len(phases) == 0 || phases[len(phases)-1] != p.Phase) {
+			phases = append(phases, p.Phase)
+		}
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a0's disk dies: it never comes back.
+	h.stop(0)
+	m, err := r.Reconfigure(ctx, []string{"a1", "a2", "a3"}, []string{"a0"})
+	if err != nil {
+		t.Fatalf("replace a0 by a3: %v", err)
+	}
+	t.Logf("replaced: %v; phases %v", m.Config, phases)
+	if m.Busy() || !slices.Equal(m.Config.Acceptors, []string{"a1", "a2", "a3"}) {
+		t.Fatalf("after replace: %+v", m)
+	}
+	if _, err := r.Reconfigure(ctx, []string{"a1", "a2", "a3", "a4", "a5"}, nil); err != nil {
+		t.Fatalf("grow to 5: %v", err)
+	}
+	if m, err = r.Reconfigure(ctx, []string{"a3", "a4", "a5"}, nil); err != nil {
+		t.Fatalf("shrink to 3: %v", err)
+	}
+	t.Logf("shrunk: %v", m.Config)
+	before := acked[1].Load()
+	waitFor(t, "load under the last configuration", func() bool { return acked[1].Load() > before+5 })
+	close(stop)
+	wg.Wait()
+
+	// Every acknowledged increment is there (indeterminate ones at most once).
+	for w := range acked {
+		v, err := op.Read(ctx, fmt.Sprintf("counter%d", w))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := counter(t, v); int64(got) < acked[w].Load() {
+			t.Fatalf("counter%d = %d, %d increments acknowledged", w, got, acked[w].Load())
+		}
+	}
+
+	// Delete and collect: the keys leave every living acceptor's storage.
+	for i := range 10 {
+		if _, err := op.Change(ctx, "del"+strconv.Itoa(i), func([]byte) ([]byte, error) { return []byte("x"), nil }); err != nil {
+			t.Fatal(err)
+		}
+		if err := op.Delete(ctx, "del"+strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := r.CollectGarbage(ctx)
+	if err != nil {
+		t.Fatalf("collect: %v", err)
+	}
+	t.Logf("collection: %+v", res)
+	if res.Collected != 10 {
+		t.Fatalf("collected %d of 10 deleted keys", res.Collected)
+	}
+	for _, id := range []string{"a3", "a4", "a5"} {
+		keys, err := optr.ListKeys(ctx, id, "", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range keys {
+			if len(k) > 3 && k[:3] == "del" {
+				t.Fatalf("%s still stores %s after collection", id, k)
+			}
+		}
+	}
+	if v, err := op.Read(ctx, "del3"); err != nil || v != nil {
+		t.Fatalf("a collected key reads %q, %v; want empty", v, err)
+	}
+}
