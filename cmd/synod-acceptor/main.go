@@ -14,6 +14,9 @@
 // start refused because another instance serves the acceptor ID writes
 // nothing, so fixing a mistyped -id on the same fresh -data works.
 //
+// -pprof ADDR serves Go's profiles at http://ADDR/debug/pprof/ (CPU, heap,
+// goroutines), on its own listener.
+//
 // -metrics ADDR serves OpenTelemetry metrics in Prometheus text format at
 // http://ADDR/metrics: request latency, queue depth, refused and malformed
 // requests (synod.acceptor.*), synced-commit latency and batch sizes
@@ -137,6 +140,7 @@ type config struct {
 	drainTimeout              time.Duration
 	unsafeNoFsync             bool
 	metrics                   string
+	pprof                     string
 	spaceReserve              byteSize
 	testDiskLimitFile         string
 }
@@ -160,6 +164,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.IntVar(&c.maxValue, "max-value", natstransport.DefaultMaxValue, "largest register value in bytes")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "how long to finish in-flight requests on SIGTERM")
 	fs.StringVar(&c.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (host:port; empty: off)")
+	fs.StringVar(&c.pprof, "pprof", "", "serve Go's net/http/pprof profiles at http://ADDR/debug/pprof/ (host:port; empty: off)")
 	c.spaceReserve = 64 << 20
 	fs.TextVar(&c.spaceReserve, "space-reserve", c.spaceReserve,
 		"free disk space below which new keys are refused (half of it: every write), e.g. 64MiB, 1GiB, 0 for none")
@@ -278,6 +283,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}()
 		log.Info("metrics: serving", "url", srv.URL())
 		mp = exp.Provider
+	}
+
+	if c.pprof != "" {
+		addr, stop, err := servePprof(c.pprof)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		log.Info("pprof: serving", "url", "http://"+addr+"/debug/pprof/")
 	}
 
 	closed := make(chan struct{})

@@ -84,16 +84,20 @@ func (c *natsCluster) shutdown() {
 	}
 }
 
-// jsKV is JetStream KV compare-and-set: Get, then Update with the revision read.
+// jsKV is JetStream KV compare-and-set: Get, then Update with the revision
+// read. It has one connection per nats-server.
 type jsKV struct {
 	conns []*nats.Conn
 	kvs   []jetstream.KeyValue
 }
 
-func newJSKV(ctx context.Context, c *natsCluster, replicas int) (*jsKV, error) {
+// jsBucket is the KV bucket the bench uses.
+const jsBucket = "synod_bench"
+
+func newJSKV(ctx context.Context, urls []string, replicas int) (*jsKV, error) {
 	e := &jsKV{}
-	for i := range c.servers {
-		nc, err := nats.Connect(c.url(i))
+	for i, u := range urls {
+		nc, err := nats.Connect(u, nats.Name(fmt.Sprintf("bench-jetstream-%d", i)))
 		if err != nil {
 			e.close()
 			return nil, err
@@ -107,8 +111,8 @@ func newJSKV(ctx context.Context, c *natsCluster, replicas int) (*jsKV, error) {
 	}
 	// The cluster may still be electing its meta leader.
 	for deadline := time.Now().Add(30 * time.Second); ; {
-		_, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "bench", Replicas: replicas, Storage: jetstream.FileStorage})
-		if err == nil || time.Now().After(deadline) {
+		_, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: jsBucket, Replicas: replicas, Storage: jetstream.FileStorage})
+		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -119,7 +123,7 @@ func newJSKV(ctx context.Context, c *natsCluster, replicas int) (*jsKV, error) {
 	}
 	// Direct gets may be served by a lagging replica; a fair CAS needs reads
 	// from the stream leader, as BASELINES.md notes.
-	s, err := js.Stream(ctx, "KV_bench")
+	s, err := js.Stream(ctx, "KV_"+jsBucket)
 	if err != nil {
 		e.close()
 		return nil, err
@@ -136,7 +140,7 @@ func newJSKV(ctx context.Context, c *natsCluster, replicas int) (*jsKV, error) {
 			e.close()
 			return nil, err
 		}
-		kv, err := js.KeyValue(ctx, "bench")
+		kv, err := js.KeyValue(ctx, jsBucket)
 		if err != nil {
 			e.close()
 			return nil, err
@@ -148,9 +152,10 @@ func newJSKV(ctx context.Context, c *natsCluster, replicas int) (*jsKV, error) {
 
 func (e *jsKV) name() string { return "jetstream-kv" }
 
-func (e *jsKV) client(worker int) changeFunc {
-	kv := e.kvs[worker%len(e.kvs)]
-	return func(ctx context.Context, key string, f func([]byte) []byte) error {
+func (e *jsKV) worker(i, valueBytes int) op {
+	kv := e.kvs[i%len(e.kvs)]
+	f := newValue(valueBytes)
+	return func(ctx context.Context, key string) error {
 		return kvCAS(ctx, kv, key, f)
 	}
 }

@@ -5,28 +5,43 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
 )
 
-// TestSmokeJSON runs every workload for a fraction of a second in the
-// embedded layout and checks that each output line is a JSON result of a
-// known system. It asserts nothing about timing.
+// TestSmokeJSON runs every workload for a fraction of a second in each
+// layout and checks that each output line is a JSON result of a known
+// system. It asserts nothing about timing.
 func TestSmokeJSON(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts a 3-server NATS cluster")
+		t.Skip("starts 3-server NATS clusters (and, in the process layout, builds nats-server and synod-acceptor)")
 	}
-	// No deadline: with none, each JetStream API call gets the client's own
-	// timeout, which the bench's wait for a meta leader relies on.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var out bytes.Buffer
-	if err := bench(ctx, &out, config{d: 200 * time.Millisecond, valueSize: 100, servers: 3, seed: 1, json: true}); err != nil {
-		t.Fatal(err)
+	for _, layout := range []string{layoutEmbedded, layoutProcesses} {
+		t.Run(layout, func(t *testing.T) {
+			// No deadline: with none, each JetStream API call gets the
+			// client's own timeout, which the bench's wait for a meta
+			// leader relies on.
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var out bytes.Buffer
+			c := config{layout: layout, d: 100 * time.Millisecond, sizes: []int{100, 1024}, servers: 3, seed: 1, json: true}
+			if err := bench(ctx, &out, io.Discard, c); err != nil {
+				t.Fatal(err)
+			}
+			checkJSON(t, &out, layout, c)
+		})
 	}
+}
+
+// checkJSON strictly decodes every line of out and checks that every step
+// of c has a result from each of its two systems.
+func checkJSON(t *testing.T, out *bytes.Buffer, layout string, c config) {
+	t.Helper()
 	seen := map[string]bool{}
-	sc := bufio.NewScanner(&out)
+	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		var r jsonResult
 		dec := json.NewDecoder(strings.NewReader(sc.Text()))
@@ -34,13 +49,16 @@ func TestSmokeJSON(t *testing.T) {
 		if err := dec.Decode(&r); err != nil {
 			t.Fatalf("line %q: %v", sc.Text(), err)
 		}
-		if r.Layout != "embedded" || r.ValueBytes != 100 || r.Workload == "" ||
+		if dec.More() {
+			t.Fatalf("line %q holds more than one value", sc.Text())
+		}
+		if r.Layout != layout || r.Workload == "" || r.OKPerSec < 0 || r.P50us < 0 || r.P99us < r.P50us ||
 			!(strings.HasPrefix(r.System, "protosynod") || strings.HasPrefix(r.System, "jetstream")) {
 			t.Errorf("result %+v", r)
 		}
-		seen[r.Workload+"/"+r.System] = true
+		seen[fmt.Sprintf("%s/%s/%d", r.Workload, r.System, r.ValueBytes)] = true
 	}
-	if len(seen) != 6 {
-		t.Errorf("got results for %v, want 3 workloads x 2 systems", seen)
+	if want := 2 * len(c.steps()); len(seen) != want {
+		t.Errorf("got %d distinct results %v, want %d (2 systems per step)", len(seen), seen, want)
 	}
 }

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// clockTicks is the kernel's USER_HZ, the unit of /proc/<pid>/stat's CPU
+// times; it is 100 on every Linux platform Go supports.
+const clockTicks = 100
+
+// cpuMeter reads the CPU time of the bench process and of every process a
+// deployment started, so that a run can report each process's CPU time per
+// operation (Linux only; elsewhere it reports nothing).
+type cpuMeter struct {
+	names []string
+	pids  []int
+}
+
+func newCPUMeter(d *deployment) *cpuMeter {
+	m := &cpuMeter{names: []string{"bench"}, pids: []int{os.Getpid()}}
+	if d.nats != nil {
+		for i := range d.nats.Size() {
+			m.names = append(m.names, d.nats.ServerName(i))
+			m.pids = append(m.pids, d.nats.Server(i).Pid())
+		}
+	}
+	for _, p := range d.accProcs {
+		m.names = append(m.names, p.Name())
+		m.pids = append(m.pids, p.Pid())
+	}
+	return m
+}
+
+// sample returns each process's CPU time so far (-1 where unknown).
+func (m *cpuMeter) sample() []time.Duration {
+	out := make([]time.Duration, len(m.pids))
+	for i, pid := range m.pids {
+		out[i] = procCPU(pid)
+	}
+	return out
+}
+
+// perOp formats each process's CPU time since before per operation.
+func (m *cpuMeter) perOp(before []time.Duration, ops int64) string {
+	if ops == 0 {
+		return ""
+	}
+	after := m.sample()
+	var parts []string
+	var total time.Duration
+	for i := range m.pids {
+		if before[i] < 0 || after[i] < 0 {
+			return ""
+		}
+		d := after[i] - before[i]
+		total += d
+		parts = append(parts, fmt.Sprintf("%s %dµs", m.names[i], (d/time.Duration(ops)).Microseconds()))
+	}
+	return fmt.Sprintf("; CPU per op %dµs (%s)", (total / time.Duration(ops)).Microseconds(), strings.Join(parts, ", "))
+}
+
+// procCPU returns the user plus system CPU time of pid, or -1.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return -1
+	}
+	// Fields after the command: state(3) ... utime(14) stime(15).
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return -1
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return -1
+	}
+	return time.Duration(u+st) * time.Second / clockTicks
+}
+
+// procStatus returns a field of /proc/<pid>/status in bytes (VmRSS, VmHWM),
+// or -1.
+func procStatus(pid int, field string) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return -1
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			f := strings.Fields(rest)
+			if len(f) >= 1 {
+				if kb, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+					return kb << 10
+				}
+			}
+		}
+	}
+	return -1
+}
