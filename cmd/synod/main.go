@@ -9,6 +9,8 @@
 //	synod [flags] -cluster NAME -acceptors a1,a2,a3 write KEY VALUE
 //	synod [flags] -cluster NAME -acceptors a1,a2,a3 delete KEY
 //	synod [flags] -cluster NAME -acceptors a1,a2,a3 members
+//	synod [flags] -cluster NAME -acceptors a1,a2,a3 reconfigure --add a4 | --remove a2 | --replace a2=a4 | --resume
+//	synod [flags] -cluster NAME -acceptors a1,a2,a3 gc
 //	synod [flags] -cluster NAME -acceptors a1,a2,a3 read KEY -decode
 //	synod [flags] -cluster NAME -acceptors a1,a2,a3 inspect KEY
 //	synod [flags] -cluster NAME -acceptors a1,a2,a3 keys [-after KEY] [-limit N] PREFIX
@@ -21,9 +23,17 @@
 // through a round (synod.Client.Delete): it reads empty afterwards and can be
 // written again; the acceptors drop the key at the next garbage collection.
 // members shows the membership record (synod.MembershipKey): the current
-// configuration and epoch, and a reconfiguration under way. Both need the full acceptor set: quorums computed from the
-// acceptors that happen to answer discovery need not intersect the real ones,
-// so the set is never guessed. Every flag can also be set through its
+// configuration and epoch, and a reconfiguration under way. reconfigure
+// changes the acceptor set one safe step at a time (synod.Reconfigurer):
+// --add a new, empty acceptor, --remove a member, --replace a dead member
+// (its disk lost; it must never run again) by a new one, --resume an
+// interrupted change; gc removes deleted registers from the acceptors'
+// storage. Both report progress on stderr and use the acceptors' admin
+// endpoints (NATS permission to publish on <prefix>.<cluster>.*.admin). The
+// commands that use registers need the full acceptor set, or any set the
+// cluster had since (they adopt the newest configuration its acceptors
+// report): quorums computed from the acceptors that happen to answer
+// discovery need not intersect the real ones, so the set is never guessed. Every flag can also be set through its
 // environment variable (SYNOD_NATS, SYNOD_CLUSTER, SYNOD_ACCEPTORS, ...).
 //
 // inspect and keys are read-only: they ask each acceptor's inspect endpoint
@@ -101,6 +111,9 @@ type command struct {
 	needsSet bool
 	// flags registers the command's own flags; nil when it has none.
 	flags func(fs *flag.FlagSet)
+	// timeout replaces the -timeout default for commands that run long
+	// (reconfigure, gc) when neither the flag nor SYNOD_TIMEOUT sets it.
+	timeout time.Duration
 	run   func(ctx context.Context, e *env, args []string) error
 }
 
@@ -113,6 +126,8 @@ func commands() []*command {
 		writeCommand(),
 		deleteCommand(),
 		membersCommand(),
+		reconfigureCommand(),
+		gcCommand(),
 		inspectCommand(),
 		keysCommand(),
 	}
@@ -150,20 +165,26 @@ func (e *env) acceptorSet() []string { return strings.Split(e.acceptors, ",") }
 // client returns a synod Client over NATS for the configured cluster and
 // acceptor set, and a function that closes its transport.
 func (e *env) client() (*synod.Client, func(), error) {
+	cl, _, done, err := e.clientTransport()
+	return cl, done, err
+}
+
+// clientTransport is client, with the Transport (a synod.Admin too).
+func (e *env) clientTransport() (*synod.Client, *natstransport.Transport, func(), error) {
 	nc, err := e.conn()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	tr, err := natstransport.NewTransport(nc, e.cluster, natstransport.WithPrefix(e.prefix))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	cl, err := synod.NewClient(synod.RandomProposerID("synod-cli"), synod.Config{Acceptors: e.acceptorSet()}, tr)
 	if err != nil {
 		tr.Close()
-		return nil, nil, fmt.Errorf("%w: %w", errUsage, err)
+		return nil, nil, nil, fmt.Errorf("%w: %w", errUsage, err)
 	}
-	return cl, func() { tr.Close() }, nil
+	return cl, tr, func() { tr.Close() }, nil
 }
 
 func registerGlobal(c *config, fs *flag.FlagSet) {
@@ -256,6 +277,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if cmd.needsSet && (c.cluster == "" || c.acceptors == "") {
 		return fmt.Errorf("%w: %s needs -cluster and -acceptors (the full acceptor set; see 'synod acceptors')", errUsage, cmd.name)
+	}
+	if cmd.timeout > 0 && !set["timeout"] && getenv(cliflags.EnvName("timeout")) == "" {
+		c.timeout = cmd.timeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()

@@ -21,6 +21,15 @@ type membersResult struct {
 	Target        []string `json:"target,omitempty"`
 	Dead          []string `json:"dead,omitempty"`
 	Retired       []string `json:"retired,omitempty"`
+	Recorded      bool     `json:"recorded"` // the cluster has a membership record (it was reconfigured)
+}
+
+func newMembersResult(m synod.Membership, recorded bool) membersResult {
+	return membersResult{
+		Epoch: m.Config.Epoch, Acceptors: m.Config.Acceptors, PrepareQuorum: m.Config.Q1(),
+		AcceptQuorum: m.Config.Q2(), Floor: m.Config.Floor, Done: m.Done, Busy: m.Busy(),
+		Target: m.Target, Dead: m.Dead, Retired: m.Retired, Recorded: recorded,
+	}
 }
 
 func membersCommand() *command {
@@ -30,31 +39,28 @@ func membersCommand() *command {
 		needsSet: true,
 		summary:  "show the cluster's membership record: configuration, epoch, a reconfiguration under way",
 		run: func(ctx context.Context, e *env, _ []string) error {
-			cl, done, err := e.client()
+			cl, tr, done, err := e.clientTransport()
 			if err != nil {
 				return err
 			}
 			defer done()
-			base := cl.Config()
-			v, err := cl.ReadRound(ctx, synod.MembershipKey)
+			r, err := synod.NewReconfigurer(cl, tr)
 			if err != nil {
 				return err
 			}
-			m := synod.Membership{Config: base, Done: base.Epoch}
-			if len(v) != 0 {
-				if err := m.UnmarshalBinary(v); err != nil {
-					return err
-				}
+			// Members adopts the newest configuration the acceptors report
+			// (through their admin endpoints, where permitted) before it
+			// reads the record.
+			m, err := r.Members(ctx)
+			if err != nil {
+				return err
 			}
-			res := membersResult{
-				Epoch: m.Config.Epoch, Acceptors: m.Config.Acceptors, PrepareQuorum: m.Config.Q1(),
-				AcceptQuorum: m.Config.Q2(), Floor: m.Config.Floor, Done: m.Done, Busy: m.Busy(),
-				Target: m.Target, Dead: m.Dead, Retired: m.Retired,
-			}
+			recorded := m.Config.Epoch > 0 || m.Target != nil
+			res := newMembersResult(m, recorded)
 			return e.out.emit(res, func(w io.Writer) error {
 				fmt.Fprintf(w, "epoch %d: acceptors %s (prepare quorum %d, accept quorum %d, ballot floor %d)\n",
 					res.Epoch, strings.Join(res.Acceptors, ","), res.PrepareQuorum, res.AcceptQuorum, res.Floor)
-				if len(v) == 0 {
+				if !res.Recorded {
 					fmt.Fprintln(w, "never reconfigured")
 				}
 				if res.Busy {
