@@ -114,7 +114,7 @@ type command struct {
 	// timeout replaces the -timeout default for commands that run long
 	// (reconfigure, gc) when neither the flag nor SYNOD_TIMEOUT sets it.
 	timeout time.Duration
-	run   func(ctx context.Context, e *env, args []string) error
+	run     func(ctx context.Context, e *env, args []string) error
 }
 
 // commands lists every command, in the order the usage text shows them. A new
