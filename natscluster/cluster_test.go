@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/protosynod/protosynod/integration/harness"
 	"github.com/protosynod/protosynod/internal/natstest"
 )
 
@@ -32,7 +34,8 @@ type proc struct {
 	started chan struct{} // closed when id and addr are set
 	id      string
 	addr    string
-	rec     *recorder  // topologies the member's MemberList published
+	rec     *recorder  // topologies the member's MemberList published, by ID
+	addrs   *recorder  // the same topologies, by member address
 	replies chan event // answers to cmdRequest
 	exited  chan struct{}
 	killed  bool
@@ -63,17 +66,24 @@ type timing struct{ interval, ttl time.Duration }
 // Call waitStarted before using its id.
 func spawn(t *testing.T, s *server.Server, role, name string, tm timing) *proc {
 	t.Helper()
+	return spawnURL(t, s.ClientURL(), role, name, tm)
+}
+
+// spawnURL is spawn with the child connecting to NATS at url.
+func spawnURL(t *testing.T, url, role, name string, tm timing) *proc {
+	t.Helper()
 	p := &proc{
 		owner:   t,
 		started: make(chan struct{}),
 		rec:     newRecorder(),
+		addrs:   newRecorder(),
 		replies: make(chan event, 64),
 		exited:  make(chan struct{}),
 	}
 	p.cmd = exec.Command(os.Args[0], "-test.run=^$")
 	p.cmd.Env = append(os.Environ(),
 		envRole+"="+role,
-		envURL+"="+s.ClientURL(),
+		envURL+"="+url,
 		envCluster+"="+name,
 		envInterval+"="+tm.interval.String(),
 		envTTL+"="+tm.ttl.String(),
@@ -110,6 +120,7 @@ func (p *proc) read(stdout io.Reader) {
 			close(p.started)
 		case "topology":
 			p.rec.recordIDs(e.Members)
+			p.addrs.recordIDs(e.Addrs)
 		case "reply":
 			p.replies <- e
 		}
@@ -392,5 +403,131 @@ Previous write at 0x00c000 by goroutine 9:
 	}
 	if o, th := classifyRaces(""); o != nil || th != nil {
 		t.Fatal("races found in empty output")
+	}
+}
+
+// TestRejoinAfterNATSCut cuts one member's NATS connection (through a
+// toxiproxy proxy) for longer than the TTL. The other member expires it;
+// when the connection returns, the member must join again, under a new
+// member ID, without a restart, and serve grains as before. protoactor-go
+// blocks every member ID that left a topology for good, so a member coming
+// back under its old ID would never be seen again.
+func TestRejoinAfterNATSCut(t *testing.T) {
+	s := natstest.RunServer(t)
+	px := harness.NewProxy(t, strings.TrimPrefix(s.ClientURL(), "nats://"))
+	const name = "rejoin"
+	tm := timing{interval: 100 * time.Millisecond, ttl: 2 * time.Second}
+	a := spawn(t, s, "member", name, tm)
+	b := spawnURL(t, px.URL(), "member", name, tm)
+	a.waitStarted(t)
+	b.waitStarted(t)
+	const within = 15 * time.Second
+	a.addrs.waitFor(t, within, a.addr, b.addr)
+	b.addrs.waitFor(t, within, a.addr, b.addr)
+	before := b.rec.snapshot()
+	const grains = 16
+	ask := func(from *proc) map[string]int {
+		t.Helper()
+		for i := range grains {
+			from.send(t, fmt.Sprintf("%s grain-%d", cmdRequest, i))
+		}
+		hosts := map[string]int{}
+		for range grains {
+			r := from.reply(t)
+			if r.Err != "" {
+				t.Fatalf("request %s from %s: %s", r.Identity, from.addr, r.Err)
+			}
+			hosts[r.From]++
+		}
+		t.Logf("grains per member, asked from %s: %v", from.addr, hosts)
+		return hosts
+	}
+	if hosts := ask(a); hosts[b.addr] == 0 {
+		t.Fatalf("no grain on b before the cut: %v", hosts)
+	}
+
+	if err := px.Disable(); err != nil {
+		t.Fatal(err)
+	}
+	took := a.addrs.waitFor(t, within, a.addr)
+	t.Logf("a expired b %v after the cut", took)
+	// b fences itself: a topology without b in which no one hosts a kind,
+	// so that it stops its grains and activates none while a may.
+	took = b.addrs.waitFor(t, within, a.addr)
+	t.Logf("b saw itself cut off after %v more", took)
+	waitCount(t, b, 0, within)
+	// a's placement may lag just behind the topology the test saw, and
+	// b activates what it is asked to; it stops such grains again within
+	// a heartbeat interval (requests queued in them are dropped).
+	hosts, failed := tryAsk(t, a, grains, time.Second)
+	t.Logf("right after the expiry, asked from a: %v, %d failed", hosts, failed)
+	waitCount(t, b, 0, within)
+	if hosts := ask(a); hosts[a.addr] != grains {
+		t.Fatalf("grains during the cut: %v, want all on a", hosts)
+	}
+
+	if err := px.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	took = a.addrs.waitFor(t, within, a.addr, b.addr)
+	t.Logf("a saw b again %v after the heal", took)
+	b.addrs.waitFor(t, within, a.addr, b.addr)
+	after := b.rec.snapshot()
+	if slices.Equal(before, after) {
+		t.Fatalf("b rejoined under the member IDs %v it had before the cut", after)
+	}
+
+	// Grains are placed on both members again, from either side. As the
+	// new topology reaches a's placement actor it stops the grains that
+	// are b's again, and protoactor drops the requests queued in their
+	// mailboxes: callers time out and retry, as with any member joining.
+	for _, from := range []*proc{a, b} {
+		deadline := time.Now().Add(within)
+		for {
+			hosts, failed := tryAsk(t, from, grains, time.Second)
+			if failed == 0 && hosts[a.addr] > 0 && hosts[b.addr] > 0 {
+				t.Logf("grains per member, asked from %s: %v", from.addr, hosts)
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d grains asked from %s after %v: %v, %d failed; want all answered, on both members", grains, from.addr, within, hosts, failed)
+			}
+		}
+	}
+}
+
+// tryAsk asks p for n echo grains with the given timeout each and returns
+// where they answered from and how many failed.
+func tryAsk(t *testing.T, p *proc, n int, timeout time.Duration) (hosts map[string]int, failed int) {
+	t.Helper()
+	for i := range n {
+		p.send(t, fmt.Sprintf("%s grain-%d %v", cmdRequest, i, timeout))
+	}
+	hosts = map[string]int{}
+	for range n {
+		if r := p.reply(t); r.Err != "" {
+			failed++
+		} else {
+			hosts[r.From]++
+		}
+	}
+	return hosts, failed
+}
+
+// waitCount waits until p has want echo grains activated, asking every
+// 50ms; with within 0 it asks once.
+func waitCount(t *testing.T, p *proc, want int64, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		p.send(t, cmdCount)
+		got := p.reply(t).Count
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s hosts %d grains after %v, want %d", p.addr, got, within, want)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

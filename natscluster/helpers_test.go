@@ -16,8 +16,9 @@ import (
 // topology that was quickly replaced.
 type recorder struct {
 	mu      sync.Mutex
-	history [][]string // member IDs of each topology, sorted
-	next    int        // where waitFor starts looking
+	history [][]string      // member IDs of each topology, sorted
+	last    cluster.Members // the latest topology given to record
+	next    int             // where waitFor starts looking
 	changed chan struct{}
 }
 
@@ -26,6 +27,9 @@ func newRecorder() *recorder {
 }
 
 func (r *recorder) record(ms cluster.Members) {
+	r.mu.Lock()
+	r.last = ms
+	r.mu.Unlock()
 	ids := make([]string, 0, len(ms))
 	for _, m := range ms {
 		ids = append(ids, m.Id)
@@ -43,6 +47,13 @@ func (r *recorder) recordIDs(ids []string) {
 	case r.changed <- struct{}{}:
 	default:
 	}
+}
+
+// lastMembers returns the latest topology given to record.
+func (r *recorder) lastMembers() cluster.Members {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last
 }
 
 // snapshot returns the latest topology.

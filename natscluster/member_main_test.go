@@ -36,9 +36,10 @@ const (
 
 // Commands a child reads from stdin, one per line. EOF shuts it down.
 const (
-	cmdRequest = "request" // request <identity>: ask an echo grain
+	cmdRequest = "request" // request <identity> [timeout]: ask an echo grain (10s)
 	cmdLeave   = "leave"   // cluster.Shutdown(true)
 	cmdAbrupt  = "abrupt"  // cluster.Shutdown(false), which skips the provider
+	cmdCount   = "count"   // reply with the number of echo grains activated here
 )
 
 const echoKind = "echo"
@@ -49,9 +50,11 @@ type event struct {
 	ID       string   `json:"id,omitempty"`
 	Addr     string   `json:"addr,omitempty"`
 	Members  []string `json:"members,omitempty"`
+	Addrs    []string `json:"addrs,omitempty"` // of Members, in the same order
 	Identity string   `json:"identity,omitempty"`
 	From     string   `json:"from,omitempty"`
 	Err      string   `json:"err,omitempty"`
+	Count    int64    `json:"count,omitempty"` // of activations, for cmdCount
 }
 
 func TestMain(m *testing.M) {
@@ -83,7 +86,10 @@ func memberMain(role string) error {
 	if err != nil {
 		return err
 	}
-	nc, err := nats.Connect(os.Getenv(envURL), nats.Name(role))
+	// Reconnect quickly and for ever: TestRejoinAfterNATSCut cuts the
+	// connection; IgnoreDiscoveredServers keeps it behind the test's proxy.
+	nc, err := nats.Connect(os.Getenv(envURL), nats.Name(role), nats.MaxReconnects(-1),
+		nats.ReconnectWait(50*time.Millisecond), nats.IgnoreDiscoveredServers())
 	if err != nil {
 		return err
 	}
@@ -104,10 +110,12 @@ func memberMain(role string) error {
 	system.EventStream.Subscribe(func(evt any) {
 		if topo, ok := evt.(*cluster.ClusterTopology); ok {
 			ids := make([]string, 0, len(topo.Members))
+			addrs := make([]string, 0, len(topo.Members))
 			for _, m := range topo.Members {
 				ids = append(ids, m.Id)
+				addrs = append(addrs, m.Address())
 			}
-			emit(event{Event: "topology", Members: ids})
+			emit(event{Event: "topology", Members: ids, Addrs: addrs})
 		}
 	})
 	cfg := cluster.Configure(os.Getenv(envCluster), p, disthash.New(), remote.Configure("127.0.0.1", 0),
@@ -118,7 +126,11 @@ func memberMain(role string) error {
 	} else {
 		c.StartMember()
 	}
-	emit(event{Event: "started", ID: system.ID, Addr: system.Address()})
+	id := system.ID
+	if role != "client" {
+		id = p.MemberID()
+	}
+	emit(event{Event: "started", ID: id, Addr: system.Address()})
 
 	var once sync.Once
 	shutdown := func(graceful bool) {
@@ -145,9 +157,14 @@ func memberMain(role string) error {
 		cmd, arg, _ := strings.Cut(in.Text(), " ")
 		switch cmd {
 		case cmdRequest:
+			identity, wait, _ := strings.Cut(arg, " ")
+			timeout, err := time.ParseDuration(wait)
+			if err != nil {
+				timeout = 10 * time.Second
+			}
 			go func() {
-				res, err := c.Request(arg, echoKind, wrapperspb.String("hi"), cluster.WithTimeout(10*time.Second))
-				e := event{Event: "reply", Identity: arg}
+				res, err := c.Request(identity, echoKind, wrapperspb.String("hi"), cluster.WithTimeout(timeout))
+				e := event{Event: "reply", Identity: identity}
 				if err != nil {
 					e.Err = err.Error()
 				} else if s, ok := res.(*wrapperspb.StringValue); ok {
@@ -157,6 +174,8 @@ func memberMain(role string) error {
 				}
 				emit(e)
 			}()
+		case cmdCount:
+			emit(event{Event: "reply", Count: int64(c.GetClusterKind(echoKind).Count())})
 		case cmdLeave:
 			shutdown(true)
 		case cmdAbrupt:

@@ -3,7 +3,9 @@ package natscluster
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/nats-io/nats.go"
@@ -17,6 +19,7 @@ var _ cluster.ClusterProvider = (*Provider)(nil)
 type Provider struct {
 	nc   *nats.Conn
 	opts options
+	id   atomic.Pointer[string] // the member ID announced now
 
 	mu    sync.Mutex
 	state providerState
@@ -60,10 +63,31 @@ func (p *Provider) StartMember(c *cluster.Cluster) error {
 	return p.start(runConfig{
 		clusterName: c.Config.Name,
 		id:          c.ActorSystem.ID,
-		self:        p.announcement(c.ActorSystem.ID, host, int32(port), c.GetClusterKinds()),
+		self:        p.announcement(c.ActorSystem.ID, memberID(c.ActorSystem.ID, 1), host, int32(port), c.GetClusterKinds()),
 		publish:     c.MemberList.UpdateClusterTopology,
-		stopped:     c.ActorSystem.IsStopped,
+		republish: func(ms cluster.Members) {
+			c.ActorSystem.EventStream.Publish(&cluster.ClusterTopology{TopologyHash: cluster.TopologyHash(ms), Members: ms})
+		},
+		stopped: c.ActorSystem.IsStopped,
 	})
+}
+
+// MemberID returns the member ID under which the member appears in the
+// cluster topology now, "<actor system ID>.<incarnation>", or "" for a
+// client or a provider that has not started. It changes when the member
+// fences itself (see "Rejoining" in the package doc).
+func (p *Provider) MemberID() string {
+	if id := p.id.Load(); id != nil {
+		return *id
+	}
+	return ""
+}
+
+// memberID returns the member ID of an actor system's incarnation n.
+// protoactor-go never admits a member ID again once it left a topology, so
+// a member that comes back after being expired needs a new one.
+func memberID(instance string, n int) string {
+	return instance + "." + strconv.Itoa(n)
 }
 
 // StartClient follows the cluster's membership without joining it: the
@@ -108,12 +132,13 @@ func (p *Provider) Shutdown(graceful bool) error {
 }
 
 // announcement returns the heartbeat a member with these details sends.
-func (p *Provider) announcement(id, host string, port int32, kinds []string) *heartbeat {
+func (p *Provider) announcement(instance, id, host string, port int32, kinds []string) *heartbeat {
 	kinds = slices.Clone(kinds)
 	slices.Sort(kinds)
 	return &heartbeat{
 		Version:   wireVersion,
 		ID:        id,
+		Instance:  instance,
 		Host:      host,
 		Port:      port,
 		Kinds:     kinds,
@@ -128,7 +153,12 @@ type runConfig struct {
 	id          string                // actor system ID, to ignore our own hello
 	self        *heartbeat            // nil for a cluster client
 	publish     func(cluster.Members) // receives every changed topology
-	stopped     func() bool           // reports a shut-down actor system; may be nil
+	// republish announces an unchanged topology again on the actor
+	// system's event stream, which MemberList does only for a changed one;
+	// may be nil.
+	republish func(cluster.Members)
+	stopped   func() bool     // reports a shut-down actor system; may be nil
+	announce  func(id string) // learns the member ID announced from now on; may be nil
 }
 
 func (p *Provider) start(rc runConfig) error {
@@ -150,6 +180,17 @@ func (p *Provider) start(rc runConfig) error {
 	case stateClosed:
 		p.mu.Unlock()
 		return ErrClosed
+	}
+	if rc.self != nil {
+		id := rc.self.ID
+		p.id.Store(&id)
+	}
+	next := rc.announce
+	rc.announce = func(id string) {
+		p.id.Store(&id)
+		if next != nil {
+			next(id)
+		}
 	}
 	r := newRunner(p.nc, p.opts, rc)
 	if err := r.subscribe(); err != nil {

@@ -33,7 +33,7 @@ func startFake(t *testing.T, nc *nats.Conn, id string, client bool, opts ...Opti
 	f := &fake{p: New(nc, opts...), rec: newRecorder()}
 	rc := runConfig{clusterName: testCluster, id: id, publish: f.rec.record, stopped: f.stopped.Load}
 	if !client {
-		rc.self = f.p.announcement(id, "127.0.0.1", 10000+nextPort.Add(1), []string{"kind"})
+		rc.self = f.p.announcement(id, id, "127.0.0.1", 10000+nextPort.Add(1), []string{"kind"})
 	}
 	if err := f.p.start(rc); err != nil {
 		t.Fatalf("start %s: %v", id, err)
@@ -112,7 +112,16 @@ func TestCrashedMemberExpires(t *testing.T) {
 	// Usually one TTL; a loaded machine postpones expiry (see checkStall).
 	took := a.rec.waitFor(t, ttl+10*time.Second, "a")
 	t.Logf("crash detected after %v (TTL %v)", took, ttl)
-	b.rec.waitFor(t, ttl+10*time.Second, "b") // b's view shrinks too
+	// b cannot hear its own heartbeats either: it fences itself, a
+	// topology without itself in which no one hosts a kind, and expires
+	// no one.
+	b.rec.waitFor(t, ttl+10*time.Second, "a")
+	if ms := b.rec.lastMembers(); len(ms) != 1 || len(ms[0].Kinds) != 0 {
+		t.Fatalf("b fenced: got %v, want a without kinds", ms)
+	}
+	if got := b.p.MemberID(); got != "b.2" {
+		t.Fatalf("b's next member ID: got %q, want b.2", got)
+	}
 
 	if err := b.p.Shutdown(false); !errors.Is(err, nats.ErrConnectionClosed) {
 		t.Fatalf("shutdown on closed connection: got %v, want ErrConnectionClosed", err)
@@ -257,5 +266,55 @@ func TestStallPostponesExpiry(t *testing.T) {
 				t.Fatalf("deadline: got %v, want %v", got.Sub(t0), tt.want.Sub(t0))
 			}
 		})
+	}
+}
+
+func TestFenceWhenOwnHeartbeatsStop(t *testing.T) {
+	o := defaultOptions()
+	o.interval, o.ttl = 100*time.Millisecond, 2*time.Second
+	p := New(nil)
+	self := p.announcement("s", "s.1", "127.0.0.1", 1, []string{"k"})
+	r := newRunner(nil, o, runConfig{clusterName: testCluster, id: "s", self: self})
+	r.echo = true // as on a real connection without NoEcho
+	r.confirmed, r.echoAt = t0, t0
+	r.sent[1%sentRing] = sentBeat{seq: 1, at: t0}
+	other := hb("a.1", 2, 300*time.Millisecond, "k")
+	other.Instance = "a"
+	r.table.heartbeat(other, t0)
+	if got, want := r.fenceAfter(), 1500*time.Millisecond; got != want {
+		t.Fatalf("fenceAfter: got %v, want %v", got, want)
+	}
+
+	// a's TTL passes while s hears its own heartbeats: a expires.
+	own := *self
+	own.Seq = 1
+	r.ownHeartbeat(own, t0.Add(100*time.Millisecond))
+	if !r.check(t0.Add(300 * time.Millisecond)) {
+		t.Fatal("a not expired while s hears itself")
+	}
+
+	// a comes back; then s stops hearing itself. a's silence proves
+	// nothing while s is deaf, and s fences itself in time.
+	r.table.heartbeat(other, t0.Add(400*time.Millisecond))
+	if r.check(t0.Add(900*time.Millisecond)) || len(r.table.live) != 1 {
+		t.Fatal("a expired while s could not hear")
+	}
+	if r.fenced {
+		t.Fatal("fenced before fenceAfter")
+	}
+	if !r.check(t0.Add(1600*time.Millisecond)) || !r.fenced {
+		t.Fatal("not fenced after fenceAfter without an own heartbeat back")
+	}
+	if got := r.self.ID; got != "s.2" {
+		t.Fatalf("next member ID: got %q, want s.2", got)
+	}
+	if ms := r.table.fenced(); len(ms) != 1 || ms[0].Id != "a.1" || len(ms[0].Kinds) != 0 {
+		t.Fatalf("fenced topology: got %v, want a.1 without kinds", ms)
+	}
+	if r.check(t0.Add(time.Hour)) || len(r.table.live) != 1 {
+		t.Fatal("a fenced member expired someone")
+	}
+	if _, ok := r.nextCheck(t0.Add(time.Hour)); ok {
+		t.Fatal("a fenced member has a check to wait for")
 	}
 }

@@ -28,8 +28,30 @@ type runner struct {
 	msgs chan *nats.Msg
 	sub  *nats.Subscription
 
-	heartbeat  []byte // encoded rc.self
-	publishErr bool   // the last heartbeat failed, to log transitions only
+	self       *heartbeat // nil for a client; changes when the member fences itself
+	publishErr bool       // the last heartbeat failed, to log transitions only
+
+	// Fencing, members only (doc.go "Rejoining"). Every heartbeat carries
+	// a sequence number; when it comes back (NATS echoes a connection's own
+	// messages) the member knows the others received what it sent then.
+	echo        bool               // own messages come back: the connection does not set NoEcho
+	seq         uint64             // of the last heartbeat sent
+	sent        [sentRing]sentBeat // send times of the last heartbeats, by seq % sentRing
+	confirmed   time.Time          // send time of the newest own heartbeat that came back
+	echoAt      time.Time          // when an own heartbeat last came back
+	fenced      bool               // hosting nothing until an own heartbeat comes back
+	fencedAt    time.Time
+	incarnation int // of self.ID
+}
+
+// sentRing is how many heartbeats' send times a runner remembers. An own
+// heartbeat that comes back later than that only tells that the connection
+// works, not when the others last heard from the member.
+const sentRing = 64
+
+type sentBeat struct {
+	seq uint64
+	at  time.Time
 }
 
 func newRunner(nc *nats.Conn, opts options, rc runConfig) *runner {
@@ -41,11 +63,35 @@ func newRunner(nc *nats.Conn, opts options, rc runConfig) *runner {
 		table:    newTable(rc.self, opts.ttl),
 		log:      opts.logger.With(slog.String("cluster", rc.clusterName), slog.String("member", rc.id)),
 		msgs:     make(chan *nats.Msg, msgBuffer),
+		self:     rc.self,
+		echo:     nc != nil && !nc.Opts.NoEcho,
+		// Starting counts as hearing back: the first heartbeat goes out
+		// now and its echo is due within a round trip.
+		confirmed:   time.Now(),
+		echoAt:      time.Now(),
+		incarnation: 1,
 	}
-	if rc.self != nil {
-		r.heartbeat = encode(*rc.self)
+	if rc.self != nil && !r.echo && nc != nil {
+		r.log.Warn("the NATS connection sets NoEcho: this member cannot tell when it is cut off, and after a cut longer than the TTL it will not rejoin")
 	}
 	return r
+}
+
+// fenceAfter is how long a member may go without one of its heartbeats
+// coming back before it fences itself. The others expire it one TTL after
+// the last heartbeat they received, which was sent no earlier than the last
+// one that came back; the margin leaves the member time to stop its grains
+// before they may be activated elsewhere.
+func (r *runner) fenceAfter() time.Duration {
+	margin := min(r.opts.ttl/4, (r.opts.ttl-r.opts.interval)/2)
+	return r.opts.ttl - margin
+}
+
+// deafAfter is how long a member may go without one of its heartbeats
+// coming back before it stops expiring the others: if it cannot hear
+// itself it cannot hear them either, and their silence proves nothing.
+func (r *runner) deafAfter() time.Duration {
+	return max(2*r.opts.interval, r.opts.ttl/4)
 }
 
 // subscribe subscribes to the cluster's membership subjects and publishes
@@ -61,7 +107,7 @@ func (r *runner) subscribe() error {
 		_ = sub.Unsubscribe()
 		return fmt.Errorf("natscluster: publish hello: %w", err)
 	}
-	r.sendHeartbeat()
+	r.sendHeartbeat(time.Now())
 	return nil
 }
 
@@ -116,33 +162,143 @@ func (r *runner) loop(stop <-chan struct{}, ready chan<- struct{}) {
 				r.log.Info("actor system stopped; leaving")
 				return
 			}
-			r.sendHeartbeat()
+			changed = r.drain(now) || changed
+			changed = r.check(now) || changed
+			r.sendHeartbeat(now)
+			if r.fenced && joined && !changed && r.rc.republish != nil {
+				// Another member that has not expired this one yet may
+				// have asked it to activate a grain (protoactor's
+				// placement actor activates whatever it is asked);
+				// the topology event makes it stop that grain again.
+				r.rc.republish(r.table.fenced())
+			}
 		case evExpire:
-			// Heartbeats already queued were received in time.
-			for range len(r.msgs) {
-				changed = r.handle(<-r.msgs, now) || changed
-			}
-			for _, id := range r.table.expire(now) {
-				r.log.Info("member expired", slog.String("id", id))
-				changed = true
-			}
+			changed = r.drain(now) || changed
+			changed = r.check(now) || changed
 		case evJoin:
 			joined, changed = true, true
 		}
 		if joined && changed {
 			changed = false
-			r.rc.publish(r.table.members())
+			if r.fenced {
+				r.rc.publish(r.table.fenced())
+			} else {
+				r.rc.publish(r.table.members())
+			}
 			if ready != nil {
 				close(ready)
 				ready = nil
 			}
 		}
-		if next, ok := r.table.nextDeadline(); ok {
-			expiry.Reset(time.Until(next))
+		if next, ok := r.nextCheck(now); ok {
+			expiry.Reset(next.Sub(now))
 		} else {
 			expiry.Stop()
 		}
 	}
+}
+
+// drain handles the messages already queued, which were received in time,
+// before a decision that depends on what has been heard.
+func (r *runner) drain(now time.Time) bool {
+	changed := false
+	for range len(r.msgs) {
+		changed = r.handle(<-r.msgs, now) || changed
+	}
+	return changed
+}
+
+// check fences the member if its heartbeats stopped coming back, and
+// expires the members whose TTL has passed, unless this member could not
+// hear them. It reports whether the topology changed.
+func (r *runner) check(now time.Time) bool {
+	changed := false
+	if r.self != nil && r.echo && !r.fenced && now.Sub(r.confirmed) >= r.fenceAfter() {
+		r.fence(now)
+		changed = true
+	}
+	if r.fenced || !r.hearing(now) {
+		return changed
+	}
+	for _, id := range r.table.expire(now) {
+		r.log.Info("member expired", slog.String("id", id))
+		changed = true
+	}
+	return changed
+}
+
+// hearing reports whether the member's own heartbeats came back recently,
+// so that the others' silence means something. Clients send none and
+// members on a NoEcho connection cannot tell: both always trust silence.
+func (r *runner) hearing(now time.Time) bool {
+	return r.self == nil || !r.echo || now.Sub(r.echoAt) <= r.deafAfter()
+}
+
+// nextCheck returns when check has something to do next: the earliest
+// expiry or the fencing deadline. Checks the loop cannot act on yet (a
+// fenced or deaf member) wait for the ticker instead.
+func (r *runner) nextCheck(now time.Time) (time.Time, bool) {
+	var next time.Time
+	if d, ok := r.table.nextDeadline(); ok && !r.fenced && (d.After(now) || r.hearing(now)) {
+		next = d
+	}
+	if r.self != nil && r.echo && !r.fenced {
+		if f := r.confirmed.Add(r.fenceAfter()); next.IsZero() || f.Before(next) {
+			next = f
+		}
+	}
+	return next, !next.IsZero()
+}
+
+// fence takes the member out of its own topology because the others may be
+// expiring it: none of its recent heartbeats came back, so they may not
+// have reached the others either. Until one comes back, the member hosts
+// no grains and asks no other member to activate one (see table.fenced),
+// and it expires no one, since it hears no one. Its heartbeats carry its
+// next incarnation's member ID from now on: protoactor-go never takes
+// back a member ID that left a topology.
+func (r *runner) fence(now time.Time) {
+	r.fenced, r.fencedAt = true, now
+	r.incarnation++
+	next := *r.self
+	next.ID = memberID(next.Instance, r.incarnation)
+	r.log.Warn("own heartbeats stopped coming back; hosting no grains until NATS is back",
+		slog.Duration("since", now.Sub(r.confirmed)), slog.String("next_id", next.ID))
+	r.self = &next
+	r.table.setSelf(&next)
+	if r.rc.announce != nil {
+		r.rc.announce(next.ID)
+	}
+}
+
+// ownHeartbeat handles one of the member's own heartbeats coming back.
+func (r *runner) ownHeartbeat(hb heartbeat, now time.Time) bool {
+	if gap := now.Sub(r.echoAt); gap > r.deafAfter() {
+		// Others' heartbeats could not reach this member either, and
+		// their expiry waited meanwhile (see check).
+		r.table.postpone(gap)
+		r.log.Warn("own heartbeats came back late; postponing expiry", slog.Duration("gap", gap))
+	}
+	r.echoAt = now
+	b := r.sent[hb.Seq%sentRing]
+	if hb.Seq == 0 || b.seq != hb.Seq {
+		return false
+	}
+	if b.at.After(r.confirmed) {
+		r.confirmed = b.at
+	}
+	if !r.fenced || hb.ID != r.self.ID {
+		return false
+	}
+	// A heartbeat of the new incarnation went through: the others are
+	// seeing the member again under its new ID.
+	r.fenced = false
+	r.log.Info("rejoined under a new member ID", slog.String("id", r.self.ID), slog.Duration("fenced", now.Sub(r.fencedAt)))
+	// Everyone answers a hello at once, so the member's view is fresh.
+	if err := r.nc.Publish(r.subjects.hello, encode(hello{Version: wireVersion, ID: r.rc.id})); err != nil {
+		r.log.Debug("hello not published", slog.Any("error", err))
+	}
+	return true
 }
 
 // checkStall postpones every expiry by the time the loop itself could not
@@ -171,6 +327,9 @@ func (r *runner) handle(m *nats.Msg, now time.Time) bool {
 			r.log.Debug("dropped heartbeat", slog.Any("error", err))
 			return false
 		}
+		if r.table.isOwn(hb) {
+			return r.ownHeartbeat(hb, now)
+		}
 		if r.table.heartbeat(hb, now) {
 			r.log.Info("member joined or changed", slog.String("id", hb.ID), slog.String("host", hb.Host), slog.Int("port", int(hb.Port)))
 			return true
@@ -192,18 +351,32 @@ func (r *runner) handle(m *nats.Msg, now time.Time) bool {
 			return false
 		}
 		if h.ID != r.rc.id {
-			r.sendHeartbeat()
+			r.sendHeartbeat(now)
 		}
 	}
 	return false
 }
 
+// errNotConnected reports a heartbeat not sent while NATS reconnects: the
+// client would buffer it and deliver it late, as if it were fresh.
+var errNotConnected = errors.New("not connected to NATS")
+
 // sendHeartbeat publishes the member's heartbeat; clients send none.
-func (r *runner) sendHeartbeat() {
-	if r.heartbeat == nil {
+func (r *runner) sendHeartbeat(now time.Time) {
+	if r.self == nil {
 		return
 	}
-	err := r.nc.Publish(r.subjects.heartbeat, r.heartbeat)
+	var err error
+	if r.nc.IsConnected() {
+		r.seq++
+		hb := *r.self
+		hb.Seq = r.seq
+		if err = r.nc.Publish(r.subjects.heartbeat, encode(hb)); err == nil {
+			r.sent[r.seq%sentRing] = sentBeat{seq: r.seq, at: now}
+		}
+	} else {
+		err = errNotConnected
+	}
 	switch {
 	case err != nil && !r.publishErr:
 		r.log.Warn("heartbeat not published", slog.Any("error", err))
@@ -221,7 +394,7 @@ func (r *runner) teardown() error {
 	if r.rc.self == nil {
 		return nil
 	}
-	data := encode(leave{Version: wireVersion, ID: r.rc.self.ID})
+	data := encode(leave{Version: wireVersion, ID: r.self.ID})
 	if err := r.nc.Publish(r.subjects.leave, data); err != nil {
 		r.log.Warn("leave not published", slog.Any("error", err))
 		return fmt.Errorf("natscluster: publish leave: %w", err)

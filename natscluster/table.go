@@ -12,7 +12,7 @@ import (
 // never reads the clock (callers pass now) and is not safe for concurrent
 // use. The provider's run loop owns it.
 type table struct {
-	self *heartbeat // nil for a cluster client
+	self *heartbeat // nil for a cluster client; see setSelf
 	ttl  time.Duration
 	live map[string]entry
 	// left remembers members that said goodbye, until the time stored, so
@@ -38,10 +38,16 @@ func newTable(self *heartbeat, ttl time.Duration) *table {
 	}
 }
 
+// setSelf replaces the member's own heartbeat, when it comes back under a
+// new incarnation.
+func (t *table) setSelf(self *heartbeat) { t.self = self }
+
 // heartbeat records hb received at now. It reports whether the topology
-// changed: a new member, or a known member with a new address or kinds.
+// changed: a new member, a known member with a new address or kinds, or a
+// member replaced by a new incarnation of the same instance. The member's
+// own heartbeats are ignored.
 func (t *table) heartbeat(hb heartbeat, now time.Time) bool {
-	if t.isSelf(hb.ID) {
+	if t.isOwn(hb) {
 		return false
 	}
 	if until, ok := t.left[hb.ID]; ok && now.Before(until) {
@@ -51,9 +57,21 @@ func (t *table) heartbeat(hb heartbeat, now time.Time) bool {
 	if ttl <= 0 {
 		ttl = t.ttl
 	}
+	changed := false
+	if hb.Instance != "" {
+		for id, e := range t.live {
+			if id != hb.ID && e.hb.Instance == hb.Instance {
+				// A new incarnation: the old one is gone for good, and
+				// its late heartbeats must not bring it back.
+				delete(t.live, id)
+				t.left[id] = now.Add(ttl)
+				changed = true
+			}
+		}
+	}
 	old, known := t.live[hb.ID]
 	t.live[hb.ID] = entry{hb: hb, deadline: now.Add(ttl)}
-	return !known || !sameMember(old.hb, hb)
+	return changed || !known || !sameMember(old.hb, hb)
 }
 
 // leave removes the member id at now and ignores its heartbeats for one
@@ -112,19 +130,36 @@ func (t *table) nextDeadline() (time.Time, bool) {
 
 // members returns the live members, self included, sorted by ID. The
 // returned values are fresh copies that the caller may keep.
-func (t *table) members() cluster.Members {
+func (t *table) members() cluster.Members { return t.topology(true) }
+
+// fenced returns the topology of a member that must host no grains: the
+// other live members without their kinds, and not the member itself. With
+// it protoactor's disthash places no grain anywhere, so the member stops
+// its activations and asks no other member to activate one.
+func (t *table) fenced() cluster.Members { return t.topology(false) }
+
+func (t *table) topology(hosting bool) cluster.Members {
 	ms := make(cluster.Members, 0, len(t.live)+1)
-	if t.self != nil {
+	if t.self != nil && hosting {
 		ms = append(ms, toMember(*t.self))
 	}
 	for _, e := range t.live {
-		ms = append(ms, toMember(e.hb))
+		m := toMember(e.hb)
+		if !hosting {
+			m.Kinds = nil
+		}
+		ms = append(ms, m)
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].Id < ms[j].Id })
 	return ms
 }
 
 func (t *table) isSelf(id string) bool { return t.self != nil && t.self.ID == id }
+
+// isOwn reports whether hb was sent by this member, in any incarnation.
+func (t *table) isOwn(hb heartbeat) bool {
+	return t.self != nil && (hb.ID == t.self.ID || hb.Instance != "" && hb.Instance == t.self.Instance)
+}
 
 func sameMember(a, b heartbeat) bool {
 	return a.Host == b.Host && a.Port == b.Port && slices.Equal(a.Kinds, b.Kinds)

@@ -196,3 +196,63 @@ func TestTableMembersAreCopies(t *testing.T) {
 		t.Fatalf("table shares memory with returned members: %v", again[0])
 	}
 }
+
+func TestTableIncarnations(t *testing.T) {
+	inc := func(id, instance string, port int32) heartbeat {
+		h := hb(id, port, 0, "k")
+		h.Instance = instance
+		return h
+	}
+	self := inc("s.1", "s", 1)
+	tb := newTable(&self, time.Second)
+
+	// The member's own heartbeats, of any incarnation, are not members.
+	for _, own := range []heartbeat{self, inc("s.2", "s", 1)} {
+		if tb.heartbeat(own, t0) || !tb.isOwn(own) {
+			t.Fatalf("own heartbeat %s counted as a member", own.ID)
+		}
+	}
+	// A new incarnation replaces the old one at once, and the old one's
+	// late heartbeats do not bring it back for one TTL.
+	if !tb.heartbeat(inc("b.1", "b", 2), t0) {
+		t.Fatal("b.1 not added")
+	}
+	if !tb.heartbeat(inc("b.2", "b", 2), t0.Add(time.Millisecond)) {
+		t.Fatal("b.2 did not change the topology")
+	}
+	if got := tableIDs(tb); !slices.Equal(got, []string{"b.2", "s.1"}) {
+		t.Fatalf("after b.2: got %v", got)
+	}
+	if tb.heartbeat(inc("b.1", "b", 2), t0.Add(2*time.Millisecond)) {
+		t.Fatal("a late heartbeat of b.1 brought it back")
+	}
+	// Senders that predate incarnations are never replaced.
+	if !tb.heartbeat(hb("old", 3, 0, "k"), t0) || !tb.heartbeat(inc("new.1", "", 4), t0) {
+		t.Fatal("members without an instance not added")
+	}
+	if got := tableIDs(tb); !slices.Equal(got, []string{"b.2", "new.1", "old", "s.1"}) {
+		t.Fatalf("with old senders: got %v", got)
+	}
+
+	// Fenced: the others without kinds, not self; members() unchanged.
+	fenced := tb.fenced()
+	var ids []string
+	for _, m := range fenced {
+		ids = append(ids, m.Id)
+		if len(m.Kinds) != 0 {
+			t.Fatalf("fenced topology lists kinds %v for %s", m.Kinds, m.Id)
+		}
+	}
+	if !slices.Equal(ids, []string{"b.2", "new.1", "old"}) {
+		t.Fatalf("fenced: got %v", ids)
+	}
+	if ms := tb.members(); len(ms) != 4 || len(ms[0].Kinds) != 1 {
+		t.Fatalf("members after fenced(): %v", ms)
+	}
+
+	next := inc("s.2", "s", 1)
+	tb.setSelf(&next)
+	if got := tableIDs(tb); !slices.Equal(got, []string{"b.2", "new.1", "old", "s.2"}) {
+		t.Fatalf("after setSelf: got %v", got)
+	}
+}

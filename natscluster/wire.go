@@ -47,11 +47,21 @@ func newSubjects(prefix, clusterName string) subjects {
 // heartbeat announces a live member. It is JSON so that
 // `nats sub '<prefix>.<cluster>.members.*'` is readable.
 type heartbeat struct {
-	Version int      `json:"v"`
-	ID      string   `json:"id"`
-	Host    string   `json:"host"`
-	Port    int32    `json:"port"`
-	Kinds   []string `json:"kinds,omitempty"`
+	Version int `json:"v"`
+	// ID is the member ID in protoactor's topology: the instance and an
+	// incarnation number, "<instance>.<n>". A member that had to fence
+	// itself comes back under the next incarnation.
+	ID string `json:"id"`
+	// Instance is the sender's actor system ID, the same for all of its
+	// incarnations. A heartbeat of a new incarnation replaces the older
+	// ones at once. Empty from senders that predate incarnations.
+	Instance string `json:"inst,omitempty"`
+	// Seq numbers the sender's heartbeats, so that it recognises its own
+	// heartbeats when they come back and knows when it sent them.
+	Seq   uint64   `json:"seq,omitempty"`
+	Host  string   `json:"host"`
+	Port  int32    `json:"port"`
+	Kinds []string `json:"kinds,omitempty"`
 	// TTLMillis is how long receivers keep the member after this
 	// heartbeat. Zero lets each receiver use its own TTL.
 	TTLMillis int64 `json:"ttl_ms,omitempty"`
@@ -87,6 +97,8 @@ func decodeHeartbeat(data []byte) (heartbeat, error) {
 		return heartbeat{}, err
 	}
 	switch {
+	case len(h.Instance) > maxIDLen:
+		return heartbeat{}, fmt.Errorf("%w: instance length %d", ErrMalformed, len(h.Instance))
 	case h.Host == "" || len(h.Host) > maxHostLen:
 		return heartbeat{}, fmt.Errorf("%w: host length %d", ErrMalformed, len(h.Host))
 	case h.Port <= 0 || h.Port > 65535:

@@ -7,12 +7,12 @@ import (
 )
 
 func TestHeartbeatRoundTrip(t *testing.T) {
-	want := heartbeat{Version: wireVersion, ID: "id", Host: "10.0.0.1", Port: 4000, Kinds: []string{"a", "b"}, TTLMillis: 3000}
+	want := heartbeat{Version: wireVersion, ID: "id.2", Instance: "id", Seq: 7, Host: "10.0.0.1", Port: 4000, Kinds: []string{"a", "b"}, TTLMillis: 3000}
 	got, err := decodeHeartbeat(encode(want))
 	if err != nil {
 		t.Fatalf("decode: %v", err)
 	}
-	if !sameMember(got, want) || got.ID != want.ID || got.TTLMillis != want.TTLMillis {
+	if !sameHeartbeat(got, want) {
 		t.Fatalf("got %+v, want %+v", got, want)
 	}
 }
@@ -36,6 +36,8 @@ func TestDecodeHeartbeatRejects(t *testing.T) {
 		{"future version", `{"v":2,"id":"a","host":"h","port":1}`},
 		{"empty id", `{"v":1,"id":"","host":"h","port":1}`},
 		{"long id", `{"v":1,"id":"` + strings.Repeat("x", maxIDLen+1) + `","host":"h","port":1}`},
+		{"long instance", `{"v":1,"id":"a","inst":"` + strings.Repeat("x", maxIDLen+1) + `","host":"h","port":1}`},
+		{"negative seq", `{"v":1,"id":"a","host":"h","port":1,"seq":-1}`},
 		{"no host", `{"v":1,"id":"a","port":1}`},
 		{"zero port", `{"v":1,"id":"a","host":"h","port":0}`},
 		{"big port", `{"v":1,"id":"a","host":"h","port":65536}`},
@@ -62,12 +64,13 @@ func TestDecodeAcceptsUnknownFields(t *testing.T) {
 
 func FuzzDecode(f *testing.F) {
 	f.Add(encode(heartbeat{Version: wireVersion, ID: "id", Host: "h", Port: 1, Kinds: []string{"k"}, TTLMillis: 1}))
+	f.Add(encode(heartbeat{Version: wireVersion, ID: "id.2", Instance: "id", Seq: 9, Host: "h", Port: 1, TTLMillis: 1}))
 	f.Add(encode(leave{Version: wireVersion, ID: "id"}))
 	f.Add([]byte(`{"v":1}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if h, err := decodeHeartbeat(data); err == nil {
 			again, err := decodeHeartbeat(encode(h))
-			if err != nil || !sameMember(h, again) || h.ID != again.ID || h.TTLMillis != again.TTLMillis {
+			if err != nil || !sameHeartbeat(h, again) {
 				t.Fatalf("heartbeat %+v does not round-trip: %+v %v", h, again, err)
 			}
 		}
@@ -78,4 +81,8 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+func sameHeartbeat(a, b heartbeat) bool {
+	return sameMember(a, b) && a.ID == b.ID && a.Instance == b.Instance && a.Seq == b.Seq && a.TTLMillis == b.TTLMillis
 }
