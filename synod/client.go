@@ -43,9 +43,11 @@ type Reader interface {
 
 // Client runs changes of registers against a set of acceptors: it is the thin
 // driver that adds contexts, timers, backoff and a Transport to the pure
-// Proposer. It is safe for concurrent use. Changes of one key from one Client run
-// one at a time, in call order as far as the Go scheduler allows, so that a
-// sequence of changes of a key takes the one-round-trip path.
+// Proposer. It is safe for concurrent use. Rounds of one key from one Client
+// run one at a time, so that a sequence of changes of a key takes the
+// one-round-trip path. Changes of a key that queue behind its running round
+// run together in the next one (change batching, see Change and
+// WithBatching), in call order as far as the Go scheduler allows.
 type Client struct {
 	tr      Transport
 	opts    clientOptions
@@ -54,7 +56,7 @@ type Client struct {
 	mu   sync.Mutex // guards p and rng
 	p    *Proposer
 	rng  *rand.Rand
-	keys keyLocks
+	keys keyQueues
 }
 
 type clientOptions struct {
@@ -66,6 +68,7 @@ type clientOptions struct {
 	logger         *slog.Logger
 	proposer       []ProposerOption
 	noLeanReads    bool
+	maxBatch       int
 	meterProvider  metric.MeterProvider
 }
 
@@ -75,6 +78,7 @@ func defaultClientOptions() clientOptions {
 		defaultTimeout: 10 * time.Second,
 		backoffMin:     time.Millisecond,
 		backoffMax:     100 * time.Millisecond,
+		maxBatch:       DefaultMaxBatch,
 		logger:         slog.New(slog.DiscardHandler),
 	}
 }
@@ -179,6 +183,22 @@ func (c *Client) Adopt(cfg Config) bool {
 // ErrStorage (and ErrNoSpace when that was the cause): alone it means the
 // change was not applied; if the change's value may have reached an acceptor
 // it matches ErrIndeterminate too.
+//
+// Changes of key from this Client that arrive while a round of key runs
+// queue, and the queued ones run together in the next round (unless
+// WithBatching(false)): their functions are applied in order, each to the
+// value the one before it returned, and the last value is committed once.
+// Each caller gets its own result: the value its function returned, or its
+// function's error with the value its function was given (its change is
+// skipped; the others still apply). A round's failure is every caller's:
+// if the round is indeterminate, so is every change in it, even one whose
+// function erred. A caller whose ctx ends while it queues is dropped (its
+// change does not run; ErrUnavailable wrapping ctx.Err()); once its change is
+// in a round, it waits for the round, which ends at the earliest deadline of
+// its callers or when all of them gave up. A lone change runs at once: there
+// is no timer. f may run on another caller's goroutine; if it panics, its
+// change is skipped like one that erred and Change panics with the same value
+// on the caller's goroutine once the round ended.
 func (c *Client) Change(ctx context.Context, key string, f ChangeFunc) ([]byte, error) {
 	if f == nil {
 		return nil, errorf(ErrInvalidRequest, "change %q: nil change function", key)
@@ -214,7 +234,7 @@ func (c *Client) Read(ctx context.Context, key string) ([]byte, error) {
 	lr := NewLeanRead(cfg, key)
 	if c.leanRead(ctx, r, cfg.Acceptors, lr) {
 		v, _ := lr.Result()
-		c.metrics.readPath(ctx, true)
+		c.metrics.readPath(ctx, true, 1)
 		c.metrics.done(ctx, true, start, 1, false, nil)
 		return v, nil
 	}
@@ -254,66 +274,6 @@ func (c *Client) leanRead(ctx context.Context, r Reader, to []string, lr *LeanRe
 		}
 	}
 	return lr.Status() == ReadDone
-}
-
-func (c *Client) do(ctx context.Context, key string, f ChangeFunc) (_ []byte, err error) {
-	start, rounds, fast := time.Now(), 0, false
-	defer func() { c.metrics.done(ctx, f == nil, start, rounds, fast, err) }()
-	if key == "" {
-		return nil, errorf(ErrInvalidRequest, "empty key")
-	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.opts.defaultTimeout)
-		defer cancel()
-	}
-	unlock, err := c.keys.lock(ctx, key)
-	if err != nil {
-		return nil, fmt.Errorf("synod: change %q: %w (%w)", key, ErrUnavailable, err)
-	}
-	defer unlock()
-
-	c.mu.Lock()
-	pr := c.p.Begin(key, f)
-	c.mu.Unlock()
-	fast = pr.Status() == StatusApply
-	if f == nil {
-		c.metrics.readPath(ctx, false)
-	}
-	for {
-		switch pr.Status() {
-		case StatusApply:
-			pr.Apply()
-		case StatusPreparing, StatusAccepting:
-			ok, accepts, cancel := c.phase(ctx, pr)
-			if pr.Status() == StatusRefused {
-				c.metrics.conflict(ctx)
-			}
-			if !ok || pr.Status() == StatusRefused {
-				if !pr.Unsettled() {
-					accepts = nil
-				}
-				c.retry(ctx, pr, accepts)
-			}
-			cancel()
-		case StatusRefused:
-			c.retry(ctx, pr, nil)
-		case StatusDone:
-			c.mu.Lock()
-			c.p.Complete(pr)
-			c.mu.Unlock()
-			rounds = pr.Attempts()
-			v, err := pr.Result()
-			if err != nil && (err == ErrIndeterminate || err == ErrUnavailable || isConflict(err) || isStorage(err)) {
-				c.opts.logger.Debug("synod: change failed", "key", key, "attempts", pr.Attempts(), "err", err)
-				if ctx.Err() != nil {
-					return nil, fmt.Errorf("synod: change %q after %d attempts: %w (%w)", key, pr.Attempts(), err, ctx.Err())
-				}
-				return nil, fmt.Errorf("synod: change %q after %d attempts: %w", key, pr.Attempts(), err)
-			}
-			return v, err
-		}
-	}
 }
 
 func isConflict(err error) bool {
@@ -432,43 +392,4 @@ func unsendable(pr *Proposal, err error) bool {
 	}
 	pr.Unsendable(fmt.Errorf("synod: change %q: %w", pr.Key(), err))
 	return true
-}
-
-// keyLocks serializes a Client's changes per key, with context-aware waiting.
-type keyLocks struct {
-	mu sync.Mutex
-	m  map[string]*keyQueue
-}
-
-type keyQueue struct {
-	ch   chan struct{} // holds a token while the key is locked
-	refs int
-}
-
-func (l *keyLocks) lock(ctx context.Context, key string) (func(), error) {
-	l.mu.Lock()
-	if l.m == nil {
-		l.m = make(map[string]*keyQueue)
-	}
-	q := l.m[key]
-	if q == nil {
-		q = &keyQueue{ch: make(chan struct{}, 1)}
-		l.m[key] = q
-	}
-	q.refs++
-	l.mu.Unlock()
-	release := func() {
-		l.mu.Lock()
-		if q.refs--; q.refs == 0 {
-			delete(l.m, key)
-		}
-		l.mu.Unlock()
-	}
-	select {
-	case q.ch <- struct{}{}:
-		return func() { <-q.ch; release() }, nil
-	case <-ctx.Done():
-		release()
-		return nil, ctx.Err()
-	}
 }

@@ -50,6 +50,25 @@
 //     change of that key skips the prepare phase. Any refusal ends that and
 //     the change retries with both phases.
 //
+// # Change batching
+//
+// A Client runs the rounds of one key one at a time. Changes of the key that
+// arrive while its round runs queue, and the next round applies all of them
+// (Proposer.BeginBatch): the functions run in call order, each on the value
+// the one before returned, and the last value is committed with one accept
+// (one fsync per acceptor) instead of one round per change. Each caller gets
+// the value its own function returned (Proposal.Outcome); a function that
+// errs is skipped and its caller gets its error with the value it was given,
+// committed like a write-back. Why this is linearizable: every change of the
+// batch was called before the round began and returns after its commit, so
+// each can take effect at the commit, in batch order, and the value each
+// caller sees is the register's value right after its change. A retry runs
+// the batch again only when Begin would run its one function again, so no
+// function's result is committed twice; a round that ends indeterminate (or
+// with a conflict, ErrUnavailable, ErrStorage) ends so for every change in it.
+// There is no timer: a lone change runs at once. Reads batch only with reads,
+// so a read never becomes indeterminate. WithBatching(false) turns it off.
+//
 // # Reads with no disk write
 //
 // A read through a round writes: its prepare is a promise that each acceptor

@@ -22,7 +22,11 @@ const MeterName = "github.com/protosynod/protosynod/synod"
 //     attributes op ("change", "read") and outcome ("ok", "error" for an
 //     error of the change function, "conflict", "unavailable",
 //     "indeterminate", "invalid");
-//   - change.rounds (histogram): attempts (rounds) each change took;
+//   - change.rounds (histogram): attempts (rounds) each change took: a
+//     change batched with others counts its round's attempts;
+//   - batch.size (histogram): changes (or reads) each round carried, with
+//     attribute op; its count is the rounds run, its sum the changes and
+//     reads they carried, so rounds per change is count/sum (see WithBatching);
 //   - conflicts (counter): attempts refused because an acceptor had seen a
 //     higher ballot (competing proposers);
 //   - fast_path (counter): changes that began with the cached one-round-trip
@@ -47,6 +51,7 @@ type clientMetrics struct {
 	fastPath      metric.Int64Counter
 	indeterminate metric.Int64Counter
 	reads         metric.Int64Counter
+	batchSize     metric.Int64Histogram
 }
 
 func newClientMetrics(mp metric.MeterProvider) (*clientMetrics, error) {
@@ -78,6 +83,10 @@ func newClientMetrics(mp metric.MeterProvider) (*clientMetrics, error) {
 	cm.reads, err = m.Int64Counter("synod.client.reads", metric.WithUnit("{read}"),
 		metric.WithDescription("Reads by the path they took (quorum, round)."))
 	add(err)
+	cm.batchSize, err = m.Int64Histogram("synod.client.batch.size", metric.WithUnit("{change}"),
+		metric.WithDescription("Changes (or reads) each round carried, by op."),
+		metric.WithExplicitBucketBoundaries(1, 2, 4, 8, 16, 32, 64, 128, 256))
+	add(err)
 	if err := errors.Join(errs...); err != nil {
 		return nil, errorf(ErrInvalidConfig, "meter provider: %v", err)
 	}
@@ -91,6 +100,8 @@ var (
 	fastFallback  = metric.WithAttributes(attribute.String("result", "fallback"))
 	readPathQuick = metric.WithAttributes(attribute.String("path", "quorum"))
 	readPathRound = metric.WithAttributes(attribute.String("path", "round"))
+	opChange      = metric.WithAttributes(attrOpChange)
+	opRead        = metric.WithAttributes(attrOpRead)
 )
 
 // done records a finished change or read (read when f was nil): its time
@@ -123,14 +134,23 @@ func (m *clientMetrics) conflict(ctx context.Context) {
 	m.conflicts.Add(context.WithoutCancel(ctx), 1)
 }
 
-// readPath records the path a read took: quorum (no round) or a full round.
-func (m *clientMetrics) readPath(ctx context.Context, quorum bool) {
+// readPath records the path n reads took: quorum (no round) or a full round.
+func (m *clientMetrics) readPath(ctx context.Context, quorum bool, n int) {
 	ctx = context.WithoutCancel(ctx)
 	if quorum {
-		m.reads.Add(ctx, 1, readPathQuick)
+		m.reads.Add(ctx, int64(n), readPathQuick)
 	} else {
-		m.reads.Add(ctx, 1, readPathRound)
+		m.reads.Add(ctx, int64(n), readPathRound)
 	}
+}
+
+// batch records a round that carries n changes (or n reads).
+func (m *clientMetrics) batch(ctx context.Context, read bool, n int) {
+	op := opChange
+	if read {
+		op = opRead
+	}
+	m.batchSize.Record(context.WithoutCancel(ctx), int64(n), op)
 }
 
 func outcomeOf(err error) string {

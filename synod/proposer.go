@@ -141,7 +141,7 @@ type Request struct {
 //   - otherwise the value may or may not contain the change: ErrIndeterminate.
 type Proposal struct {
 	key  string
-	f    ChangeFunc // nil for a read
+	fs   []ChangeFunc // applied in order; none for a read
 	cfg  Config
 	stat Status
 
@@ -159,16 +159,33 @@ type Proposal struct {
 	isResult bool // the accept carries the change's result
 	inAccept bool // the attempt reached the accept phase
 	fErr     error
-	seen     Ballot  // greatest ballot in any refusal
-	newer    *Config // the newest configuration a stale-epoch refusal carried
+	outs     []Outcome // what each function did in the run the accept carries
+	seen     Ballot    // greatest ballot in any refusal
+	newer    *Config   // the newest configuration a stale-epoch refusal carried
 
 	// Across attempts.
 	attempts   int
-	results    map[Ballot][]byte // accepts that carried the change's result
-	writeBacks map[Ballot]bool   // accepts that carried an unchanged value
+	results    map[Ballot]runResult // accepts that carried the change's result
+	writeBacks map[Ballot]bool      // accepts that carried an unchanged value
 	cacheable  bool
+	committed  bool // a quorum accepted the attempt's value
 	value      []byte
 	err        error
+}
+
+// runResult is one run of a proposal's change functions whose result an
+// accept carried: the value, and what each function did.
+type runResult struct {
+	value []byte
+	outs  []Outcome
+}
+
+// Outcome is what one change function of a batch did (see BeginBatch): the
+// value it returned, or, if it returned an error, that error and the value it
+// was given.
+type Outcome struct {
+	Value []byte
+	Err   error
 }
 
 // Begin starts a change of key by f. If the proposer holds a one-round-trip
@@ -177,7 +194,26 @@ type Proposal struct {
 // read: the identity change, which is never applied twice and never
 // indeterminate.
 func (p *Proposer) Begin(key string, f ChangeFunc) *Proposal {
-	pr := &Proposal{key: key, f: f, cfg: p.cfg, voted: make(map[string]bool, len(p.cfg.Acceptors))}
+	if f == nil {
+		return p.BeginBatch(key, nil)
+	}
+	return p.BeginBatch(key, []ChangeFunc{f})
+}
+
+// BeginBatch starts one change of key that applies the functions fs in
+// order, each to the value the one before it returned, and commits the last
+// value once: changes of one key that queued behind each other share one
+// round. A function that returns an error is skipped (the next one gets the
+// value it was given); if every function errs, the round writes the current
+// value back, as Begin does for one function. A nil entry is a read: it
+// changes nothing and sees the value at its place in the batch. Outcome
+// tells each function's result once the proposal is done. A retry runs the
+// functions again only when Begin would run its one function again, so no
+// function's result is applied twice, and a batch with no function (or only
+// nil ones) is a read, never indeterminate. Begin(key, f) is BeginBatch with
+// fs = [f], and with no functions when f is nil.
+func (p *Proposer) BeginBatch(key string, fs []ChangeFunc) *Proposal {
+	pr := &Proposal{key: key, fs: fs, cfg: p.cfg, voted: make(map[string]bool, len(p.cfg.Acceptors))}
 	if p.counter < p.cfg.Floor {
 		p.counter = p.cfg.Floor
 	}
@@ -389,20 +425,23 @@ func (pr *Proposal) Apply() {
 	newValue := pr.current
 	switch res, ours := pr.results[pr.highest]; {
 	case ours && !pr.highest.IsZero():
-		newValue, pr.isResult = res, true
+		newValue, pr.isResult, pr.outs = res.value, true, res.outs
 	case pr.writeBacks[pr.highest]:
-		newValue, pr.isResult, pr.fErr = pr.run()
+		newValue, pr.isResult, pr.outs = pr.run()
 	case len(pr.results) > 0 && pr.minResult().Less(pr.highest):
 		pr.finish(nil, ErrIndeterminate)
 		return
 	default:
-		newValue, pr.isResult, pr.fErr = pr.run()
+		newValue, pr.isResult, pr.outs = pr.run()
+	}
+	if len(pr.fs) == 1 {
+		pr.fErr = pr.outs[0].Err
 	}
 	if pr.isResult {
 		if pr.results == nil {
-			pr.results = make(map[Ballot][]byte)
+			pr.results = make(map[Ballot]runResult)
 		}
-		pr.results[pr.ballot] = newValue
+		pr.results[pr.ballot] = runResult{newValue, pr.outs}
 	} else {
 		if pr.writeBacks == nil {
 			pr.writeBacks = make(map[Ballot]bool)
@@ -415,17 +454,26 @@ func (pr *Proposal) Apply() {
 	pr.stat = StatusAccepting
 }
 
-// run applies the change function to the current value. Reads and errors write
-// the current value back unchanged.
-func (pr *Proposal) run() (value []byte, isResult bool, err error) {
-	if pr.f == nil {
-		return pr.current, false, nil
+// run applies the change functions in order to the current value, skipping
+// those that return an error. Reads, and runs in which every function erred,
+// write the current value back unchanged.
+func (pr *Proposal) run() (value []byte, isResult bool, outs []Outcome) {
+	value = pr.current
+	outs = make([]Outcome, len(pr.fs))
+	for i, f := range pr.fs {
+		if f == nil {
+			outs[i].Value = value
+			continue
+		}
+		v, err := f(value)
+		if err != nil {
+			outs[i] = Outcome{Value: value, Err: err}
+			continue
+		}
+		value, isResult = v, true
+		outs[i].Value = v
 	}
-	v, err := pr.f(pr.current)
-	if err != nil {
-		return pr.current, false, err
-	}
-	return v, true, nil
+	return value, isResult, outs
 }
 
 func (pr *Proposal) minResult() Ballot {
@@ -481,6 +529,7 @@ func (pr *Proposal) OnAcceptReply(r AcceptReply) {
 	case v == VoteWon:
 		// The entry is a virtual prepare quorum for next, so it needs Q1 promises.
 		pr.cacheable = pr.yes >= pr.cfg.Q1()
+		pr.committed = true
 		pr.finish(pr.accept.Value, pr.fErr)
 	}
 }
@@ -569,7 +618,25 @@ func (p *Proposer) Complete(pr *Proposal) {
 	p.fast[pr.key] = fastEntry{next: pr.next, value: pr.value}
 }
 
+// Outcome returns what the i-th function given to BeginBatch did in the run
+// whose value was committed: the value it returned, or the value it was given
+// and its error. If the proposal failed (ErrIndeterminate, a conflict, ...)
+// every function's outcome is that failure: nil and the proposal's error. A
+// read (no functions) has one outcome, the value. Meaningful in StatusDone.
+func (pr *Proposal) Outcome(i int) ([]byte, error) {
+	if !pr.committed {
+		return nil, pr.err
+	}
+	if len(pr.outs) == 0 {
+		return pr.value, nil
+	}
+	o := pr.outs[i]
+	return o.Value, o.Err
+}
+
 // Result returns the committed value and the change function's error, or the
 // proposal's error. It is meaningful in StatusDone. After a change function
-// error the value is the unchanged current value.
+// error the value is the unchanged current value. For a batch of several
+// functions (see BeginBatch) the error is only the proposal's: each
+// function's own result is its Outcome.
 func (pr *Proposal) Result() ([]byte, error) { return pr.value, pr.err }

@@ -48,12 +48,19 @@ const (
 	// FaultGCNoFence makes garbage collection remove deleted registers
 	// without first fencing older epochs and raising the ballot floor.
 	FaultGCNoFence
+	// FaultBatchFinalValue gives every caller of a batched round the
+	// batch's final value instead of the value its own change returned.
+	FaultBatchFinalValue
+	// FaultBatchLastOnly makes a batched round commit only its last change,
+	// applied to the value the batch began from, while the earlier callers
+	// still get the values their changes returned.
+	FaultBatchLastOnly
 )
 
 // String implements fmt.Stringer.
 func (f Fault) String() string {
 	return [...]string{"none", "forget-promise", "amnesia", "no-ballot-check", "lean-read-fewer", "lean-read-mismatch",
-		"no-rescan", "rescan-before-fence", "gc-no-fence"}[f]
+		"no-rescan", "rescan-before-fence", "gc-no-fence", "batch-final-value", "batch-last-only"}[f]
 }
 
 // SimConfig describes one simulated run. Zero fields take the defaults noted.
@@ -65,8 +72,14 @@ type SimConfig struct {
 	AcceptQuorum  int // default majority
 	Proposers     int // default 3
 	Keys          int // default 2
-	Ops           int // operations per proposer, default 10
-	TwoPhase      bool
+	Ops           int // operations per caller, default 10
+	// Callers is how many callers share each proposer, as goroutines share
+	// a synod.Client (default 1): their calls queue behind the proposer's
+	// round in flight, and the next round runs the queued calls of one key
+	// together (change batching), unless NoBatching.
+	Callers    int
+	NoBatching bool
+	TwoPhase   bool
 	// LeanReads makes reads try synod.LeanRead first (no disk write) and
 	// fall back to a round, as synod.Client.Read does.
 	LeanReads bool
@@ -143,6 +156,11 @@ func RandomSimConfig(seed uint64) SimConfig {
 	if c.PrepareQuorum == 0 && r.IntN(3) != 0 { // membership steps need majority quorums
 		c.Operations = 1 + r.IntN(4)
 	}
+	// Drawn last, so the shapes drawn above stay those of earlier versions.
+	if r.IntN(3) != 0 { // several callers per proposer: batched rounds
+		c.Callers = 2 + r.IntN(4)
+		c.Ops = 3 + r.IntN(6)
+	}
 	return c
 }
 
@@ -161,6 +179,7 @@ func (c *SimConfig) defaults() {
 	def(&c.Proposers, 3)
 	def(&c.Keys, 2)
 	def(&c.Ops, 10)
+	def(&c.Callers, 1)
 	def64(&c.MaxDelay, 8)
 	def64(&c.PhaseTimeout, 3*c.MaxDelay)
 	def64(&c.OpTimeout, 12*c.PhaseTimeout)
@@ -185,6 +204,9 @@ type SimResult struct {
 	LeanFallbacks   int // lean reads that fell back to a round
 	Indeterminate   int // operations that returned ErrIndeterminate
 	Changes         int // operations other than reads, whatever their outcome
+	Batches         int // rounds that carried more than one call
+	Batched         int // calls in those rounds
+	Dropped         int // calls whose deadline passed while they queued (never run)
 	Replayed        int // exactly-once retries that found their change applied
 	Retried         int // exactly-once retries after an indeterminate attempt
 	NotApplied      int // operations that returned ErrConflict or ErrUnavailable
@@ -240,22 +262,25 @@ func RunSim(cfg SimConfig, checkTimeout time.Duration) *SimResult {
 }
 
 type sim struct {
-	cfg     SimConfig
-	rng     *rand.Rand
-	synCfg  synod.Config
-	now     int64
-	seq     uint64
-	q       eventQueue
-	accs    []*simAcceptor
-	idx     map[string]int // acceptor ID -> index in accs
-	props   []*simProposer
-	op      *simOperator // nil without operations
-	cut     [][]bool     // [proposer][acceptor]
-	acked   map[string]synod.Ballot
-	keys    []string
-	running int // proposers with operations left
-	final   bool
-	res     *SimResult
+	cfg    SimConfig
+	rng    *rand.Rand
+	synCfg synod.Config
+	now    int64
+	seq    uint64
+	q      eventQueue
+	accs   []*simAcceptor
+	idx    map[string]int // acceptor ID -> index in accs
+	props  []*simProposer
+	op     *simOperator // nil without operations
+	cut    [][]bool     // [proposer][acceptor]
+	acked  map[string]synod.Ballot
+	// collectedFloor is, per key, the highest ballot floor under which a
+	// garbage collection removed its tombstone.
+	collectedFloor map[string]uint64
+	keys           []string
+	running        int // callers with operations left, and the operator
+	final          bool
+	res            *SimResult
 }
 
 type simAcceptor struct {
@@ -267,11 +292,12 @@ type simAcceptor struct {
 
 func newSim(cfg SimConfig) *sim {
 	s := &sim{
-		cfg:   cfg,
-		rng:   rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
-		acked: make(map[string]synod.Ballot),
-		idx:   make(map[string]int),
-		res:   &SimResult{},
+		cfg:            cfg,
+		rng:            rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+		acked:          make(map[string]synod.Ballot),
+		collectedFloor: make(map[string]uint64),
+		idx:            make(map[string]int),
+		res:            &SimResult{},
 	}
 	s.synCfg = synod.Config{PrepareQuorum: cfg.PrepareQuorum, AcceptQuorum: cfg.AcceptQuorum}
 	for i := range cfg.Acceptors {
@@ -293,7 +319,11 @@ func newSim(cfg SimConfig) *sim {
 		if err != nil {
 			panic(fmt.Sprintf("synodtest: simulation config: %v", err)) // a bug in this file, not input
 		}
-		s.props = append(s.props, &simProposer{idx: i, p: p, opts: popts, seen: make(map[string]string), opsLeft: cfg.Ops})
+		pp := &simProposer{idx: i, p: p, opts: popts, seen: make(map[string]string)}
+		for slot := range cfg.Callers {
+			pp.callers = append(pp.callers, &simCaller{slot: slot, opsLeft: cfg.Ops})
+		}
+		s.props = append(s.props, pp)
 		s.cut = append(s.cut, make([]bool, cfg.Acceptors))
 	}
 	if cfg.Operations > 0 {
@@ -315,13 +345,16 @@ func (s *sim) violation(format string, args ...any) {
 }
 
 func (s *sim) run() {
-	s.running = len(s.props)
-	for i := range s.props {
+	for i, pp := range s.props {
 		if s.op != nil && i == s.op.pp.idx {
+			s.running++
 			s.schedule(s.rng.Int64N(s.cfg.OpTimeout), event{kind: evOperator})
 			continue
 		}
-		s.schedule(s.rng.Int64N(s.cfg.MaxDelay+1), event{kind: evStart, p: i})
+		for slot := range pp.callers {
+			s.running++
+			s.schedule(s.rng.Int64N(s.cfg.MaxDelay+1), event{kind: evStart, p: i, c: slot})
+		}
 	}
 	s.schedule(s.cfg.ChaosEvery, event{kind: evChaos})
 	// Every operation ends by its deadline, so the run is bounded; the limit
@@ -338,7 +371,11 @@ func (s *sim) run() {
 		s.handle(ev)
 	}
 	for _, pp := range s.props {
-		if pp.pr != nil || pp.lr != nil || pp.opsLeft > 0 || pp.finalLeft > 0 {
+		left := pp.busy() || len(pp.queue) > 0 || pp.finalLeft > 0
+		for _, cl := range pp.callers {
+			left = left || cl.opsLeft > 0
+		}
+		if left {
 			s.violation("proposer p%d stopped with work left", pp.idx)
 		}
 	}
@@ -357,7 +394,7 @@ func (s *sim) handle(ev event) {
 	case evPrepareReply, evAcceptReply, evReadReply:
 		s.deliverReply(ev)
 	case evStart:
-		s.startOp(s.props[ev.p])
+		s.startOp(s.props[ev.p], ev.c)
 	case evTimeout:
 		s.onTimeout(s.props[ev.p], ev.token)
 	case evRetry:
@@ -618,6 +655,7 @@ type event struct {
 	seq   uint64
 	kind  evKind
 	p, a  int    // proposer and acceptor index
+	c     int    // evStart: the proposer's caller
 	token uint64 // for timers: the proposer's token when set; for reads: the read's ID
 
 	prep    synod.PrepareRequest

@@ -377,6 +377,7 @@ func (o *simOperator) confirmGC() {
 	}
 	o.gcKeys = keys
 	for _, k := range keys {
+		s.collectedFloor[k] = max(s.collectedFloor[k], floor)
 		if b, ok := s.acked[k]; ok && b.Counter <= floor {
 			delete(s.acked, k) // its tombstone goes now; reads check the rest
 		}

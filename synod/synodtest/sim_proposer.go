@@ -3,6 +3,7 @@ package synodtest
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/anishathalye/porcupine"
 
@@ -12,86 +13,191 @@ import (
 
 // simProposer drives one production synod.Proposer the way synod.Client does,
 // with logical timers instead of contexts: a phase without a quorum within
-// PhaseTimeout steps is retried after a backoff, and an operation still running
-// at its deadline is abandoned.
+// PhaseTimeout steps is retried after a backoff, and a round still running at
+// its deadline is abandoned. Like a Client used by several goroutines, it
+// has Callers callers, each with one call at a time; it runs one round at a
+// time, and the calls that arrive meanwhile queue: the next round takes the
+// first queued call with the later ones of its key and kind (change or read)
+// and applies them as one batch (synod.Proposer.BeginBatch), as the Client
+// does for the calls of a key queued behind its running round.
 type simProposer struct {
 	idx       int
 	p         *synod.Proposer
 	opts      []synod.ProposerOption
-	pr        *synod.Proposal // nil between operations and during a lean read
+	pr        *synod.Proposal // nil between rounds and during a lean read
 	lr        leanReader      // the lean read in flight, if any
 	readID    uint64          // the lean read's ID, to ignore replies to earlier reads
-	in        RegisterInput
-	call      int64
-	deadline  int64
+	batch     []*simCall      // the calls of the round or lean read in flight
+	queue     []*simCall      // calls waiting for a round
+	callers   []*simCaller
+	deadline  int64  // the round's: the earliest of its calls'
 	token     uint64 // invalidates timers set for an earlier phase
 	seen      map[string]string
-	opsLeft   int
 	finalLeft int
 	made      int  // values made, for unique values
-	abandoned bool // the operation reached its deadline
-	f         synod.ChangeFunc
-	retried   bool // an exactly-once retry followed an indeterminate attempt
+	abandoned bool // the round reached its deadline
 	operator  bool // the operator's proposer: it runs the rescans
 }
 
-// simDedupLimit is how many senders a register remembers in ExactlyOnce runs:
-// more than there are proposers, so no entry in use is evicted.
-const simDedupLimit = 16
+// simCaller is one of a simulated client's callers: a goroutine that makes
+// one call after the other.
+type simCaller struct {
+	slot    int
+	opsLeft int
+	seq     uint64 // its exactly-once sequence number
+}
 
-func (s *sim) startOp(pp *simProposer) {
-	if pp.pr != nil || pp.lr != nil {
-		return
-	}
-	var f synod.ChangeFunc
+// simCall is one caller's operation, queued or in a round.
+type simCall struct {
+	slot     int
+	in       RegisterInput
+	call     int64
+	deadline int64
+	f        synod.ChangeFunc
+	retried  bool // an exactly-once retry followed an indeterminate attempt
+}
+
+func (pp *simProposer) busy() bool { return pp.pr != nil || pp.lr != nil }
+
+// clientID is the porcupine client of a caller: one per caller, since each
+// makes one call at a time.
+func (s *sim) clientID(pp *simProposer, slot int) int { return pp.idx*s.cfg.Callers + slot }
+
+// simDedupLimit is how many senders a register remembers in ExactlyOnce runs:
+// more than there are callers, so no entry in use is evicted.
+const simDedupLimit = 64
+
+// startOp makes caller slot of pp call its next operation.
+func (s *sim) startOp(pp *simProposer, slot int) {
+	c := &simCall{slot: slot, call: s.now}
 	switch {
 	case pp.operator:
-		if len(s.op.rescan) == 0 {
+		if len(s.op.rescan) == 0 || pp.busy() || len(pp.queue) > 0 {
 			return
 		}
-		pp.in = RegisterInput{Kind: OpRead, Key: s.op.rescan[0]}
-		pp.deadline = s.now + s.cfg.OpTimeout
-	case pp.finalLeft > 0:
-		pp.in = RegisterInput{Kind: OpRead, Key: s.keys[len(s.keys)-pp.finalLeft]}
-		pp.deadline = s.now + 4*s.cfg.OpTimeout
-	case pp.opsLeft > 0:
+		c.in = RegisterInput{Kind: OpRead, Key: s.op.rescan[0]}
+		c.deadline = s.now + s.cfg.OpTimeout
+	case pp.finalLeft > 0 && slot == 0:
+		c.in = RegisterInput{Kind: OpRead, Key: s.keys[len(s.keys)-pp.finalLeft]}
+		c.deadline = s.now + 4*s.cfg.OpTimeout
+	case pp.callers[slot].opsLeft > 0:
 		key := s.keys[s.rng.IntN(len(s.keys))]
 		pp.made++
 		val := fmt.Sprintf("p%d.%d", pp.idx, pp.made)
 		switch r := s.rng.IntN(10); {
 		case s.cfg.Deletes && s.rng.IntN(6) == 0:
-			pp.in = RegisterInput{Kind: OpDelete, Key: key}
+			c.in = RegisterInput{Kind: OpDelete, Key: key}
 		case r < 3:
-			pp.in = RegisterInput{Kind: OpRead, Key: key}
+			c.in = RegisterInput{Kind: OpRead, Key: key}
 		case r < 5:
-			pp.in = RegisterInput{Kind: OpWrite, Key: key, Arg: val}
+			c.in = RegisterInput{Kind: OpWrite, Key: key, Arg: val}
 		case r < 8:
-			pp.in = RegisterInput{Kind: OpCAS, Key: key, Arg: val, Old: pp.seen[key]}
+			c.in = RegisterInput{Kind: OpCAS, Key: key, Arg: val, Old: pp.seen[key]}
 		default:
-			pp.in = RegisterInput{Kind: OpAppend, Key: key, Arg: "[" + val + "]"}
+			c.in = RegisterInput{Kind: OpAppend, Key: key, Arg: "[" + val + "]"}
 		}
-		pp.deadline = s.now + s.cfg.OpTimeout
+		c.deadline = s.now + s.cfg.OpTimeout
 	default:
 		return
 	}
-	f = changeFunc(pp.in)
-	if s.cfg.ExactlyOnce && f != nil {
-		// One sender per simulated client; its sequence numbers grow with
+	c.f = changeFunc(c.in)
+	if s.cfg.ExactlyOnce && c.f != nil {
+		// One sender per simulated caller; its sequence numbers grow with
 		// every operation it makes, and it has one change in flight.
-		f = dedup.Wrap(dedup.ID{Sender: fmt.Sprintf("p%d", pp.idx), Seq: uint64(pp.made)}, f, simDedupLimit)
+		cl := pp.callers[slot]
+		cl.seq++
+		c.f = dedup.Wrap(dedup.ID{Sender: fmt.Sprintf("p%d.%d", pp.idx, slot), Seq: cl.seq}, c.f, simDedupLimit)
 	}
-	if pp.in.Kind != OpRead {
+	if c.in.Kind != OpRead {
 		s.res.Changes++
 	}
-	pp.f, pp.retried = f, false
-	pp.call, pp.abandoned = s.now, false
-	if pp.in.Kind == OpRead && s.cfg.LeanReads && !pp.operator { // a rescan is a full round
-		s.startLeanRead(pp)
+	s.tracef("p%d/%d call %s", pp.idx, slot, describeInput(c.in))
+	pp.queue = append(pp.queue, c)
+	if !pp.busy() {
+		s.nextBatch(pp)
+	}
+}
+
+// nextBatch starts pp's next round, if a call waits for one: as the Client
+// does, it drops the calls whose deadline passed while they queued and takes
+// the first call with the later ones of its key and kind (all of them, or
+// only the first without batching).
+func (s *sim) nextBatch(pp *simProposer) {
+	var batch []*simCall
+	rest := pp.queue[:0]
+	for _, c := range pp.queue {
+		switch {
+		case s.now >= c.deadline:
+			// Its context ended while it queued: dropped, never run.
+			s.tracef("p%d/%d dropped %s", pp.idx, c.slot, describeInput(c.in))
+			s.res.NotApplied++
+			s.res.Dropped++
+			if pp.operator {
+				s.op.rescanned(c.in.Key, false)
+			} else {
+				s.nextOp(pp, c.slot, 0)
+			}
+		case len(batch) == 0 || (!s.cfg.NoBatching && c.in.Key == batch[0].in.Key && (c.f == nil) == (batch[0].f == nil)):
+			batch = append(batch, c)
+		default:
+			rest = append(rest, c)
+		}
+	}
+	clear(pp.queue[len(rest):])
+	pp.queue = rest
+	if len(batch) == 0 {
 		return
 	}
-	pp.pr = pp.p.Begin(pp.in.Key, f)
-	s.tracef("p%d begin %s at %v (%s)", pp.idx, describeInput(pp.in), pp.pr.Ballot(), pp.pr.Status())
+	pp.batch, pp.abandoned = batch, false
+	pp.deadline = batch[0].deadline
+	for _, c := range batch[1:] {
+		pp.deadline = min(pp.deadline, c.deadline)
+	}
+	key := batch[0].in.Key
+	if batch[0].f == nil {
+		if len(batch) == 1 && s.cfg.LeanReads && !pp.operator { // a rescan is a full round
+			s.startLeanRead(pp)
+			return
+		}
+		pp.pr = pp.p.BeginBatch(key, nil)
+	} else {
+		fs := make([]synod.ChangeFunc, len(batch))
+		for i, c := range batch {
+			fs[i] = c.f
+		}
+		pp.pr = pp.p.BeginBatch(key, s.breakBatch(fs))
+	}
+	if len(batch) > 1 {
+		s.res.Batches++
+		s.res.Batched += len(batch)
+	}
+	s.tracef("p%d begin %s at %v (%s)", pp.idx, describeBatch(batch), pp.pr.Ballot(), pp.pr.Status())
 	s.drive(pp)
+}
+
+// breakBatch applies FaultBatchLastOnly: the batch commits only its last
+// function, applied to the value the batch began from, while the earlier
+// callers still get the values their functions returned.
+func (s *sim) breakBatch(fs []synod.ChangeFunc) []synod.ChangeFunc {
+	if s.cfg.Fault != FaultBatchLastOnly || len(fs) < 2 {
+		return fs
+	}
+	var orig []byte
+	first, last := fs[0], fs[len(fs)-1]
+	fs[0] = func(cur []byte) ([]byte, error) { orig = cur; return first(cur) }
+	fs[len(fs)-1] = func([]byte) ([]byte, error) { return last(orig) }
+	return fs
+}
+
+func describeBatch(batch []*simCall) string {
+	var b strings.Builder
+	for i, c := range batch {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%d:%s", c.slot, describeInput(c.in))
+	}
+	return b.String()
 }
 
 func changeFunc(in RegisterInput) synod.ChangeFunc {
@@ -207,29 +313,53 @@ func (s *sim) onRetry(pp *simProposer, token uint64) {
 	s.drive(pp)
 }
 
-// finishOp records the finished operation in the history and schedules the
-// proposer's next one.
+// finishOp records the outcome of every call of pp's finished round in the
+// history and starts the next round.
 func (s *sim) finishOp(pp *simProposer) {
-	v, err := pp.pr.Result()
-	if s.cfg.ExactlyOnce && pp.in.Kind != OpRead && errors.Is(err, synod.ErrIndeterminate) && s.now < pp.deadline {
-		// As dedup.Client does: the same change, with the same ID, again,
-		// until its outcome is known or the deadline passes.
-		s.res.Retried++
-		pp.retried = true
-		pp.pr = pp.p.Begin(pp.in.Key, pp.f)
-		s.tracef("p%d retries %s with its ID at %v (%s)", pp.idx, describeInput(pp.in), pp.pr.Ballot(), pp.pr.Status())
-		s.drive(pp)
+	pr := pp.pr
+	v, err := pr.Result()
+	if s.cfg.ExactlyOnce && pp.batch[0].f != nil && errors.Is(err, synod.ErrIndeterminate) {
+		// As dedup.Client does: each caller calls again with the same
+		// change and ID, until its outcome is known or its deadline passes.
+		var again []*simCall
+		for _, c := range pp.batch {
+			if s.now < c.deadline {
+				s.res.Retried++
+				c.retried = true
+				again = append(again, c)
+				continue
+			}
+			s.endOp(pp, c, nil, err, pr.Ballot())
+		}
+		pp.pr, pp.batch = nil, nil
+		pp.queue = append(again, pp.queue...)
+		for _, c := range again {
+			s.tracef("p%d/%d retries %s with its ID", pp.idx, c.slot, describeInput(c.in))
+		}
+		s.nextBatch(pp)
 		return
 	}
-	s.endOp(pp, v, err, pp.pr.Ballot())
+	for i, c := range pp.batch {
+		cv, cerr := v, err
+		if c.f != nil {
+			cv, cerr = pr.Outcome(i)
+			if s.cfg.Fault == FaultBatchFinalValue && cerr == nil && len(pp.batch) > 1 {
+				cv = v // every caller gets the batch's final value
+			}
+		}
+		s.endOp(pp, c, cv, cerr, pr.Ballot())
+	}
+	pp.pr, pp.batch = nil, nil
+	s.nextBatch(pp)
 }
 
-// endOp records the outcome of pp's operation, whose last attempt had ballot
-// b (for a lean read: the accepted ballot it read), and moves on.
-func (s *sim) endOp(pp *simProposer, v []byte, err error, b synod.Ballot) {
-	in := pp.in
-	op := porcupine.Operation{ClientId: pp.idx, Input: in, Call: pp.call, Return: s.now}
-	s.tracef("p%d done %s at %v: %q, %v", pp.idx, describeInput(in), b, v, err)
+// endOp records the outcome of call c of pp, whose round's last attempt had
+// ballot b (for a lean read: the accepted ballot it read), and lets its
+// caller move on.
+func (s *sim) endOp(pp *simProposer, c *simCall, v []byte, err error, b synod.Ballot) {
+	in := c.in
+	op := porcupine.Operation{ClientId: s.clientID(pp, c.slot), Input: in, Call: c.call, Return: s.now}
+	s.tracef("p%d/%d done %s at %v: %q, %v", pp.idx, c.slot, describeInput(in), b, v, err)
 	if s.cfg.ExactlyOnce && v != nil {
 		var uerr error
 		if v, _, uerr = dedup.Unwrap(v); uerr != nil {
@@ -243,9 +373,7 @@ func (s *sim) endOp(pp *simProposer, v []byte, err error, b synod.Ballot) {
 		op.Output = RegisterOutput{Applied: true}
 		s.res.Committed++
 		s.res.Replayed++
-		if s.acked[in.Key].Less(b) {
-			s.acked[in.Key] = b
-		}
+		s.ack(in.Key, b)
 	case err == nil || (in.Kind == OpCAS && errors.Is(err, errCASMismatch)):
 		op.Output = RegisterOutput{Value: string(v), OK: err == nil}
 		pp.seen[in.Key] = string(v)
@@ -253,11 +381,9 @@ func (s *sim) endOp(pp *simProposer, v []byte, err error, b synod.Ballot) {
 		if in.Kind == OpDelete {
 			s.res.Deleted++
 		}
-		if s.acked[in.Key].Less(b) {
-			s.acked[in.Key] = b
-		}
+		s.ack(in.Key, b)
 		s.checkDurable(in.Key)
-	case errors.Is(err, synod.ErrIndeterminate) || (pp.retried && (errors.Is(err, synod.ErrConflict) || errors.Is(err, synod.ErrUnavailable))):
+	case errors.Is(err, synod.ErrIndeterminate) || (c.retried && (errors.Is(err, synod.ErrConflict) || errors.Is(err, synod.ErrUnavailable))):
 		// After an exactly-once retry, a retry that was not applied says
 		// nothing of the attempt before it.
 		if in.Kind == OpRead {
@@ -274,7 +400,7 @@ func (s *sim) endOp(pp *simProposer, v []byte, err error, b synod.Ballot) {
 		s.violation("p%d: %s: unexpected error %v", pp.idx, describeInput(in), err)
 		record = false
 	}
-	if pp.finalLeft > 0 && !(err == nil) {
+	if pp.finalLeft > 0 && c.slot == 0 && !(err == nil) {
 		s.violation("p%d: final read of %s failed: %v", pp.idx, in.Key, err)
 	}
 	if record {
@@ -283,24 +409,28 @@ func (s *sim) endOp(pp *simProposer, v []byte, err error, b synod.Ballot) {
 	if pp.abandoned {
 		s.res.TimedOut++
 	}
-	pp.pr, pp.lr = nil, nil
 	if pp.operator {
 		s.op.rescanned(in.Key, err == nil)
 		return
 	}
-	s.nextOp(pp, s.rng.Int64N(2*s.cfg.MaxDelay+1))
+	s.nextOp(pp, c.slot, s.rng.Int64N(2*s.cfg.MaxDelay+1))
 }
 
-// nextOp counts the operation just ended and starts the next one after delay.
-func (s *sim) nextOp(pp *simProposer, delay int64) {
+// nextOp counts caller slot's operation just ended and starts its next one
+// after delay.
+func (s *sim) nextOp(pp *simProposer, slot int, delay int64) {
+	if pp.operator {
+		return
+	}
+	cl := pp.callers[slot]
 	switch {
-	case pp.finalLeft > 0:
+	case pp.finalLeft > 0 && slot == 0:
 		if pp.finalLeft--; pp.finalLeft > 0 {
 			s.schedule(1, event{kind: evStart, p: pp.idx})
 		}
-	case pp.opsLeft > 0:
-		if pp.opsLeft--; pp.opsLeft > 0 {
-			s.schedule(delay, event{kind: evStart, p: pp.idx})
+	case cl.opsLeft > 0:
+		if cl.opsLeft--; cl.opsLeft > 0 {
+			s.schedule(delay, event{kind: evStart, p: pp.idx, c: slot})
 		} else if s.running--; s.running == 0 {
 			s.finish()
 		}
@@ -322,21 +452,37 @@ func (s *sim) crashProposer(pp *simProposer) {
 	pp.p = p
 	pp.token++ // its timers die with it
 	s.res.ProposerCrashes++
-	if pp.lr != nil {
-		pp.lr = nil // a read changes nothing: leave it out
-		s.nextOp(pp, s.cfg.PhaseTimeout)
-		return
+	calls := append(pp.batch, pp.queue...)
+	if pp.pr != nil {
+		for _, c := range pp.batch {
+			if c.in.Kind == OpRead {
+				continue // a read changes nothing: leave it out
+			}
+			s.res.History = append(s.res.History, porcupine.Operation{
+				ClientId: s.clientID(pp, c.slot), Input: c.in, Call: c.call,
+				Output: RegisterOutput{Unknown: true}, Return: IndeterminateReturn,
+			})
+			s.res.Indeterminate++
+		}
 	}
-	if pp.pr == nil {
-		return
+	// A lean read changes nothing, and queued calls never ran.
+	pp.pr, pp.lr, pp.batch, pp.queue = nil, nil, nil, nil
+	for _, c := range calls {
+		if pp.operator {
+			// The operator's rescan goes on with a new call.
+			s.schedule(s.cfg.PhaseTimeout, event{kind: evStart, p: pp.idx})
+			continue
+		}
+		s.nextOp(pp, c.slot, s.cfg.PhaseTimeout)
 	}
-	if pp.in.Kind != OpRead {
-		s.res.History = append(s.res.History, porcupine.Operation{
-			ClientId: pp.idx, Input: pp.in, Call: pp.call,
-			Output: RegisterOutput{Unknown: true}, Return: IndeterminateReturn,
-		})
-		s.res.Indeterminate++
+}
+
+// ack records that a call returned the value of ballot b of key, so b must
+// stay durable, unless a garbage collection already removed it: a call that
+// read the tombstone the collection removes (a lean read answered before
+// the acceptors forgot it, say) acknowledges nothing that must last.
+func (s *sim) ack(key string, b synod.Ballot) {
+	if s.acked[key].Less(b) && b.Counter > s.collectedFloor[key] {
+		s.acked[key] = b
 	}
-	pp.pr = nil
-	s.nextOp(pp, s.cfg.PhaseTimeout)
 }

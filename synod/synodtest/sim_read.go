@@ -19,7 +19,7 @@ var _ leanReader = (*synod.LeanRead)(nil)
 // synod.Client.Read does; it falls back to a round when the replies do not
 // agree or a phase timeout passes.
 func (s *sim) startLeanRead(pp *simProposer) {
-	key := pp.in.Key
+	key := pp.batch[0].in.Key
 	cfg := pp.p.Config()
 	switch s.cfg.Fault {
 	case FaultLeanReadFewer:
@@ -55,12 +55,14 @@ func (s *sim) leanReadStep(pp *simProposer) {
 		v, b := pp.lr.Result()
 		s.res.LeanReads++
 		pp.token++ // its timer is moot
-		s.endOp(pp, v, nil, b)
+		s.endOp(pp, pp.batch[0], v, nil, b)
+		pp.lr, pp.batch = nil, nil
+		s.nextBatch(pp)
 	case synod.ReadFallback:
 		s.res.LeanFallbacks++
 		pp.p.Observe(pp.lr.Seen())
 		pp.lr = nil
-		pp.pr = pp.p.Begin(pp.in.Key, nil)
+		pp.pr = pp.p.Begin(pp.batch[0].in.Key, nil)
 		s.tracef("p%d read#%d falls back to a round at %v (%s)", pp.idx, pp.readID, pp.pr.Ballot(), pp.pr.Status())
 		s.drive(pp)
 	}

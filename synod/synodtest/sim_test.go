@@ -116,6 +116,7 @@ func TestSimLinearizable(t *testing.T) {
 	results := runSeeds(first, n, cfg)
 	var ops, committed, indeterminate, pruned, timedOut, notApplied, events, crashes, lean, fallbacks, leanSeeds int
 	var deleted, steps1, collections, collected, withOps int
+	var batches, batched, dropped, batchSeeds int
 	var steps int64
 	for _, r := range results {
 		ops += len(r.History)
@@ -133,6 +134,12 @@ func TestSimLinearizable(t *testing.T) {
 			leanSeeds++
 		}
 		deleted += r.Deleted
+		batches += r.Batches
+		batched += r.Batched
+		dropped += r.Dropped
+		if r.Config.Callers > 1 {
+			batchSeeds++
+		}
 		steps1 += r.Reconfigurations
 		collections += r.Collections
 		collected += r.Collected
@@ -151,8 +158,13 @@ func TestSimLinearizable(t *testing.T) {
 	t.Logf("lean reads in %d seeds: %d answered with no disk write, %d fell back to a round", leanSeeds, lean, fallbacks)
 	t.Logf("membership and deletion: %d deletions acknowledged; %d seeds with an operator: %d membership steps, %d garbage collections removing %d register states",
 		deleted, withOps, steps1, collections, collected)
+	t.Logf("change batching in %d seeds with several callers per proposer: %d rounds carried %d calls (%.2f per round); %d calls dropped at their deadline before their round",
+		batchSeeds, batches, batched, float64(batched)/float64(max(batches, 1)), dropped)
 	if ops == 0 || committed == 0 {
 		t.Fatalf("the simulation checked nothing")
+	}
+	if !single && n >= 50 && batches == 0 {
+		t.Fatalf("the simulation ran no batched round")
 	}
 	if !single && (lean == 0 || fallbacks == 0) {
 		t.Fatalf("the simulation checked no lean read (%d) or no fallback (%d)", lean, fallbacks)
@@ -211,8 +223,10 @@ func TestSimFindsInjectedBugs(t *testing.T) {
 		// Lean reads that answer with too few matching replies, or despite
 		// a mismatch, return values that are not chosen yet or no longer
 		// the latest.
-		{synodtest.FaultLeanReadFewer, func(c *synodtest.SimConfig) { c.LeanReads = true }, 0},
-		{synodtest.FaultLeanReadMismatch, func(c *synodtest.SimConfig) { c.LeanReads = true }, 0},
+		// (One caller per proposer: reads that queue behind a round take a
+		// round, not a lean read.)
+		{synodtest.FaultLeanReadFewer, leanTweak, 0},
+		{synodtest.FaultLeanReadMismatch, leanTweak, 0},
 		{synodtest.FaultNoRescan, membershipTweak, 0},
 		// A stale proposer must choose a value under the old configuration
 		// after its key's rescan and before the next step: rarer.
@@ -221,6 +235,10 @@ func TestSimFindsInjectedBugs(t *testing.T) {
 			membershipTweak(c)
 			c.Deletes, c.GCOnly = true, true
 		}, 0},
+		// A batched round that hands its callers the wrong values, or
+		// commits only its last change.
+		{synodtest.FaultBatchFinalValue, batchTweak, 0},
+		{synodtest.FaultBatchLastOnly, batchTweak, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.fault.String(), func(t *testing.T) {
@@ -260,6 +278,17 @@ func TestSimFindsInjectedBugs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// leanTweak makes every seed try lean reads, with one caller per proposer.
+func leanTweak(c *synodtest.SimConfig) {
+	c.LeanReads, c.Callers = true, 1
+}
+
+// batchTweak makes every seed run several callers per proposer, so changes
+// queue and run in batched rounds.
+func batchTweak(c *synodtest.SimConfig) {
+	c.Callers = 4
 }
 
 // membershipTweak makes every seed run membership steps during the load.

@@ -1,0 +1,304 @@
+package synod
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Change batching: the changes of one key in one Client run one round at a
+// time. The caller that finds no round of its key running runs one for its
+// change at once (no timer: a lone change never waits). Callers that arrive
+// while a round runs queue; when it ends, the queued changes still wanted
+// (a caller whose context ended while it queued is dropped) run together in
+// the next round (Proposer.BeginBatch): their functions are applied in order,
+// the result is committed once, and each caller gets its own result or error.
+// The round is run by the first of its callers, so every goroutine that runs
+// a round waits for exactly that round's outcome. Reads (the identity change)
+// batch with reads only, so a read is never indeterminate.
+
+// DefaultMaxBatch is how many changes of one key a Client runs in one round
+// at most (see WithMaxBatch).
+const DefaultMaxBatch = 256
+
+// WithBatching enables (the default) or disables change batching: with it,
+// changes of one key that queue behind a running round of that key in this
+// Client run together in the next round, one commit for all of them (see
+// Change). Disabled, each change takes a round of its own, one after the
+// other.
+func WithBatching(on bool) Option {
+	return func(o *clientOptions) {
+		if on {
+			o.maxBatch = DefaultMaxBatch
+		} else {
+			o.maxBatch = 1
+		}
+	}
+}
+
+// WithMaxBatch bounds how many queued changes of one key run in one round
+// (default DefaultMaxBatch); 1 disables batching. Reads batch separately,
+// under the same bound.
+func WithMaxBatch(n int) Option { return func(o *clientOptions) { o.maxBatch = n } }
+
+// waiter is one call of Change, Read or ReadRound waiting for a round or in
+// one. Its fields past wake are guarded by keyQueues.mu until it is taken
+// into a round, then written by that round's runner before it wakes it.
+type waiter struct {
+	ctx   context.Context
+	f     ChangeFunc // nil for a read
+	start time.Time
+	wake  chan struct{} // receives once: a result, or a round to run (lead)
+
+	taken  bool      // in a round (or dropped): no longer queued
+	lead   []*waiter // the round this waiter runs, itself first
+	value  []byte
+	err    error
+	rounds int  // attempts of its round
+	fast   bool // its round began on the one-round-trip path
+	panic  any  // what f panicked with, if it did
+}
+
+// errPanicked is what a change function that panicked returns inside its
+// round, so that only its change is skipped; its caller panics afterwards.
+var errPanicked = errors.New("synod: change function panicked")
+
+// guarded returns w.f wrapped so that a panic becomes errPanicked and is
+// kept in w.panic, to be raised again on w's own goroutine.
+func (w *waiter) guarded() ChangeFunc {
+	return func(cur []byte) (v []byte, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				w.panic, v, err = p, nil, errPanicked
+			}
+		}()
+		return w.f(cur)
+	}
+}
+
+// keyQueues holds, per key with a round running, the waiters queued behind it.
+type keyQueues struct {
+	mu sync.Mutex
+	m  map[string]*keyQueue
+}
+
+type keyQueue struct {
+	waiting []*waiter
+}
+
+// join queues w behind key's running round and reports false, or, when no
+// round of key runs, starts one for w alone and reports true.
+func (l *keyQueues) join(key string, w *waiter) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil {
+		l.m = make(map[string]*keyQueue)
+	}
+	if q := l.m[key]; q != nil {
+		w.wake = make(chan struct{}, 1)
+		q.waiting = append(q.waiting, w)
+		return false
+	}
+	l.m[key] = &keyQueue{}
+	w.taken, w.lead = true, []*waiter{w}
+	return true
+}
+
+// leave removes w from key's queue if it is still queued and reports whether
+// it was: then w's change will not run.
+func (l *keyQueues) leave(key string, w *waiter) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if w.taken {
+		return false
+	}
+	q := l.m[key]
+	for i, o := range q.waiting {
+		if o == w {
+			q.waiting = append(q.waiting[:i], q.waiting[i+1:]...)
+			break
+		}
+	}
+	w.taken = true
+	return true
+}
+
+// next ends key's round: it drops the queued waiters whose context ended,
+// takes the next batch (the first queued waiter and, up to max, the later
+// ones of its kind, change or read, in queue order) and hands it to its first
+// waiter to run; with nothing queued, key has no round running any more.
+func (l *keyQueues) next(key string, max int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	q := l.m[key]
+	var batch []*waiter
+	rest := q.waiting[:0]
+	for _, w := range q.waiting {
+		switch {
+		case w.ctx.Err() != nil:
+			w.taken, w.err = true, fmt.Errorf("synod: change %q: %w (%w)", key, ErrUnavailable, w.ctx.Err())
+			w.wake <- struct{}{}
+		case len(batch) < max && (len(batch) == 0 || (batch[0].f == nil) == (w.f == nil)):
+			w.taken = true
+			batch = append(batch, w)
+		default:
+			rest = append(rest, w)
+		}
+	}
+	clear(q.waiting[len(rest):])
+	q.waiting = rest
+	if len(batch) == 0 {
+		delete(l.m, key)
+		return
+	}
+	batch[0].lead = batch
+	batch[0].wake <- struct{}{}
+}
+
+// do runs one change (f nil: a read through a round) of key: at once when no
+// round of key is running in this Client, otherwise in the next round after
+// it, with the other changes queued by then.
+func (c *Client) do(ctx context.Context, key string, f ChangeFunc) ([]byte, error) {
+	w := &waiter{ctx: ctx, f: f, start: time.Now()}
+	defer func() { c.metrics.done(ctx, f == nil, w.start, w.rounds, w.fast, w.err) }()
+	if key == "" {
+		w.err = errorf(ErrInvalidRequest, "empty key")
+		return nil, w.err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.defaultTimeout)
+		defer cancel()
+		w.ctx = ctx
+	}
+	if !c.keys.join(key, w) {
+		select {
+		case <-w.wake:
+		case <-ctx.Done():
+			if c.keys.leave(key, w) {
+				w.err = fmt.Errorf("synod: change %q: %w (%w)", key, ErrUnavailable, ctx.Err())
+				return nil, w.err
+			}
+			<-w.wake // it is in a round already: its outcome is the round's
+		}
+	}
+	if w.lead != nil {
+		c.round(key, w.lead)
+		c.keys.next(key, c.opts.maxBatch)
+	}
+	if w.panic != nil {
+		panic(w.panic) // on the caller's goroutine, after its round
+	}
+	return w.value, w.err
+}
+
+// round runs one round for the waiters ws (all changes, or all reads), run
+// by ws[0], and sets every waiter's outcome, waking the others.
+//
+// The round's context is ws[0]'s for a round of one. For a batch it ends at
+// the earliest deadline among its waiters (so no caller waits past its own
+// deadline) or once every waiter's context ended: a caller whose context
+// ends while its change is in a round gets the round's outcome, as the
+// change may already be on its way to the acceptors.
+func (c *Client) round(key string, ws []*waiter) {
+	ctx, cancel := ws[0].ctx, context.CancelFunc(func() {})
+	if len(ws) > 1 {
+		ctx, cancel = batchContext(ws)
+	}
+	defer cancel()
+	read := ws[0].f == nil
+	var fs []ChangeFunc
+	if !read {
+		fs = make([]ChangeFunc, len(ws))
+		for i, w := range ws {
+			fs[i] = w.guarded()
+		}
+	}
+	c.mu.Lock()
+	pr := c.p.BeginBatch(key, fs)
+	c.mu.Unlock()
+	fast := pr.Status() == StatusApply
+	c.metrics.batch(ctx, read, len(ws))
+	if read {
+		c.metrics.readPath(ctx, false, len(ws))
+	}
+	for pr.Status() != StatusDone {
+		switch pr.Status() {
+		case StatusApply:
+			pr.Apply()
+		case StatusPreparing, StatusAccepting:
+			ok, accepts, cancel := c.phase(ctx, pr)
+			if pr.Status() == StatusRefused {
+				c.metrics.conflict(ctx)
+			}
+			if !ok || pr.Status() == StatusRefused {
+				if !pr.Unsettled() {
+					accepts = nil
+				}
+				c.retry(ctx, pr, accepts)
+			}
+			cancel()
+		case StatusRefused:
+			c.retry(ctx, pr, nil)
+		}
+	}
+	c.mu.Lock()
+	c.p.Complete(pr)
+	c.mu.Unlock()
+	_, err := pr.Result()
+	if err != nil && (err == ErrIndeterminate || err == ErrUnavailable || isConflict(err) || isStorage(err)) {
+		c.opts.logger.Debug("synod: change failed", "key", key, "attempts", pr.Attempts(), "batch", len(ws), "err", err)
+		if ctx.Err() != nil {
+			err = fmt.Errorf("synod: change %q after %d attempts: %w (%w)", key, pr.Attempts(), err, ctx.Err())
+		} else {
+			err = fmt.Errorf("synod: change %q after %d attempts: %w", key, pr.Attempts(), err)
+		}
+	} else {
+		err = nil
+	}
+	for i, w := range ws {
+		w.rounds, w.fast = pr.Attempts(), fast
+		if err != nil {
+			w.err = err
+		} else if read {
+			w.value, w.err = pr.Result()
+		} else {
+			w.value, w.err = pr.Outcome(i)
+		}
+		if i > 0 {
+			w.wake <- struct{}{}
+		}
+	}
+}
+
+// batchContext returns the context of a batch's round: it carries ws[0]'s
+// values, ends at the earliest deadline among the waiters, and is cancelled
+// once every waiter's context ended.
+func batchContext(ws []*waiter) (context.Context, context.CancelFunc) {
+	dl, _ := ws[0].ctx.Deadline()
+	for _, w := range ws[1:] {
+		if d, ok := w.ctx.Deadline(); ok && d.Before(dl) {
+			dl = d
+		}
+	}
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(ws[0].ctx), dl)
+	var left atomic.Int64
+	left.Store(int64(len(ws)))
+	stops := make([]func() bool, len(ws))
+	for i, w := range ws {
+		stops[i] = context.AfterFunc(w.ctx, func() {
+			if left.Add(-1) == 0 {
+				cancel()
+			}
+		})
+	}
+	return ctx, func() {
+		for _, stop := range stops {
+			stop()
+		}
+		cancel()
+	}
+}
