@@ -359,7 +359,7 @@ func (s *sim) run() {
 	s.schedule(s.cfg.ChaosEvery, event{kind: evChaos})
 	// Every operation ends by its deadline, so the run is bounded; the limit
 	// only turns a scheduler bug into a violation instead of a hang.
-	limit := int64(len(s.props)*s.cfg.Ops+len(s.keys)+4+s.cfg.Operations*(len(s.keys)+4)*8) * (s.cfg.OpTimeout + 4*s.cfg.MaxDelay)
+	limit := int64(len(s.props)*s.cfg.Callers*s.cfg.Ops+len(s.keys)+4+s.cfg.Operations*(len(s.keys)+4)*8) * (s.cfg.OpTimeout + 4*s.cfg.MaxDelay)
 	for s.q.Len() > 0 {
 		ev := s.q.pop()
 		s.now = ev.at
