@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -77,6 +78,7 @@ type deploySettings struct {
 	natsBin     string   // processes layout; empty: build
 	acceptorBin string   // processes layout; empty: build
 	pprof       bool     // processes layout: serve pprof from every process
+	noJetStream bool     // processes layout: leave JetStream off (memory mode)
 }
 
 // deploy starts (or, for -nats, finds) the deployment.
@@ -138,16 +140,11 @@ func deployProcesses(ctx context.Context, s deploySettings, log *slog.Logger) (*
 	defer bins.Close()
 	if natsBin == "" || accBin == "" {
 		log.Info("building nats-server (pinned in go.mod) and synod-acceptor")
-	}
-	if natsBin == "" {
-		if natsBin, err = bins.NATSServer(ctx); err != nil {
+		n, a, err := buildBinaries(ctx, bins)
+		if err != nil {
 			return fail(err)
 		}
-	}
-	if accBin == "" {
-		if accBin, err = bins.Go(ctx, "./cmd/synod-acceptor"); err != nil {
-			return fail(err)
-		}
+		natsBin, accBin = cmp.Or(natsBin, n), cmp.Or(accBin, a)
 	}
 	// The cache directory is removed at return; keep the binaries in the env.
 	natsBin, err = keepBinary(natsBin, env.TempDir())
@@ -157,7 +154,10 @@ func deployProcesses(ctx context.Context, s deploySettings, log *slog.Logger) (*
 	if err != nil {
 		return fail(err)
 	}
-	opts := []procs.NATSOption{procs.WithNATSServerBinary(natsBin), procs.WithJetStream(true), procs.WithClusterName("bench")}
+	opts := []procs.NATSOption{procs.WithNATSServerBinary(natsBin), procs.WithClusterName("bench")}
+	if !s.noJetStream {
+		opts = append(opts, procs.WithJetStream(true))
+	}
 	if s.pprof {
 		opts = append(opts, procs.WithServerConfig("prof_port: -1"))
 	}
@@ -210,6 +210,20 @@ func deployProcesses(ctx context.Context, s deploySettings, log *slog.Logger) (*
 		}
 	}
 	return d, nil
+}
+
+// buildBinaries builds nats-server (the version pinned in go.mod) and
+// synod-acceptor at the same time.
+func buildBinaries(ctx context.Context, bins *procs.Binaries) (natsBin, accBin string, err error) {
+	var natsErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		natsBin, natsErr = bins.NATSServer(ctx)
+	}()
+	accBin, err = bins.Go(ctx, "./cmd/synod-acceptor")
+	<-done
+	return natsBin, accBin, errors.Join(natsErr, err)
 }
 
 // keepBinary copies the binary at path into dir and returns the copy's path.

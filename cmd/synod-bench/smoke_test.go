@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/protosynod/protosynod/internal/procs"
 )
 
 // TestSmokeJSON runs every workload for a fraction of a second in each
@@ -19,6 +21,8 @@ func TestSmokeJSON(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts 3-server NATS clusters (and, in the process layout, builds nats-server and synod-acceptor)")
 	}
+	bins := procs.NewBinaries()
+	defer bins.Close()
 	for _, layout := range []string{layoutEmbedded, layoutProcesses} {
 		t.Run(layout, func(t *testing.T) {
 			// No deadline: with none, each JetStream API call gets the
@@ -28,12 +32,46 @@ func TestSmokeJSON(t *testing.T) {
 			defer cancel()
 			var out bytes.Buffer
 			c := config{layout: layout, d: 100 * time.Millisecond, sizes: []int{100, 1024}, servers: 3, seed: 1, json: true}
+			if layout == layoutProcesses {
+				c.natsBin, c.acceptorBin = testBinaries(t, bins)
+			}
 			if err := bench(ctx, &out, io.Discard, c); err != nil {
 				t.Fatal(err)
 			}
 			checkJSON(t, &out, layout, c)
 		})
 	}
+	t.Run("memory", func(t *testing.T) {
+		natsBin, accBin := testBinaries(t, bins)
+		var out bytes.Buffer
+		c := config{layout: layoutProcesses, natsBin: natsBin, acceptorBin: accBin, sizes: []int{1024}, registers: 2000, seed: 1, json: true}
+		if err := memoryMode(t.Context(), &out, io.Discard, c); err != nil {
+			t.Fatal(err)
+		}
+		var r memoryResult
+		dec := json.NewDecoder(&out)
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&r); err != nil {
+			t.Fatalf("%q: %v", out.String(), err)
+		}
+		if r.Mode != "memory" || r.Registers != 2000 || r.ValueBytes != 1024 || r.RSSBytes <= 0 || r.DiskBytes <= 0 || r.ErrorsDuringFill != 0 {
+			t.Errorf("result %+v", r)
+		}
+		if dec.More() {
+			t.Error("more than one JSON value")
+		}
+	})
+}
+
+// testBinaries returns the nats-server and synod-acceptor binaries, built
+// once per test binary run.
+func testBinaries(t *testing.T, bins *procs.Binaries) (natsBin, accBin string) {
+	t.Helper()
+	natsBin, accBin, err := buildBinaries(t.Context(), bins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return natsBin, accBin
 }
 
 // checkJSON strictly decodes every line of out and checks that every step
