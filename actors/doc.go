@@ -13,7 +13,9 @@
 //     message by returning an error, preferably a *HandlerError sentinel
 //     so that callers can match it with errors.Is.
 //  2. Build the Props with Props(reg, h, opts...), where reg is a
-//     *synod.Client (or any Registers). Spawn them with SpawnNamed (the
+//     *synod.Client (or any Registers; give the Client
+//     synod.WithConfigSource(transport.DiscoverConfig) so that it follows
+//     acceptor replacements without a restart). Spawn them with SpawnNamed (the
 //     actor's name is its register key) or register them as a cluster Kind
 //     (the grain's "kind/identity" is its key).
 //  3. Talk to the actor with Request(ctx, Local(sys, pid) or Grain(c, id,

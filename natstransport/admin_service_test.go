@@ -209,3 +209,76 @@ func TestReconfigureOverNATS(t *testing.T) {
 		t.Fatalf("a collected key reads %q, %v; want empty", v, err)
 	}
 }
+
+// TestProposerAdoptsAfterEveryAcceptorReplaced: a client that slept while
+// every acceptor it knew was replaced one by one (each old one gone for
+// good) finds the new configuration through DiscoverConfig and carries on
+// without a restart; a client without a configuration source cannot.
+func TestProposerAdoptsAfterEveryAcceptorReplaced(t *testing.T) {
+	s := natstest.RunServer(t)
+	h := newHarness(t, inProcess(s), 6, memoryStorage)
+	first := synod.Config{Acceptors: h.ids[:3]}
+	ctx := ctxTimeout(t, time.Minute)
+	newClient := func(name string, opts ...synod.Option) (*synod.Client, *Transport) {
+		tr := newTransport(t, natstest.Connect(t, s))
+		opts = append([]synod.Option{synod.WithPhaseTimeout(200 * time.Millisecond)}, opts...)
+		c, err := synod.NewClient(synod.RandomProposerID(name), first, tr, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, tr
+	}
+	sleeperTr := newTransport(t, natstest.Connect(t, s))
+	sleeper, err := synod.NewClient(synod.RandomProposerID("sleeper"), first, sleeperTr,
+		synod.WithPhaseTimeout(200*time.Millisecond), synod.WithConfigSource(sleeperTr.DiscoverConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blind, _ := newClient("blind")
+	for _, c := range []*synod.Client{sleeper, blind} {
+		if _, err := c.Change(ctx, "k", increment); err != nil {
+			t.Fatal(err)
+		}
+	}
+	op, optr := newClient("operator")
+	r, err := synod.NewReconfigurer(op, optr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, nw := range []string{"a3", "a4", "a5"} {
+		h.stop(i) // the old acceptor's disk dies; it never returns
+		cur := op.Config().Acceptors
+		target := append(slices.DeleteFunc(slices.Clone(cur), func(id string) bool { return id == h.ids[i] }), nw)
+		if _, err := r.Reconfigure(ctx, target, []string{h.ids[i]}); err != nil {
+			t.Fatalf("replace %s by %s: %v", h.ids[i], nw, err)
+		}
+	}
+	if got := op.Config(); !slices.Equal(got.Acceptors, []string{"a3", "a4", "a5"}) {
+		t.Fatalf("operator's configuration %v", got)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	_, err = blind.Change(cctx, "k", increment)
+	cancel()
+	if !errors.Is(err, synod.ErrUnavailable) && !errors.Is(err, synod.ErrIndeterminate) {
+		t.Fatalf("client without a configuration source: %v, want it to fail (unavailable or indeterminate)", err)
+	}
+	// The sleeper's first change goes on the one-round-trip path to its dead
+	// acceptors: an accept that timed out may have landed, so that change may
+	// end indeterminate, but it adopts the new configuration on the way.
+	lo, hi := 3, 3
+	v, err := sleeper.Change(ctx, "k", increment)
+	if errors.Is(err, synod.ErrIndeterminate) {
+		t.Logf("first change after the replacements: %v", err)
+		lo, hi = 3, 4 // applied at most once
+		v, err = sleeper.Change(ctx, "k", increment)
+	}
+	if err != nil {
+		t.Fatalf("sleeper after every acceptor was replaced: %v", err)
+	}
+	if got := counter(t, v); got < lo || got > hi {
+		t.Fatalf("counter = %d, want %d..%d", got, lo, hi)
+	}
+	if got := sleeper.Config(); !slices.Equal(got.Acceptors, []string{"a3", "a4", "a5"}) {
+		t.Fatalf("sleeper's configuration %v", got)
+	}
+}

@@ -8,10 +8,17 @@
 //		synodpersistence "github.com/protosynod/protosynod/persistence"
 //	)
 //
-//	client, _ := synod.NewClient(synod.RandomProposerID(node), cfg, transport)
+//	client, _ := synod.NewClient(synod.RandomProposerID(node), cfg, transport,
+//		synod.WithConfigSource(transport.DiscoverConfig)) // follows acceptor replacements
 //	provider, _ := synodpersistence.NewProvider(client, synodpersistence.WithSnapshotInterval(50))
 //	props := actor.PropsFromProducer(newMyActor,
 //		actor.WithReceiverMiddleware(persistence.Using(provider)))
+//
+// The client follows membership changes by itself: acceptors that were
+// reconfigured refuse its stale epoch with the new configuration, which it
+// adopts, and WithConfigSource (natstransport's DiscoverConfig) covers the
+// case where every acceptor it knew was replaced while it slept. Nodes are
+// never restarted for a membership change.
 //
 // Actors use protoactor's persistence.Mixin exactly as with its
 // InMemoryProvider; for every recovery scenario the two providers replay the

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
@@ -57,6 +58,24 @@ type Client struct {
 	p    *Proposer
 	rng  *rand.Rand
 	keys keyQueues
+
+	refreshing atomic.Bool // a ConfigSource call is under way
+}
+
+// ConfigSource finds the cluster's current configuration when the acceptors
+// of cur do not answer: it returns a configuration, newer than cur or not,
+// or an error. natstransport.Transport.DiscoverConfig is one.
+type ConfigSource func(ctx context.Context, cur Config) (Config, error)
+
+// WithConfigSource sets where the client looks for a newer configuration when
+// no quorum of its own answers (a phase timed out, or a change failed with
+// ErrUnavailable): a proposer that slept through the replacement of every
+// acceptor it knew cannot learn the new set from them. A newer configuration
+// the source returns is adopted (see Adopt) and the change retried under it.
+// Acceptors that do answer carry newer configurations in their stale-epoch
+// refusals; the source is for when none does. Default: none.
+func WithConfigSource(src ConfigSource) Option {
+	return func(o *clientOptions) { o.configSource = src }
 }
 
 type clientOptions struct {
@@ -70,6 +89,7 @@ type clientOptions struct {
 	noLeanReads    bool
 	maxBatch       int
 	meterProvider  metric.MeterProvider
+	configSource   ConfigSource
 }
 
 func defaultClientOptions() clientOptions {
@@ -274,6 +294,27 @@ func (c *Client) leanRead(ctx context.Context, r Reader, to []string, lr *LeanRe
 		}
 	}
 	return lr.Status() == ReadDone
+}
+
+// refreshConfig asks the ConfigSource, if there is one and no other call
+// is under way, for a newer configuration, adopts it, and reports whether
+// it did.
+func (c *Client) refreshConfig(ctx context.Context) bool {
+	if c.opts.configSource == nil || !c.refreshing.CompareAndSwap(false, true) {
+		return false
+	}
+	defer c.refreshing.Store(false)
+	cur := c.Config()
+	cfg, err := c.opts.configSource(ctx, cur)
+	if err != nil {
+		c.opts.logger.Debug("synod: configuration source failed", "err", err)
+		return false
+	}
+	if !c.Adopt(cfg) {
+		return false
+	}
+	c.opts.logger.Info("synod: adopted a newer configuration", "from", cur.String(), "to", cfg.String())
+	return true
 }
 
 func isConflict(err error) bool {

@@ -225,29 +225,42 @@ func (c *Client) round(key string, ws []*waiter) {
 	if read {
 		c.metrics.readPath(ctx, false, len(ws))
 	}
-	for pr.Status() != StatusDone {
-		switch pr.Status() {
-		case StatusApply:
-			pr.Apply()
-		case StatusPreparing, StatusAccepting:
-			ok, accepts, cancel := c.phase(ctx, pr)
-			if pr.Status() == StatusRefused {
-				c.metrics.conflict(ctx)
-			}
-			if !ok || pr.Status() == StatusRefused {
-				if !pr.Unsettled() {
-					accepts = nil
+	for {
+		for pr.Status() != StatusDone {
+			switch pr.Status() {
+			case StatusApply:
+				pr.Apply()
+			case StatusPreparing, StatusAccepting:
+				ok, accepts, cancel := c.phase(ctx, pr)
+				if pr.Status() == StatusRefused {
+					c.metrics.conflict(ctx)
 				}
-				c.retry(ctx, pr, accepts)
+				if !ok || pr.Status() == StatusRefused {
+					if !pr.Unsettled() {
+						accepts = nil
+					}
+					if !ok {
+						c.refreshConfig(ctx) // no quorum answered: are they all gone?
+					}
+					c.retry(ctx, pr, accepts)
+				}
+				cancel()
+			case StatusRefused:
+				c.retry(ctx, pr, nil)
 			}
-			cancel()
-		case StatusRefused:
-			c.retry(ctx, pr, nil)
 		}
+		c.mu.Lock()
+		c.p.Complete(pr)
+		c.mu.Unlock()
+		if _, err := pr.Result(); err != ErrUnavailable || ctx.Err() != nil || !c.refreshConfig(ctx) {
+			break
+		}
+		// Nothing was applied, and the client found a newer configuration
+		// than the one whose acceptors did not answer: start again under it.
+		c.mu.Lock()
+		pr = c.p.BeginBatch(key, fs)
+		c.mu.Unlock()
 	}
-	c.mu.Lock()
-	c.p.Complete(pr)
-	c.mu.Unlock()
 	_, err := pr.Result()
 	if err != nil && (err == ErrIndeterminate || err == ErrUnavailable || isConflict(err) || isStorage(err)) {
 		c.opts.logger.Debug("synod: change failed", "key", key, "attempts", pr.Attempts(), "batch", len(ws), "err", err)

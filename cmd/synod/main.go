@@ -179,7 +179,8 @@ func (e *env) clientTransport() (*synod.Client, *natstransport.Transport, func()
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	cl, err := synod.NewClient(synod.RandomProposerID("synod-cli"), synod.Config{Acceptors: e.acceptorSet()}, tr)
+	cl, err := synod.NewClient(synod.RandomProposerID("synod-cli"), synod.Config{Acceptors: e.acceptorSet()}, tr,
+		synod.WithConfigSource(tr.DiscoverConfig))
 	if err != nil {
 		tr.Close()
 		return nil, nil, nil, fmt.Errorf("%w: %w", errUsage, err)

@@ -196,7 +196,9 @@ func startNode(ctx context.Context, cfg Config, id string, client bool) (*Node, 
 		q := len(cfg.Acceptors)/2 + 1
 		scfg := synod.Config{Acceptors: cfg.Acceptors, PrepareQuorum: q, AcceptQuorum: q}
 		reg, err := synod.NewClient(synod.RandomProposerID(id), scfg, n.tr,
-			synod.WithRand(rand.New(rand.NewPCG(cfg.Seed, hash(id)))), synod.WithLogger(log), synod.WithMeterProvider(cfg.MeterProvider))
+			synod.WithRand(rand.New(rand.NewPCG(cfg.Seed, hash(id)))), synod.WithLogger(log), synod.WithMeterProvider(cfg.MeterProvider),
+			// After the acceptors it knows were all replaced, find the new ones.
+			synod.WithConfigSource(n.tr.DiscoverConfig))
 		if err != nil {
 			n.tr.Close()
 			nc.Close()
