@@ -111,6 +111,11 @@ type frame struct {
 // the Transport's subscription is restored by nats.go. Phases that run while
 // the connection is down get no replies and time out, so changes then fail
 // with synod.ErrUnavailable or synod.ErrIndeterminate within their deadline.
+// A frame to an acceptor that nobody serves (its process is down) gets the
+// server's "no responders" answer at once, which the Transport delivers as
+// replies whose Err matches synod.ErrNotDelivered, so a change that cannot
+// reach a quorum fails fast (synod.ErrUnavailable); this needs a connection
+// with headers, which nats.go and nats-server 2.2 or later use by default.
 //
 // The proposer needs permission to publish to the acceptors' .frame subjects
 // and to subscribe to its inbox (_INBOX.> unless nats.CustomInboxPrefix
@@ -460,11 +465,12 @@ func (t *Transport) onReply(m *nats.Msg) {
 }
 
 // frameFailed handles an error reply to a whole frame: every item still open
-// in it gets err (if the acceptor sent it; "no responders" is delivered as no
-// reply) and is done.
+// in it gets err and is done. The acceptor's error replies and the server's
+// "no responders" (the frame reached nobody: err matches
+// synod.ErrNotDelivered) are delivered as replies with Err.
 func (t *Transport) frameFailed(fr *frame, err error) {
 	var remote *RemoteError
-	isRemote := errors.As(err, &remote)
+	isRemote := errors.As(err, &remote) || errors.Is(err, synod.ErrNotDelivered)
 	var a afterUnlock
 	t.mu.Lock()
 	if t.frames[fr.id] == fr {
@@ -607,7 +613,8 @@ func uniq(to []string) []string {
 
 // replyError returns the error a reply message carries, if any: a micro error
 // reply as a *RemoteError, or the server's "no responders" status as an error
-// wrapping nats.ErrNoResponders.
+// wrapping nats.ErrNoResponders and synod.ErrNotDelivered: the server
+// delivered the message to no subscriber, so no acceptor will ever see it.
 func replyError(acceptor string, m *nats.Msg) error {
 	if m.Header == nil {
 		return nil
@@ -616,7 +623,7 @@ func replyError(acceptor string, m *nats.Msg) error {
 		return &RemoteError{Acceptor: acceptor, Code: code, Description: m.Header.Get(micro.ErrorHeader)}
 	}
 	if m.Header.Get(statusHeader) == statusNoResponders && len(m.Data) == 0 {
-		return fmt.Errorf("natstransport: acceptor %s: %w", acceptor, nats.ErrNoResponders)
+		return fmt.Errorf("natstransport: acceptor %s: %w (%w)", acceptor, nats.ErrNoResponders, synod.ErrNotDelivered)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/nats-io/nats.go"
 
 	"github.com/protosynod/protosynod/internal/limitfs"
 	"github.com/protosynod/protosynod/internal/natstest"
@@ -198,5 +199,70 @@ func TestFrameBelowReserveServesExistingKeys(t *testing.T) {
 	}
 	if r := reps[2]; r.Op != synod.OpRead || string(r.Read.Value) != "v2" {
 		t.Errorf("read of the existing key: got %+v, want v2", r)
+	}
+}
+
+// TestChangeFailsFastWhenAcceptorsDown stops two of three acceptors: NATS
+// answers "no responders" to their frames, the Transport delivers that as
+// replies whose Err matches synod.ErrNotDelivered, and every change fails at
+// once with ErrUnavailable (not ErrStorage; ErrIndeterminate only for a
+// fast-path accept the third acceptor may have taken), long before its
+// deadline and phase timeout. With the acceptors back, changes commit.
+func TestChangeFailsFastWhenAcceptorsDown(t *testing.T) {
+	s := natstest.RunServer(t)
+	h := newHarness(t, inProcess(s), 3, memoryStorage)
+	c, tr := h.client("p", testSeed(t), synod.WithPhaseTimeout(30*time.Second))
+	change := func(key string) (time.Duration, error) {
+		ctx := ctxTimeout(t, time.Minute)
+		start := time.Now()
+		_, err := c.Change(ctx, key, increment)
+		return time.Since(start), err
+	}
+	for i := range 5 {
+		if _, err := change(fmt.Sprint("k", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A frame to an acceptor nobody serves comes back at once.
+	replies := make(chan synod.PrepareReply, 1)
+	ctx := ctxTimeout(t, 10*time.Second)
+	if err := tr.Prepare(ctx, []string{"nobody"}, synod.PrepareRequest{Key: "k", Ballot: b1}, replies); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-replies:
+		if !errors.Is(r.Err, synod.ErrNotDelivered) || !errors.Is(r.Err, nats.ErrNoResponders) || r.From != "nobody" || r.Key != "k" || r.Ballot != b1 {
+			t.Fatalf("reply from an acceptor nobody serves: %+v, want Err matching synod.ErrNotDelivered and nats.ErrNoResponders", r)
+		}
+	case <-ctx.Done():
+		t.Fatal("no reply for a frame nobody received")
+	}
+
+	h.stop(0)
+	if _, err := change("k0"); err != nil {
+		t.Fatalf("one acceptor down: %v", err)
+	}
+	h.stop(1)
+	const n = 20
+	var slowest time.Duration
+	for i := range n {
+		d, err := change(fmt.Sprint("k", i%5))
+		if !errors.Is(err, synod.ErrUnavailable) || errors.Is(err, synod.ErrStorage) || !errors.Is(err, nats.ErrNoResponders) {
+			t.Fatalf("two acceptors down: got %v, want ErrUnavailable caused by no responders", err)
+		}
+		slowest = max(slowest, d)
+		if i == 0 || i == n-1 {
+			t.Logf("change %d: %v", i, err)
+		}
+	}
+	if slowest > 5*time.Second {
+		t.Fatalf("slowest failed change took %v: it waited instead of failing fast", slowest)
+	}
+	t.Logf("slowest of %d failed changes: %v", n, slowest)
+	h.start(0)
+	h.start(1)
+	if _, err := change("k0"); err != nil {
+		t.Fatalf("acceptors back: %v", err)
 	}
 }

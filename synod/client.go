@@ -28,7 +28,10 @@ import (
 // is a new attempt with a new ballot). A second delivery of an accept, arriving
 // after the acceptor moved on to a higher ballot, would be refused although the
 // first was taken, and a Proposal that hears only refusals takes its value to be
-// nowhere (see the package doc, duty 7).
+// nowhere (see the package doc, duty 7). For the same reason a transport
+// answers a request with a reply whose Err matches ErrNotDelivered only when
+// it knows that no acceptor got it and none ever will (NATS "no responders"),
+// never for a request that merely timed out.
 type Transport interface {
 	Prepare(ctx context.Context, to []string, req PrepareRequest, replies chan<- PrepareReply) error
 	Accept(ctx context.Context, to []string, req AcceptRequest, replies chan<- AcceptReply) error
@@ -202,7 +205,10 @@ func (c *Client) Adopt(cfg Config) bool {
 // others remain for a quorum, Change returns at once with an error matching
 // ErrStorage (and ErrNoSpace when that was the cause): alone it means the
 // change was not applied; if the change's value may have reached an acceptor
-// it matches ErrIndeterminate too.
+// it matches ErrIndeterminate too. Likewise, when the Transport reports that
+// requests reached no acceptor process (ErrNotDelivered: the acceptors are
+// down) and too few others remain, Change returns at once with
+// ErrUnavailable, plus ErrIndeterminate if the value may have reached one.
 //
 // Changes of key from this Client that arrive while a round of key runs
 // queue, and the queued ones run together in the next round (unless

@@ -39,28 +39,57 @@ var (
 
 	// ErrNoSpace is the ErrStorage of an acceptor that is out of disk space,
 	// or below its space reserve. errors.Is(err, ErrStorage) holds for it.
-	ErrNoSpace error = &storageSentinel{"synod: acceptor storage out of space"}
+	ErrNoSpace error = &sentinel{"synod: acceptor storage out of space", ErrStorage}
+
+	// ErrNotDelivered, in the Err of a reply, says that the request reached
+	// no acceptor and never will (NATS answers "no responders" when nobody
+	// serves the acceptor's subject: the acceptor is down): the acceptor
+	// neither promised nor accepted it. A Transport must use it only when it
+	// knows that; a request that timed out may still arrive. A Client whose
+	// quorum is out of reach because acceptors are unreachable (or their
+	// storage failed) ends the change at once with an error matching
+	// ErrUnavailable (and ErrIndeterminate when the change's value may have
+	// reached an acceptor). errors.Is(err, ErrUnavailable) holds for it.
+	ErrNotDelivered error = &sentinel{"synod: request not delivered: no acceptor serves it", ErrUnavailable}
 )
 
-// storageSentinel is a sentinel that also matches ErrStorage.
-type storageSentinel struct{ msg string }
+// sentinel is a sentinel that also matches a more general one.
+type sentinel struct {
+	msg  string
+	also error
+}
 
-func (e *storageSentinel) Error() string        { return e.msg }
-func (e *storageSentinel) Is(target error) bool { return target == ErrStorage }
+func (e *sentinel) Error() string        { return e.msg }
+func (e *sentinel) Is(target error) bool { return target == e.also }
 
-// storageError ends a Proposal whose quorum storage failures put out of reach.
-// It matches ErrStorage, the first failure it saw (an ErrNoSpace, say) and,
-// when indeterminate, ErrIndeterminate.
+// storageError ends a Proposal whose quorum storage failures or unreachable
+// acceptors put out of reach. It matches ErrStorage and the first storage
+// failure it saw (an ErrNoSpace, say) if there was one, ErrUnavailable and
+// the first ErrNotDelivered reply if there was one, and, when indeterminate,
+// ErrIndeterminate.
 type storageError struct {
 	phase         string
-	failed, n, q  int
-	cause         error
+	n, q          int
+	failed        int   // storage failures
+	cause         error // the first of them
+	unreached     int   // requests not delivered
+	unreachable   error // the first of them
 	indeterminate bool
 }
 
 func (e *storageError) Error() string {
-	msg := fmt.Sprintf("synod: %s: storage failed at %d of %d acceptors, a quorum needs %d: %v",
-		e.phase, e.failed, e.n, e.q, e.cause)
+	var msg string
+	switch {
+	case e.unreached == 0:
+		msg = fmt.Sprintf("synod: %s: storage failed at %d of %d acceptors, a quorum needs %d: %v",
+			e.phase, e.failed, e.n, e.q, e.cause)
+	case e.failed == 0:
+		msg = fmt.Sprintf("synod: %s: %d of %d acceptors unreachable, a quorum needs %d: %v",
+			e.phase, e.unreached, e.n, e.q, e.unreachable)
+	default:
+		msg = fmt.Sprintf("synod: %s: storage failed at %d and %d unreachable of %d acceptors, a quorum needs %d: %v; %v",
+			e.phase, e.failed, e.unreached, e.n, e.q, e.cause, e.unreachable)
+	}
 	if e.indeterminate {
 		return ErrIndeterminate.Error() + " (" + msg + ")"
 	}
@@ -68,7 +97,13 @@ func (e *storageError) Error() string {
 }
 
 func (e *storageError) Unwrap() []error {
-	errs := []error{ErrStorage, e.cause}
+	var errs []error
+	if e.failed > 0 {
+		errs = append(errs, ErrStorage, e.cause)
+	}
+	if e.unreached > 0 {
+		errs = append(errs, ErrUnavailable, e.unreachable)
+	}
 	if e.indeterminate {
 		errs = append(errs, ErrIndeterminate)
 	}

@@ -146,22 +146,24 @@ type Proposal struct {
 	stat Status
 
 	// The current attempt.
-	ballot   Ballot
-	next     Ballot
-	prepare  PrepareRequest
-	accept   AcceptRequest
-	voted    map[string]bool
-	yes, no  int
-	failed   int   // acceptors whose storage failed in this phase
-	failure  error // the first of their errors
-	highest  Ballot
-	current  []byte
-	isResult bool // the accept carries the change's result
-	inAccept bool // the attempt reached the accept phase
-	fErr     error
-	outs     []Outcome // what each function did in the run the accept carries
-	seen     Ballot    // greatest ballot in any refusal
-	newer    *Config   // the newest configuration a stale-epoch refusal carried
+	ballot      Ballot
+	next        Ballot
+	prepare     PrepareRequest
+	accept      AcceptRequest
+	voted       map[string]bool
+	yes, no     int
+	failed      int   // acceptors whose storage failed or that were unreachable in this phase
+	failure     error // the first storage failure
+	unreached   int   // acceptors the phase's request was not delivered to (ErrNotDelivered)
+	unreachable error // the first of their errors
+	highest     Ballot
+	current     []byte
+	isResult    bool // the accept carries the change's result
+	inAccept    bool // the attempt reached the accept phase
+	fErr        error
+	outs        []Outcome // what each function did in the run the accept carries
+	seen        Ballot    // greatest ballot in any refusal
+	newer       *Config   // the newest configuration a stale-epoch refusal carried
 
 	// Across attempts.
 	attempts   int
@@ -248,6 +250,7 @@ func (pr *Proposal) start(p *Proposer) {
 func (pr *Proposal) resetVotes() {
 	clear(pr.voted)
 	pr.yes, pr.no, pr.failed, pr.failure = 0, 0, 0, nil
+	pr.unreached, pr.unreachable = 0, nil
 }
 
 // Key returns the key the proposal changes.
@@ -335,24 +338,32 @@ func (pr *Proposal) admit(from, key string, b Ballot) bool {
 	return true
 }
 
-// storageFailed counts a reply whose Err says the acceptor's storage failed
-// (see ErrStorage). Other errors (a stale epoch, say) are ignored here.
-func (pr *Proposal) storageFailed(from, key string, b Ballot, err error) bool {
-	if !errors.Is(err, ErrStorage) || !pr.admit(from, key, b) {
+// replyFailed counts a reply whose Err says the acceptor's storage failed
+// (ErrStorage: the request may or may not have reached its disk) or that the
+// request was not delivered (ErrNotDelivered: the acceptor holds nothing of
+// it). Other errors are ignored here.
+func (pr *Proposal) replyFailed(from, key string, b Ballot, err error) bool {
+	storage := errors.Is(err, ErrStorage)
+	if !storage && !errors.Is(err, ErrNotDelivered) || !pr.admit(from, key, b) {
 		return false
 	}
 	pr.failed++
-	if pr.failure == nil {
+	switch {
+	case storage && pr.failure == nil:
 		pr.failure = err
+	case !storage:
+		if pr.unreached++; pr.unreachable == nil {
+			pr.unreachable = err
+		}
 	}
 	return true
 }
 
 // outcome is the state of the current phase's vote with quorum q. A phase
 // that refusals alone put out of reach is lost (a conflict: retry with a
-// higher ballot). One that storage failures put out of reach, counting only
-// the acceptors whose storage did not fail, cannot succeed by retrying:
-// outcome reports it as storage. If refusals and storage failures together
+// higher ballot). One that storage failures and unreachable acceptors put out
+// of reach, counting only the other acceptors, cannot succeed by retrying
+// now: outcome reports it as storage. If refusals and such failures together
 // put it out of reach while the healthy acceptors could still form a quorum,
 // it is lost: a retry can win them over.
 func (pr *Proposal) outcome(q int) (v VoteResult, storage bool) {
@@ -368,22 +379,26 @@ func (pr *Proposal) outcome(q int) (v VoteResult, storage bool) {
 	return VotePending, false
 }
 
-// failStorage ends the proposal because storage failures put the quorum of
-// the current phase out of reach. If an accept carrying the change's result
-// may have reached an acceptor (a failed store may or may not have reached the
-// disk, and other acceptors may have accepted), the outcome is indeterminate.
+// failStorage ends the proposal because storage failures and unreachable
+// acceptors put the quorum of the current phase out of reach. If an accept
+// carrying the change's result may have reached an acceptor (a failed store
+// may or may not have reached the disk, and other acceptors may have
+// accepted), the outcome is indeterminate.
 func (pr *Proposal) failStorage(phase string, q int) {
 	pr.finish(nil, &storageError{
-		phase: phase, failed: pr.failed, n: len(pr.cfg.Acceptors), q: q,
-		cause: pr.failure, indeterminate: len(pr.results) > 0,
+		phase: phase, n: len(pr.cfg.Acceptors), q: q,
+		failed: pr.failed - pr.unreached, cause: pr.failure,
+		unreached: pr.unreached, unreachable: pr.unreachable,
+		indeterminate: len(pr.results) > 0,
 	})
 }
 
 // OnPrepareReply feeds one prepare reply. Replies for other attempts or phases
 // are ignored. A reply with an Err is neither a promise nor a refusal; if
-// storage failures (ErrStorage) leave too few acceptors for a prepare quorum,
-// the proposal ends with an error matching ErrStorage (and ErrIndeterminate if
-// an earlier attempt's result may have landed).
+// storage failures (ErrStorage) and undelivered requests (ErrNotDelivered)
+// leave too few acceptors for a prepare quorum, the proposal ends with an
+// error matching ErrStorage or ErrUnavailable, whichever were seen (and
+// ErrIndeterminate if an earlier attempt's result may have landed).
 func (pr *Proposal) OnPrepareReply(r PrepareReply) {
 	if pr.stat != StatusPreparing {
 		return
@@ -393,7 +408,7 @@ func (pr *Proposal) OnPrepareReply(r PrepareReply) {
 			return
 		}
 	} else if r.Err != nil {
-		if !pr.storageFailed(r.From, r.Key, r.Ballot, r.Err) {
+		if !pr.replyFailed(r.From, r.Key, r.Ballot, r.Err) {
 			return
 		}
 	} else {
@@ -492,36 +507,43 @@ func (pr *Proposal) minResult() Ballot {
 // nowhere and cannot make a later attempt indeterminate.
 //
 // A reply with an Err is neither an acceptance nor a refusal: a failed store
-// may or may not have reached the disk. If storage failures (ErrStorage) leave
-// too few acceptors for an accept quorum, the proposal ends at once with an
-// error matching ErrStorage, and also ErrIndeterminate when the accept (or an
-// earlier one) carried the change's result; a write-back of an unchanged value
-// ends with ErrStorage alone, since the change was not applied.
+// may or may not have reached the disk, an undelivered request
+// (ErrNotDelivered) did not. If storage failures and undelivered requests
+// leave too few acceptors for an accept quorum, the proposal ends at once with
+// an error matching ErrStorage or ErrUnavailable, whichever were seen, and
+// also ErrIndeterminate when the accept (or an earlier one) carried the
+// change's result and may have reached an acceptor; a write-back of an
+// unchanged value ends without ErrIndeterminate, since the change was not
+// applied. An accept every acceptor refused or never got is nowhere.
 func (pr *Proposal) OnAcceptReply(r AcceptReply) {
 	refused := pr.stat == StatusRefused && pr.inAccept
 	if pr.stat != StatusAccepting && !refused {
 		return
 	}
-	if r.Err != nil && staleConfig(r.Err) == nil {
-		if !pr.storageFailed(r.From, r.Key, r.Ballot, r.Err) || refused {
+	switch {
+	case r.Err == nil:
+		if !pr.vote(r.From, r.Key, r.Ballot, r.OK, r.Seen) {
 			return
 		}
-	} else {
-		if r.Err != nil {
-			if !pr.stale(replyFrom{r.From, r.Key, r.Ballot}, r.Err) {
-				return
-			}
-		} else if !pr.vote(r.From, r.Key, r.Ballot, r.OK, r.Seen) {
+	case staleConfig(r.Err) != nil:
+		if !pr.stale(replyFrom{r.From, r.Key, r.Ballot}, r.Err) {
 			return
 		}
-		if pr.no == len(pr.cfg.Acceptors) {
-			delete(pr.results, pr.ballot)
-		}
-		if refused {
+	default:
+		if !pr.replyFailed(r.From, r.Key, r.Ballot, r.Err) {
 			return
 		}
 	}
+	if pr.no+pr.unreached == len(pr.cfg.Acceptors) {
+		delete(pr.results, pr.ballot)
+	}
+	if refused {
+		return
+	}
 	switch v, storage := pr.outcome(pr.cfg.Q2()); {
+	case storage && pr.mayBeNowhere():
+		// Wait for the other replies: if they too say the accept is not
+		// there, the change was not applied.
 	case storage:
 		pr.failStorage("accept", pr.cfg.Q2())
 	case v == VoteLost:
@@ -532,6 +554,14 @@ func (pr *Proposal) OnAcceptReply(r AcceptReply) {
 		pr.committed = true
 		pr.finish(pr.accept.Value, pr.fErr)
 	}
+}
+
+// mayBeNowhere reports whether the accept carries the change's result, every
+// acceptor that answered refused it or never got it, and some have not
+// answered yet: their replies may still show that the result is nowhere.
+func (pr *Proposal) mayBeNowhere() bool {
+	_, pending := pr.results[pr.ballot]
+	return pending && pr.yes == 0 && pr.failed == pr.unreached && pr.no+pr.unreached < len(pr.cfg.Acceptors)
 }
 
 // Unsettled reports whether the attempt's accept was refused while carrying the

@@ -118,9 +118,10 @@ func (o *Op) Done() bool { return o.Return > 0 }
 func (o *Op) Indeterminate() bool { return errors.Is(o.Err, synod.ErrIndeterminate) }
 
 // NotApplied reports whether the proposal ended without taking effect
-// (conflict, no quorum).
+// (conflict, no quorum). An error that also matches ErrIndeterminate (a
+// quorum out of reach after the value may have landed) is not.
 func (o *Op) NotApplied() bool {
-	return errors.Is(o.Err, synod.ErrConflict) || errors.Is(o.Err, synod.ErrUnavailable)
+	return !o.Indeterminate() && (errors.Is(o.Err, synod.ErrConflict) || errors.Is(o.Err, synod.ErrUnavailable))
 }
 
 // Event is what one step did, with the protocol functions it ran.

@@ -11,18 +11,20 @@ import (
 // LocalTransport is a synod.Transport that calls in-process Acceptors directly,
 // one goroutine per acceptor per request. An acceptor's error comes back as a
 // reply with Err set. It is for tests and benchmarks of the
-// layers above synod; Isolate and Heal make acceptors unreachable and back.
+// layers above synod; Isolate, Stop and Heal make acceptors unreachable and
+// back.
 type LocalTransport struct {
 	mu        sync.RWMutex
 	acceptors map[string]*synod.Acceptor
 	down      map[string]bool
+	stopped   map[string]bool
 }
 
 var _ synod.Transport = (*LocalTransport)(nil)
 
 // NewLocalTransport returns a transport reaching the given acceptors by ID.
 func NewLocalTransport(acceptors ...*synod.Acceptor) *LocalTransport {
-	t := &LocalTransport{acceptors: make(map[string]*synod.Acceptor), down: make(map[string]bool)}
+	t := &LocalTransport{acceptors: make(map[string]*synod.Acceptor), down: make(map[string]bool), stopped: make(map[string]bool)}
 	for _, a := range acceptors {
 		t.acceptors[a.ID()] = a
 	}
@@ -61,25 +63,50 @@ func (t *LocalTransport) Isolate(id string) {
 	t.down[id] = true
 }
 
+// Stop makes acceptor id a stopped process: every request to it is answered
+// at once with a reply whose Err matches synod.ErrNotDelivered, as
+// natstransport answers NATS "no responders".
+func (t *LocalTransport) Stop(id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.stopped[id] = true
+}
+
 // Heal makes every acceptor reachable again.
 func (t *LocalTransport) Heal() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	clear(t.down)
+	clear(t.stopped)
 }
 
 func (t *LocalTransport) reachable(id string) *synod.Acceptor {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	if t.down[id] {
+	if t.down[id] || t.stopped[id] {
 		return nil
 	}
 	return t.acceptors[id]
 }
 
+// notDelivered returns the error of a request to acceptor id if it is
+// stopped, else nil.
+func (t *LocalTransport) notDelivered(id string) error {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if !t.stopped[id] {
+		return nil
+	}
+	return fmt.Errorf("synodtest: acceptor %s stopped: %w", id, synod.ErrNotDelivered)
+}
+
 // Prepare implements synod.Transport.
 func (t *LocalTransport) Prepare(ctx context.Context, to []string, req synod.PrepareRequest, replies chan<- synod.PrepareReply) error {
 	for _, id := range to {
+		if err := t.notDelivered(id); err != nil {
+			deliver(ctx, replies, synod.PrepareReply{From: id, Key: req.Key, Ballot: req.Ballot, Err: err})
+			continue
+		}
 		a := t.reachable(id)
 		if a == nil {
 			continue
@@ -100,6 +127,10 @@ func (t *LocalTransport) Prepare(ctx context.Context, to []string, req synod.Pre
 // Accept implements synod.Transport.
 func (t *LocalTransport) Accept(ctx context.Context, to []string, req synod.AcceptRequest, replies chan<- synod.AcceptReply) error {
 	for _, id := range to {
+		if err := t.notDelivered(id); err != nil {
+			deliver(ctx, replies, synod.AcceptReply{From: id, Key: req.Key, Ballot: req.Ballot, Err: err})
+			continue
+		}
 		a := t.reachable(id)
 		if a == nil {
 			continue
@@ -130,6 +161,10 @@ var _ synod.Reader = (*LocalTransport)(nil)
 // Read implements synod.Reader.
 func (t *LocalTransport) Read(ctx context.Context, to []string, req synod.ReadRequest, replies chan<- synod.ReadReply) error {
 	for _, id := range to {
+		if err := t.notDelivered(id); err != nil {
+			deliver(ctx, replies, synod.ReadReply{From: id, Key: req.Key, Err: err})
+			continue
+		}
 		a := t.reachable(id)
 		if a == nil {
 			continue

@@ -55,12 +55,18 @@ const (
 	// applied to the value the batch began from, while the earlier callers
 	// still get the values their changes returned.
 	FaultBatchLastOnly
+	// FaultFalseNotDelivered makes the network (with NoResponders) answer
+	// half of the requests it does deliver to an acceptor with
+	// synod.ErrNotDelivered instead of the acceptor's reply: a transport that
+	// reports "no responders" for a request that arrived.
+	FaultFalseNotDelivered
 )
 
 // String implements fmt.Stringer.
 func (f Fault) String() string {
 	return [...]string{"none", "forget-promise", "amnesia", "no-ballot-check", "lean-read-fewer", "lean-read-mismatch",
-		"no-rescan", "rescan-before-fence", "gc-no-fence", "batch-final-value", "batch-last-only"}[f]
+		"no-rescan", "rescan-before-fence", "gc-no-fence", "batch-final-value", "batch-last-only",
+		"false-not-delivered"}[f]
 }
 
 // SimConfig describes one simulated run. Zero fields take the defaults noted.
@@ -96,6 +102,13 @@ type SimConfig struct {
 	Duplicate         float64
 	DuplicateRequests bool
 	MaxDelay          int64 // a message takes 1..MaxDelay steps, default 8
+	// NoResponders makes a request that reaches a crashed or removed
+	// acceptor come back at once as a reply whose Err is
+	// synod.ErrNotDelivered, as NATS answers "no responders" for a subject
+	// nobody serves (instead of being lost, which makes the proposer wait for
+	// its phase timeout). Not with DuplicateRequests: a second copy of the
+	// request could still arrive later, which that answer rules out.
+	NoResponders bool
 
 	// Timeouts in logical steps: a phase without a quorum after PhaseTimeout is
 	// retried, an operation still running after OpTimeout is abandoned.
@@ -161,6 +174,7 @@ func RandomSimConfig(seed uint64) SimConfig {
 		c.Callers = 2 + r.IntN(4)
 		c.Ops = 3 + r.IntN(6)
 	}
+	c.NoResponders = r.IntN(2) == 0
 	return c
 }
 
@@ -213,6 +227,7 @@ type SimResult struct {
 	Pruned          int // indeterminate operations never observed (see PruneUnobserved)
 	TimedOut        int // operations abandoned at their deadline, whatever their outcome
 	ProposerCrashes int
+	NotDelivered    int // requests answered "not delivered" (NoResponders)
 
 	// Check is porcupine's verdict on History against RegisterModel.
 	Check porcupine.CheckResult
@@ -432,6 +447,12 @@ func (s *sim) send(ev event) {
 
 func (s *sim) deliverRequest(ev event) {
 	a := s.accs[ev.a]
+	if a.acc == nil && !s.cut[ev.p][ev.a] && s.cfg.NoResponders && !s.cfg.DuplicateRequests {
+		s.tracef("no responders for %s (acceptor down)", ev.describe())
+		s.res.NotDelivered++
+		s.send(s.notDelivered(ev))
+		return
+	}
 	if a.acc == nil || s.cut[ev.p][ev.a] {
 		s.tracef("lost %s (acceptor down or cut)", ev.describe())
 		return
@@ -476,7 +497,28 @@ func (s *sim) deliverRequest(ev event) {
 	}
 	s.tracef("deliver %s", ev.describe())
 	s.checkDurable(key)
+	if s.cfg.Fault == FaultFalseNotDelivered && s.cfg.NoResponders && s.rng.IntN(2) == 0 {
+		s.tracef("falsely not delivered: %s", ev.describe())
+		reply = s.notDelivered(ev)
+	}
 	s.send(reply)
+}
+
+// notDelivered returns the reply to request ev saying that it reached no
+// acceptor.
+func (s *sim) notDelivered(ev event) event {
+	err := fmt.Errorf("synodtest: no responders for a%d: %w", ev.a, synod.ErrNotDelivered)
+	id := s.accs[ev.a].id
+	reply := event{p: ev.p, a: ev.a, token: ev.token}
+	switch ev.kind {
+	case evRead:
+		reply.kind, reply.readRep = evReadReply, synod.ReadReply{From: id, Key: ev.read.Key, Err: err}
+	case evPrepare:
+		reply.kind, reply.prepRep = evPrepareReply, synod.PrepareReply{From: id, Key: ev.prep.Key, Ballot: ev.prep.Ballot, Err: err}
+	default:
+		reply.kind, reply.accRep = evAcceptReply, synod.AcceptReply{From: id, Key: ev.acc.Key, Ballot: ev.acc.Ballot, Err: err}
+	}
+	return reply
 }
 
 // accept runs the accept rule, or under FaultNoBallotCheck the broken rule that
@@ -695,6 +737,9 @@ func (ev event) describe() string {
 		return fmt.Sprintf("p%d→a%d accept %s %v %q next %v", ev.p, ev.a, ev.acc.Key, ev.acc.Ballot, ev.acc.Value, ev.acc.Next)
 	case evPrepareReply:
 		r := ev.prepRep
+		if r.Err != nil {
+			return fmt.Sprintf("a%d→p%d prepare error %s %v: %v", ev.a, ev.p, r.Key, r.Ballot, r.Err)
+		}
 		if r.OK {
 			return fmt.Sprintf("a%d→p%d promise %s %v accepted %v %q", ev.a, ev.p, r.Key, r.Ballot, r.Accepted, r.Value)
 		}
@@ -703,9 +748,15 @@ func (ev event) describe() string {
 		return fmt.Sprintf("p%d→a%d read#%d %s", ev.p, ev.a, ev.token, ev.read.Key)
 	case evReadReply:
 		r := ev.readRep
+		if r.Err != nil {
+			return fmt.Sprintf("a%d→p%d read#%d error %s: %v", ev.a, ev.p, ev.token, r.Key, r.Err)
+		}
 		return fmt.Sprintf("a%d→p%d read#%d %s promised %v accepted %v %q", ev.a, ev.p, ev.token, r.Key, r.Promised, r.Accepted, r.Value)
 	case evAcceptReply:
 		r := ev.accRep
+		if r.Err != nil {
+			return fmt.Sprintf("a%d→p%d accept error %s %v: %v", ev.a, ev.p, r.Key, r.Ballot, r.Err)
+		}
 		if r.OK {
 			return fmt.Sprintf("a%d→p%d accepted %s %v", ev.a, ev.p, r.Key, r.Ballot)
 		}

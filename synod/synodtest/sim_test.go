@@ -115,7 +115,7 @@ func TestSimLinearizable(t *testing.T) {
 	}
 	results := runSeeds(first, n, cfg)
 	var ops, committed, indeterminate, pruned, timedOut, notApplied, events, crashes, lean, fallbacks, leanSeeds int
-	var deleted, steps1, collections, collected, withOps int
+	var deleted, steps1, collections, collected, withOps, notDelivered int
 	var batches, batched, dropped, batchSeeds int
 	var steps int64
 	for _, r := range results {
@@ -140,6 +140,7 @@ func TestSimLinearizable(t *testing.T) {
 		if r.Config.Callers > 1 {
 			batchSeeds++
 		}
+		notDelivered += r.NotDelivered
 		steps1 += r.Reconfigurations
 		collections += r.Collections
 		collected += r.Collected
@@ -160,6 +161,7 @@ func TestSimLinearizable(t *testing.T) {
 		deleted, withOps, steps1, collections, collected)
 	t.Logf("change batching in %d seeds with several callers per proposer: %d rounds carried %d calls (%.2f per round); %d calls dropped at their deadline before their round",
 		batchSeeds, batches, batched, float64(batched)/float64(max(batches, 1)), dropped)
+	t.Logf("requests to a down acceptor answered \"not delivered\" (NATS no responders): %d", notDelivered)
 	if ops == 0 || committed == 0 {
 		t.Fatalf("the simulation checked nothing")
 	}
@@ -171,6 +173,9 @@ func TestSimLinearizable(t *testing.T) {
 	}
 	if !single && n >= 50 && (steps1 == 0 || collected == 0 || deleted == 0) {
 		t.Fatalf("the simulation ran no membership step, deletion or collection")
+	}
+	if !single && n >= 50 && notDelivered == 0 {
+		t.Fatalf("the simulation answered no request \"not delivered\"")
 	}
 }
 
@@ -231,6 +236,9 @@ func TestSimFindsInjectedBugs(t *testing.T) {
 		// A stale proposer must choose a value under the old configuration
 		// after its key's rescan and before the next step: rarer.
 		{synodtest.FaultRescanBeforeFence, membershipTweak, 600},
+		// A "not delivered" answer for an accept that did arrive lets a
+		// proposal report a chosen value as not applied.
+		{synodtest.FaultFalseNotDelivered, func(c *synodtest.SimConfig) { c.NoResponders = true }, 0},
 		{synodtest.FaultGCNoFence, func(c *synodtest.SimConfig) {
 			membershipTweak(c)
 			c.Deletes, c.GCOnly = true, true
