@@ -114,7 +114,8 @@
 //
 // The inspect subject answers read-only questions without side effects (no
 // promise, no write): one key's promised and accepted ballots and value size,
-// or a page of keys by prefix (Inspector; `synod inspect`, `synod keys`).
+// a page of keys by prefix, or the configuration the acceptor serves
+// (Inspector; `synod inspect`, `synod keys`).
 // Being its own subject, it can be granted alone: an operator user that may
 // publish on <prefix>.<cluster>.*.inspect and subscribe to _INBOX.> can look
 // inside every acceptor and cannot prepare or accept. Its frames have wire
@@ -122,8 +123,15 @@
 //
 //	request  [2, 1, key str]                                  one key's state
 //	request  [2, 2, prefix str, after str, limit uint]       a page of keys
+//	request  [2, 3]                                           the configuration served
 //	reply    [2, 1, from str, key str, promised ballot, accepted ballot, value size uint]
 //	reply    [2, 2, from str, [key str, ...], more bool]
+//	reply    [2, 3, from str, config bin|nil]
+//
+// The configuration is synod.Config's binary encoding as on the admin
+// subject (nil: never given one, epoch 0); reading it needs only the inspect
+// permission. Kind 3 is newer than kinds 1 and 2, which did not change: an
+// older acceptor answers it with 400 (unknown kind).
 //
 // A page holds the keys that start with prefix, in byte order, after the key
 // after, at most limit (DefaultInspectPage if 0, at most MaxInspectPage) and

@@ -71,6 +71,24 @@ func (in *Inspector) Keys(ctx context.Context, acceptor, prefix, after string, l
 	return p, nil
 }
 
+// Config returns the configuration acceptor serves, with its epoch (the
+// zero Config for an acceptor never given one). An acceptor from before
+// this request answers with a *RemoteError of code 400 (unknown kind).
+func (in *Inspector) Config(ctx context.Context, acceptor string) (synod.Config, error) {
+	data, err := in.request(ctx, acceptor, InspectRequest{Kind: InspectConfig})
+	if err != nil {
+		return synod.Config{}, err
+	}
+	c, err := DecodeConfigInfo(data)
+	if err == nil && c.From != acceptor {
+		err = fmt.Errorf("%w: reply from %q", ErrMalformed, c.From)
+	}
+	if err != nil {
+		return synod.Config{}, wrapf(err, "inspect configuration at %s", acceptor)
+	}
+	return c.Config, nil
+}
+
 func (in *Inspector) request(ctx context.Context, acceptor string, req InspectRequest) ([]byte, error) {
 	subj, err := InspectSubject(in.prefix, in.cluster, acceptor)
 	if err != nil {

@@ -28,9 +28,12 @@ func (s *Service) handleInspect(req micro.Request) {
 	ctx, cancel := context.WithTimeout(s.workCtx, inspectTimeout)
 	defer cancel()
 	var data []byte
-	if r.Kind == InspectKey {
+	switch r.Kind {
+	case InspectKey:
 		data, err = s.keyInfo(ctx, r.Key)
-	} else {
+	case InspectConfig:
+		data, err = s.configInfo(ctx)
+	default:
 		data, err = s.keyPage(ctx, r)
 	}
 	s.metrics.request(opInspect, arrived, true, err)
@@ -54,6 +57,15 @@ func (s *Service) keyInfo(ctx context.Context, key string) ([]byte, error) {
 	return EncodeKeyInfo(KeyInfo{
 		From: s.acc.ID(), Key: key, Promised: st.Promised, Accepted: st.Accepted, ValueSize: len(st.Value),
 	})
+}
+
+// configInfo returns the reply frame for the configuration served.
+func (s *Service) configInfo(ctx context.Context) ([]byte, error) {
+	cfg, err := s.acc.Config(ctx)
+	if err != nil {
+		return nil, wrapf(err, "inspect configuration")
+	}
+	return EncodeConfigInfo(ConfigInfo{From: s.acc.ID(), Config: cfg})
 }
 
 // keyPage returns the reply frame for a page of keys: those with r.Prefix

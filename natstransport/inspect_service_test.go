@@ -22,7 +22,7 @@ import (
 func TestInspectEndpoint(t *testing.T) {
 	s := natstest.RunServer(t)
 	store := synod.NewMemoryStorage()
-	serveOne(t, natstest.Connect(t, s), "a1", store)
+	_, acc := serveOne(t, natstest.Connect(t, s), "a1", store)
 	nc := natstest.Connect(t, s)
 	tr := newTransport(t, nc)
 	ctx := ctxTimeout(t, 10*time.Second)
@@ -109,6 +109,22 @@ func TestInspectEndpoint(t *testing.T) {
 	if err := replyError("a1", m); !errors.Is(err, ErrMalformed) {
 		t.Errorf("garbage on the inspect subject: %v, want ErrMalformed", err)
 	}
+
+	// The configuration served: none yet, then the one installed (last:
+	// the requests above carry epoch 0).
+	if cfg, err := in.Config(ctx, "a1"); err != nil || cfg.Epoch != 0 || len(cfg.Acceptors) != 0 {
+		t.Errorf("Config of an acceptor never given one = %+v, %v; want the zero Config", cfg, err)
+	}
+	installed := synod.Config{Acceptors: []string{"a1", "a2", "a3"}, Epoch: 3}
+	if _, err := acc.Install(ctx, installed); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := in.Config(ctx, "a1"); err != nil || cfg.Epoch != 3 || !slices.Equal(cfg.Acceptors, installed.Acceptors) {
+		t.Errorf("Config after installing epoch 3 = %+v, %v", cfg, err)
+	}
+	if _, err := in.Config(ctx, "a9"); !errors.Is(err, nats.ErrNoResponders) {
+		t.Errorf("Config of an acceptor nobody serves: %v", err)
+	}
 }
 
 // TestInspectPermission: a NATS user allowed to publish only on inspect
@@ -132,6 +148,9 @@ func TestInspectPermission(t *testing.T) {
 	ctx := ctxTimeout(t, 10*time.Second)
 	if _, err := in.Key(ctx, "a1", "k"); err != nil {
 		t.Fatalf("inspect as operator: %v", err)
+	}
+	if _, err := in.Config(ctx, "a1"); err != nil {
+		t.Fatalf("inspect the configuration as operator: %v", err)
 	}
 	tr := newTransport(t, op)
 	pctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)

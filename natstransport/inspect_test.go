@@ -18,6 +18,7 @@ func TestInspectCodecRoundTrip(t *testing.T) {
 		{Kind: InspectKey, Key: strings.Repeat("k", MaxKeySize)},
 		{Kind: InspectKeys},
 		{Kind: InspectKeys, Prefix: "user/", After: "user/42", Limit: 10},
+		{Kind: InspectConfig},
 	}
 	for _, req := range reqs {
 		data, err := EncodeInspectRequest(req)
@@ -36,6 +37,15 @@ func TestInspectCodecRoundTrip(t *testing.T) {
 	}
 	if got, err := DecodeKeyInfo(data); err != nil || got != info {
 		t.Errorf("key info round trip: got %+v, %v", got, err)
+	}
+	for _, c := range []ConfigInfo{{From: "a1"}, {From: "a2", Config: synod.Config{Acceptors: []string{"a1", "a2", "a4"}, Epoch: 7}}} {
+		data, err := EncodeConfigInfo(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := DecodeConfigInfo(data); err != nil || !reflect.DeepEqual(got, c) {
+			t.Errorf("config info round trip of %+v: got %+v, %v", c, got, err)
+		}
 	}
 	for _, page := range []KeyPage{{From: "a1", Keys: []string{}}, {From: "a1", Keys: []string{"a", "b\x00"}, More: true}} {
 		data, err := EncodeKeyPage(page)
@@ -66,6 +76,7 @@ func TestInspectCodecRejects(t *testing.T) {
 		{"oversize", make([]byte, maxInspectFrame+1), ErrTooLarge},
 		{"huge prefix", craft([]byte{0x95}, u(2), u(2), hdr32(0xdb, 1<<32-1)), ErrTooLarge},
 		{"a reply as a request", mustEncode(EncodeKeyPage(KeyPage{From: "a1"})), ErrMalformed},
+		{"config request with a key", craft([]byte{0x93}, u(2), u(3), str("k")), ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -78,6 +89,18 @@ func TestInspectCodecRejects(t *testing.T) {
 	huge := craft([]byte{0x95}, u(2), u(2), str("a1"), hdr32(0xdd, MaxInspectPage), []byte{0xc3})
 	if _, err := DecodeKeyPage(huge); !errors.Is(err, ErrMalformed) {
 		t.Errorf("page announcing %d keys in %d bytes: got %v", MaxInspectPage, len(huge), err)
+	}
+	// A configuration reply: another kind, a config that does not decode.
+	for name, data := range map[string][]byte{
+		"key info as config":  mustEncode(EncodeKeyInfo(KeyInfo{From: "a1", Key: "k"})),
+		"config not bin":      craft([]byte{0x94}, u(2), u(3), str("a1"), str("x")),
+		"config garbage":      craft([]byte{0x94}, u(2), u(3), str("a1"), []byte{0xc4, 2, 0xff, 0xff}),
+		"config huge":         craft([]byte{0x94}, u(2), u(3), str("a1"), hdr32(0xc6, 1<<32-1)),
+		"config extra fields": craft([]byte{0x95}, u(2), u(3), str("a1"), []byte{0xc0, 0xc0}),
+	} {
+		if _, err := DecodeConfigInfo(data); err == nil {
+			t.Errorf("%s: decoded", name)
+		}
 	}
 	tooMany := craft([]byte{0x95}, u(2), u(2), str("a1"), hdr32(0xdd, MaxInspectPage+1))
 	if _, err := DecodeKeyPage(tooMany); !errors.Is(err, ErrTooLarge) {
@@ -94,6 +117,9 @@ func inspectSeeds(t testing.TB) [][]byte {
 		mustEncode(EncodeKeyPage(KeyPage{From: "a1", Keys: []string{"a", "b"}, More: true})),
 		craft([]byte{0x95}, u(2), u(2), str("a1"), hdr32(0xdd, MaxInspectPage), []byte{0xc3}),
 		[]byte("garbage!"),
+		mustEncode(EncodeInspectRequest(InspectRequest{Kind: InspectConfig})),
+		mustEncode(EncodeConfigInfo(ConfigInfo{From: "a1"})),
+		mustEncode(EncodeConfigInfo(ConfigInfo{From: "a1", Config: synod.Config{Acceptors: []string{"a1", "a2", "a3"}, Epoch: 2}})),
 	}
 }
 
@@ -129,6 +155,22 @@ func FuzzDecodeKeyInfo(f *testing.F) {
 	})
 }
 
+func FuzzDecodeConfigInfo(f *testing.F) {
+	for _, s := range inspectSeeds(f) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := DecodeConfigInfo(data)
+		if err != nil {
+			return
+		}
+		again, err := DecodeConfigInfo(mustEncode(EncodeConfigInfo(c)))
+		if err != nil || !reflect.DeepEqual(again, c) {
+			t.Fatalf("re-encoding %+v: got %+v, %v", c, again, err)
+		}
+	})
+}
+
 func FuzzDecodeKeyPage(f *testing.F) {
 	for _, s := range inspectSeeds(f) {
 		f.Add(s)
@@ -151,7 +193,7 @@ func TestWriteInspectSeedCorpus(t *testing.T) {
 	if os.Getenv("NATSTRANSPORT_WRITE_CORPUS") != "1" {
 		t.Skip("set NATSTRANSPORT_WRITE_CORPUS=1 to regenerate testdata/fuzz")
 	}
-	for _, target := range []string{"FuzzDecodeInspectRequest", "FuzzDecodeKeyInfo", "FuzzDecodeKeyPage"} {
+	for _, target := range []string{"FuzzDecodeInspectRequest", "FuzzDecodeKeyInfo", "FuzzDecodeKeyPage", "FuzzDecodeConfigInfo"} {
 		dir := filepath.Join("testdata", "fuzz", target)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)

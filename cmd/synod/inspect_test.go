@@ -102,9 +102,9 @@ func TestInspectAndKeys(t *testing.T) {
 	}
 	t.Logf("synod inspect k:\n%s", out)
 	for _, want := range []*regexp.Regexp{
-		regexp.MustCompile(`(?m)^ACCEPTOR\s+PROMISED\s+ACCEPTED\s+VALUE BYTES\s+STATUS$`),
-		regexp.MustCompile(`(?m)^a1\s+\S+\s+\S+\s+2\s+lags$`),
-		regexp.MustCompile(`(?m)^a2\s+1000\S*\s+1000\S*\s+3\s+current$`),
+		regexp.MustCompile(`(?m)^ACCEPTOR\s+EPOCH\s+PROMISED\s+ACCEPTED\s+VALUE BYTES\s+STATUS$`),
+		regexp.MustCompile(`(?m)^a1\s+0\s+\S+\s+\S+\s+2\s+lags$`),
+		regexp.MustCompile(`(?m)^a2\s+0\s+1000\S*\s+1000\S*\s+3\s+current$`),
 		regexp.MustCompile(`(?m)^lagging behind a newer value: a1 `),
 		regexp.MustCompile(`(?m)^chosen: ballot 1000/test/1 `),
 	} {
@@ -177,6 +177,40 @@ func TestInspectAndKeys(t *testing.T) {
 	}
 	if want := []string{"user/a", "user/b", "user/c", "user/d", "user/e"}; !slices.Equal(got, want) {
 		t.Errorf("keys user/ by pages of 2 = %q, want %q", got, want)
+	}
+
+	// Configuration epochs: a reconfiguration that reached a1 and a2 only.
+	next := synod.Config{Acceptors: []string{"a1", "a2", "a3"}, Epoch: 1}
+	for _, id := range []string{"a1", "a2"} {
+		if _, err := tr.Install(ctx, id, next); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err = cli(t, url, append(set, "inspect", "k")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("synod inspect k after installing epoch 1 on a1 and a2:\n%s", out)
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^a1\s+1\s+\S+\s+\S+\s+2\s+lags$`),
+		regexp.MustCompile(`(?m)^a3\s+0\s+1000\S*\s+1000\S*\s+3\s+current$`),
+		regexp.MustCompile(`(?m)^serving a configuration older than epoch 1: a3 `),
+	} {
+		if !want.MatchString(out) {
+			t.Errorf("inspect k output lacks %v", want)
+		}
+	}
+	out, err = cli(t, url, append(set, "inspect", "-json", "k")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res = inspectResult{}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatal(err)
+	}
+	if a1 := res.Acceptors[0]; res.Epoch != 1 || !slices.Equal(res.StaleConfig, []string{"a3"}) || a1.Epoch == nil || *a1.Epoch != 1 ||
+		!slices.Equal(a1.ConfigAcceptors, next.Acceptors) || res.Acceptors[2].Epoch == nil || *res.Acceptors[2].Epoch != 0 {
+		t.Errorf("inspect -json k after installing epoch 1 on a1 and a2:\n%s", out)
 	}
 }
 
@@ -274,14 +308,50 @@ func TestInspectWithoutQuorum(t *testing.T) {
 		"a1": {From: "a1", Key: "k", Accepted: synod.Ballot{Counter: 7, Proposer: "p"}},
 		"a3": {From: "a3", Key: "k", Accepted: synod.Ballot{Counter: 5, Proposer: "p"}},
 	}
+	epochs := map[string]uint64{"a1": 2, "a3": 1}
 	res := compareStates(synod.Config{Acceptors: ids}, "k", func(id string) (natstransport.KeyInfo, error) {
 		if k, ok := infos[id]; ok {
 			return k, nil
 		}
 		return natstransport.KeyInfo{}, errors.New("no responders")
+	}, func(id string) (synod.Config, error) {
+		if e, ok := epochs[id]; ok {
+			return synod.Config{Acceptors: ids, Epoch: e}, nil
+		}
+		return synod.Config{}, errors.New("no responders")
 	})
 	got := []string{res.Acceptors[0].Status, res.Acceptors[1].Status, res.Acceptors[2].Status}
 	if want := []string{statusUnchosen, statusUnreachable, statusLags}; !slices.Equal(got, want) || res.Chosen != nil || res.Agree {
 		t.Errorf("statuses %q, chosen %v; want %q and none chosen", got, res.Chosen, want)
+	}
+	if res.Epoch != 2 || !slices.Equal(res.StaleConfig, []string{"a3"}) || res.Acceptors[1].Epoch != nil || res.Acceptors[1].ConfigError != "" {
+		t.Errorf("epoch %d, stale %q, a2 %+v; want 2, [a3] and nothing for the unreachable a2", res.Epoch, res.StaleConfig, res.Acceptors[1])
+	}
+}
+
+// TestInspectOlderAcceptor: an acceptor whose inspect endpoint predates
+// configuration reads answers them with 400; inspect still shows its state
+// of the key, and says its epoch is unknown and why.
+func TestInspectOlderAcceptor(t *testing.T) {
+	ids := []string{"a1", "a2", "a3"}
+	res := compareStates(synod.Config{Acceptors: ids}, "k", func(id string) (natstransport.KeyInfo, error) {
+		return natstransport.KeyInfo{From: id, Key: "k", Accepted: synod.Ballot{Counter: 5, Proposer: "p"}}, nil
+	}, func(id string) (synod.Config, error) {
+		if id == "a2" {
+			return synod.Config{}, &natstransport.RemoteError{Acceptor: id, Code: natstransport.CodeMalformed, Description: "unknown kind 3"}
+		}
+		return synod.Config{}, nil
+	})
+	if !res.Agree || res.Acceptors[1].Epoch != nil || !strings.Contains(res.Acceptors[1].ConfigError, "predates") || len(res.StaleConfig) != 0 {
+		t.Errorf("result %+v", res)
+	}
+	var out strings.Builder
+	if err := res.write(&out); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", out.String())
+	if !regexp.MustCompile(`(?m)^a2\s+\?\s+\S+\s+5/p\s+0\s+current$`).MatchString(out.String()) ||
+		!strings.Contains(out.String(), "a2's configuration is unknown: its inspect endpoint predates") {
+		t.Errorf("table:\n%s", out.String())
 	}
 }
