@@ -23,11 +23,13 @@ import (
 //	request  [2, 3, after str, limit uint]     AdminKeys
 //	request  [2, 4, key str]                   AdminState
 //	request  [2, 5, key str, floor uint]       AdminForget
+//	request  [2, 6]                            AdminCompact
 //	reply    [2, 1, from, config bin]          the configuration now served
 //	reply    [2, 2, from, config bin|nil]      the configuration served (nil: none)
 //	reply    [2, 3, from, [key, ...], more bool]
 //	reply    [2, 4, from, key, promised ballot, accepted ballot, value bin|nil]
 //	reply    [2, 5, from, key, removed bool]
+//	reply    [2, 6, from, bytes before uint, bytes after uint]
 //	reply    [2, 0, from, code str, message str, detail bin|nil]   an error
 //
 // An error reply also carries the code and message in the micro error
@@ -54,6 +56,9 @@ const (
 	AdminState AdminKind = 4
 	// AdminForget removes a deleted key below a floor (synod.Acceptor.Forget).
 	AdminForget AdminKind = 5
+	// AdminCompact reclaims the disk space of forgotten keys
+	// (synod.Acceptor.Compact).
+	AdminCompact AdminKind = 6
 
 	adminError AdminKind = 0
 )
@@ -71,6 +76,8 @@ func (k AdminKind) String() string {
 		return "state"
 	case AdminForget:
 		return "forget"
+	case AdminCompact:
+		return "compact"
 	case adminError:
 		return "error"
 	}
@@ -109,16 +116,18 @@ type AdminReply struct {
 	Key     string              // AdminState, AdminForget
 	State   synod.AcceptorState // AdminState
 	Removed bool                // AdminForget
+	Before  uint64              // AdminCompact: bytes on disk before
+	After   uint64              // AdminCompact: bytes on disk after
 	Error   *ItemError          // an error reply
 }
 
 // Field counts of admin messages, version and kind included.
 var adminRequestFields = map[AdminKind]int{
-	AdminInstall: 3, AdminConfig: 2, AdminKeys: 4, AdminState: 3, AdminForget: 4,
+	AdminInstall: 3, AdminConfig: 2, AdminKeys: 4, AdminState: 3, AdminForget: 4, AdminCompact: 2,
 }
 
 var adminReplyFields = map[AdminKind]int{
-	AdminInstall: 4, AdminConfig: 4, AdminKeys: 5, AdminState: 7, AdminForget: 5, adminError: 6,
+	AdminInstall: 4, AdminConfig: 4, AdminKeys: 5, AdminState: 7, AdminForget: 5, AdminCompact: 5, adminError: 6,
 }
 
 // Validate checks a request: a known kind, a valid configuration with an
@@ -133,7 +142,7 @@ func (r AdminRequest) Validate() error {
 		if r.Config.Epoch == 0 {
 			return fmt.Errorf("%w: admin install: epoch 0", synod.ErrInvalidConfig)
 		}
-	case AdminConfig:
+	case AdminConfig, AdminCompact:
 	case AdminKeys:
 		if len(r.After) > MaxKeySize {
 			return fmt.Errorf("%w: admin keys: cursor of %d bytes, limit %d", ErrTooLarge, len(r.After), MaxKeySize)
@@ -212,6 +221,9 @@ func EncodeAdminReply(rep AdminReply) ([]byte, error) {
 	case AdminForget:
 		b = appendStr(b, rep.Key)
 		b = appendBool(b, rep.Removed)
+	case AdminCompact:
+		b = appendUint(b, rep.Before)
+		b = appendUint(b, rep.After)
 	}
 	return b, nil
 }
@@ -360,6 +372,9 @@ func DecodeAdminReply(data []byte, lim Limits) (AdminReply, error) {
 	case AdminForget:
 		rep.Key = r.key()
 		rep.Removed = r.boolean("removed")
+	case AdminCompact:
+		rep.Before = r.uint("bytes before")
+		rep.After = r.uint("bytes after")
 	}
 	if err := r.finish(); err != nil {
 		return AdminReply{}, err

@@ -114,3 +114,12 @@ func (t *Transport) admin(ctx context.Context, to string, req AdminRequest) (Adm
 	}
 	return rep, nil
 }
+
+// Compact asks acceptor to to reclaim now the disk space of the keys garbage
+// collection removed, and returns its storage's bytes on disk before and
+// after. It is not part of synod.Admin: `synod gc` calls it after a
+// collection.
+func (t *Transport) Compact(ctx context.Context, to string) (before, after uint64, err error) {
+	rep, err := t.admin(ctx, to, AdminRequest{Kind: AdminCompact})
+	return rep.Before, rep.After, err
+}

@@ -12,6 +12,9 @@ import (
 // for the requests admitted under the previous configuration.
 const adminTimeout = 10 * time.Second
 
+// compactTimeout bounds a compaction.
+const compactTimeout = 5 * time.Minute
+
 // handleAdmin answers an admin request on the subscription's goroutine:
 // admin requests are rare and served one at a time, apart from the workers
 // that serve proposers.
@@ -42,6 +45,11 @@ func (s *Service) handleAdmin(req micro.Request) {
 		rep.State, err = s.acc.State(ctx, r.Key)
 	case AdminForget:
 		rep.Removed, err = s.acc.Forget(ctx, r.Key, r.Floor)
+	case AdminCompact:
+		var cctx context.Context
+		cctx, cancel = context.WithTimeout(s.workCtx, compactTimeout)
+		defer cancel()
+		rep.Before, rep.After, err = s.acc.Compact(cctx)
 	}
 	s.metrics.request(opAdmin, arrived, true, err)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"sync"
@@ -78,6 +79,9 @@ func TestAdminEndpoint(t *testing.T) {
 	}
 	if keys, _ := tr.ListKeys(ctx, "a1", "", 100); slices.Contains(keys, "gone") {
 		t.Fatalf("forgotten key still stored: %q", keys)
+	}
+	if _, _, err := tr.Compact(ctx, "a1"); !errors.Is(err, synod.ErrInvalidConfig) {
+		t.Fatalf("compact over a memory storage: got %v, want synod.ErrInvalidConfig", err)
 	}
 	if _, err := tr.AcceptorConfig(ctx, "a9"); !errors.Is(err, synod.ErrUnavailable) {
 		t.Fatalf("acceptor nobody serves: got %v, want synod.ErrUnavailable", err)
@@ -280,5 +284,52 @@ func TestProposerAdoptsAfterEveryAcceptorReplaced(t *testing.T) {
 	}
 	if got := sleeper.Config(); !slices.Equal(got.Acceptors, []string{"a3", "a4", "a5"}) {
 		t.Fatalf("sleeper's configuration %v", got)
+	}
+}
+
+// TestCollectAndCompact deletes registers on Pebble acceptors, collects them
+// and compacts: the bytes on disk go down.
+func TestCollectAndCompact(t *testing.T) {
+	s := natstest.RunServer(t)
+	h := newHarness(t, inProcess(s), 3, pebbleStorage)
+	ctx := ctxTimeout(t, time.Minute)
+	c, tr := h.client("gc", 1)
+	value := make([]byte, 8<<10)
+	_, _ = rand.NewChaCha8([32]byte{1}).Read(value) // incompressible
+	for i := range 200 {
+		if _, err := c.Change(ctx, "big"+strconv.Itoa(i), func([]byte) ([]byte, error) { return value, nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	full := map[string]uint64{}
+	for _, id := range h.ids {
+		_, after, err := tr.Compact(ctx, id) // flushed and compacted: the data's size
+		if err != nil {
+			t.Fatal(err)
+		}
+		full[id] = after
+	}
+	for i := range 200 {
+		if err := c.Delete(ctx, "big"+strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := synod.NewReconfigurer(c, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.CollectGarbage(ctx)
+	if err != nil || res.Collected != 200 {
+		t.Fatalf("collect: %+v, %v", res, err)
+	}
+	for _, id := range h.ids {
+		_, after, err := tr.Compact(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: %d bytes on disk with 200 registers of 8 KiB, %d after deleting and collecting them", id, full[id], after)
+		if after >= full[id]/2 {
+			t.Errorf("%s: %d bytes after collection, %d before", id, after, full[id])
+		}
 	}
 }

@@ -21,6 +21,7 @@ func adminRequests() []AdminRequest {
 		{Kind: AdminKeys, After: "k/9", Limit: MaxAdminPage},
 		{Kind: AdminState, Key: "k"},
 		{Kind: AdminForget, Key: "k", Floor: 1 << 40},
+		{Kind: AdminCompact},
 	}
 }
 
@@ -34,6 +35,7 @@ func adminReplies() []AdminReply {
 		{Kind: AdminState, From: "a1", Key: "k", State: synod.AcceptorState{Promised: b2, Accepted: b1, Value: []byte("v")}},
 		{Kind: AdminState, From: "a1", Key: "k"},
 		{Kind: AdminForget, From: "a1", Key: "k", Removed: true},
+		{Kind: AdminCompact, From: "a1", Before: 1 << 30, After: 12345},
 		{From: "a1", Error: &ItemError{Code: CodeStaleEpoch, Message: "stale", Detail: mustEncode(adminCfg.MarshalBinary())}},
 		{From: "a1", Error: &ItemError{Code: CodeInvalidConfig, Message: "conflicting"}},
 	}

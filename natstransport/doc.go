@@ -155,10 +155,12 @@
 //	request  [2, 3, after str, limit uint]   a page of keys after after (limit 1..1000)
 //	request  [2, 4, key str]                 a key's state
 //	request  [2, 5, key str, floor uint]     forget key if inert below floor
+//	request  [2, 6]                          compact: reclaim the space of forgotten keys now
 //	reply    [2, kind, from str, config bin|nil]                                  install, config
 //	reply    [2, 3, from str, [key str, ...], more bool]
 //	reply    [2, 4, from str, key str, promised ballot, accepted ballot, value bin|nil]
 //	reply    [2, 5, from str, key str, removed bool]
+//	reply    [2, 6, from str, bytes before uint, bytes after uint]                 compact
 //	reply    [2, 0, from str, code str, message str, detail bin|nil]              an error
 //
 // An error reply also sets the micro error headers. A stale install gets 412

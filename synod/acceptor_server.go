@@ -265,3 +265,18 @@ func (a *Acceptor) Forget(ctx context.Context, key string, floor uint64) (bool, 
 	}
 	return true, nil
 }
+
+// Compact reclaims the disk space of forgotten keys, after a garbage
+// collection, and returns the storage's bytes on disk before and after. The
+// Storage must be a Compactor.
+func (a *Acceptor) Compact(ctx context.Context) (before, after uint64, err error) {
+	c, ok := a.store.(Compactor)
+	if !ok {
+		return 0, 0, errorf(ErrInvalidConfig, "acceptor %s: its storage cannot compact", a.id)
+	}
+	before = c.DiskUsage()
+	if err := c.Compact(ctx); err != nil {
+		return before, 0, fmt.Errorf("synod: acceptor %s: compact: %w", a.id, err)
+	}
+	return before, c.DiskUsage(), nil
+}

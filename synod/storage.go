@@ -44,6 +44,14 @@ type Deleter interface {
 	Delete(ctx context.Context, key string) error
 }
 
+// Compactor is an optional Storage ability: reclaiming now the disk space of
+// the keys Deleter removed (pebblestore.Store has it). DiskUsage reports the
+// bytes the storage takes on disk.
+type Compactor interface {
+	Compact(ctx context.Context) error
+	DiskUsage() uint64
+}
+
 // KeyRangeLister is an optional KeyLister ability: listing the stored keys
 // from a start key on, so that a tool pages through many keys without
 // rescanning them from the first one.

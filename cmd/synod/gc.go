@@ -18,6 +18,16 @@ type gcResult struct {
 	Skipped   int    `json:"skipped"`   // left for a later collection
 	Floor     uint64 `json:"floor"`     // the ballot floor of the collection's epoch
 	Epoch     uint64 `json:"epoch"`     // the collection's epoch (0: none was needed)
+	// Disk is each living acceptor's storage bytes before and after the
+	// compaction that follows the collection (absent if it could not compact).
+	Disk []diskUsage `json:"disk,omitempty"`
+}
+
+type diskUsage struct {
+	Acceptor string `json:"acceptor"`
+	Before   uint64 `json:"bytes_before"`
+	After    uint64 `json:"bytes_after"`
+	Err      string `json:"error,omitempty"`
 }
 
 func gcCommand() *command {
@@ -45,11 +55,30 @@ func gcCommand() *command {
 				}
 				return err
 			}
-			out := gcResult(res)
+			out := gcResult{Keys: res.Keys, Deleted: res.Deleted, Collected: res.Collected, Removed: res.Removed,
+				Skipped: res.Skipped, Floor: res.Floor, Epoch: res.Epoch}
+			if res.Removed > 0 {
+				// Reclaim the space now rather than at the storage's leisure.
+				for _, id := range cl.Config().Acceptors {
+					before, after, err := tr.Compact(ctx, id)
+					d := diskUsage{Acceptor: id, Before: before, After: after}
+					if err != nil {
+						d.Err = err.Error()
+					}
+					out.Disk = append(out.Disk, d)
+				}
+			}
 			return e.out.emit(out, func(w io.Writer) error {
-				_, err := fmt.Fprintf(w, "%d keys examined, %d deleted, %d collected (%d register states removed), %d skipped; epoch %d, ballot floor %d\n",
+				fmt.Fprintf(w, "%d keys examined, %d deleted, %d collected (%d register states removed), %d skipped; epoch %d, ballot floor %d\n",
 					out.Keys, out.Deleted, out.Collected, out.Removed, out.Skipped, out.Epoch, out.Floor)
-				return err
+				for _, d := range out.Disk {
+					if d.Err != "" {
+						fmt.Fprintf(w, "%s: not compacted: %s\n", d.Acceptor, d.Err)
+						continue
+					}
+					fmt.Fprintf(w, "%s: %d bytes on disk before compaction, %d after\n", d.Acceptor, d.Before, d.After)
+				}
+				return nil
 			})
 		},
 	}

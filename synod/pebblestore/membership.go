@@ -145,5 +145,12 @@ func (s *Store) Compact(ctx context.Context) error {
 	return nil
 }
 
-// DiskUsage returns the bytes the store's files take on disk.
-func (s *Store) DiskUsage() uint64 { return s.db.Metrics().DiskSpaceUsage() }
+// DiskUsage returns the bytes the store's live tables take on disk: the
+// registers as stored, compressed. The write-ahead log is left out (its size
+// follows the recent writes, deletions included, and its files are
+// recycled), and so are tables a compaction replaced, which Pebble deletes
+// in the background.
+func (s *Store) DiskUsage() uint64 {
+	m := s.db.Metrics()
+	return m.Table.Local.LiveSize + m.BlobFiles.Local.LiveSize
+}
