@@ -153,7 +153,7 @@ func WithRequestID(id string) RequestOption { return func(o *requestOptions) { o
 // context lasts, send the message again with the same request ID after any
 // outcome that says it was not applied or may have been (no reply, no
 // actor for a grain, synod.ErrIndeterminate, ErrUnavailable, ErrConflict,
-// ErrStopped).
+// ErrStorage, ErrStopped).
 // The actor's deduplication makes those retries apply the message at most
 // once. Handler errors are never retried.
 func WithRetry(d time.Duration) RequestOption { return func(o *requestOptions) { o.attempt = d } }
@@ -207,7 +207,8 @@ func NewRequestID() string {
 // error (see ErrorReply.Err): a *HandlerError (matching ErrHandler and the
 // handler's own HandlerError sentinels), or an error matching
 // synod.ErrIndeterminate, synod.ErrUnavailable, synod.ErrConflict,
-// ErrStopped or ErrInvalid. No reply before ctx's deadline gives ErrNoReply,
+// synod.ErrStorage (acceptors' storage failed; synod.ErrNoSpace when they
+// are out of space), ErrStopped or ErrInvalid. No reply before ctx's deadline gives ErrNoReply,
 // which matches synod.ErrIndeterminate; an undeliverable request gives
 // ErrNoActor.
 //
@@ -294,7 +295,7 @@ func retryable(to Target, err error) bool {
 	if _, grain := to.(grainTarget); !grain && errors.Is(err, ErrNoActor) {
 		return false
 	}
-	for _, e := range []error{synod.ErrIndeterminate, synod.ErrUnavailable, synod.ErrConflict, ErrStopped, ErrNoActor, ErrNoReply} {
+	for _, e := range []error{synod.ErrIndeterminate, synod.ErrUnavailable, synod.ErrConflict, synod.ErrStorage, ErrStopped, ErrNoActor, ErrNoReply} {
 		if errors.Is(err, e) {
 			return true
 		}

@@ -53,8 +53,10 @@
 //
 // A handler's error or panic leaves the state as it was and is sent back as
 // an ErrorReply (code HANDLER or PANIC); so are the round's errors
-// (INDETERMINATE, UNAVAILABLE, CONFLICT), so a caller can always tell a
-// refusal from a protocol outcome. A batch that changes nothing (queries,
+// (INDETERMINATE, UNAVAILABLE, CONFLICT, and STORAGE or NO_SPACE when the
+// acceptors' storage failed: synod.ErrStorage and synod.ErrNoSpace on the
+// caller's side), so a caller can always tell a refusal from a protocol
+// outcome. A caller reads a code it does not know as INDETERMINATE. A batch that changes nothing (queries,
 // refusals, duplicates) writes the register's value back unchanged, which
 // is never indeterminate; a batch of queries alone uses reg.Read.
 //

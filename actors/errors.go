@@ -109,30 +109,52 @@ func (e *RequestError) Unwrap() error { return e.Err }
 
 // replyError is a protocol error that came back in an ErrorReply.
 type replyError struct {
-	code ErrorCode
-	msg  string
+	code   ErrorCode
+	reason string
+	msg    string
 }
 
 func (e *replyError) Error() string { return e.msg }
 
+// Reasons an INDETERMINATE ErrorReply may carry: acceptors' storage failed.
+const (
+	reasonStorage = "storage"
+	reasonNoSpace = "no_space"
+)
+
+// Is matches the sentinel of e's code (see ErrorReply.Err).
 func (e *replyError) Is(target error) bool {
 	switch e.code {
 	case ErrorCode_ERROR_CODE_INDETERMINATE:
-		return target == synod.ErrIndeterminate
+		return target == synod.ErrIndeterminate ||
+			(target == synod.ErrStorage && (e.reason == reasonStorage || e.reason == reasonNoSpace)) ||
+			(target == synod.ErrNoSpace && e.reason == reasonNoSpace)
 	case ErrorCode_ERROR_CODE_UNAVAILABLE:
 		return target == synod.ErrUnavailable
 	case ErrorCode_ERROR_CODE_CONFLICT:
 		return target == synod.ErrConflict
 	case ErrorCode_ERROR_CODE_STOPPED:
 		return target == ErrStopped
+	case ErrorCode_ERROR_CODE_STORAGE:
+		return target == synod.ErrStorage
+	case ErrorCode_ERROR_CODE_NO_SPACE:
+		return target == synod.ErrStorage || target == synod.ErrNoSpace
+	case ErrorCode_ERROR_CODE_UNSPECIFIED, ErrorCode_ERROR_CODE_INVALID:
+		return target == ErrInvalid
 	}
-	return target == ErrInvalid
+	// A code this version does not know (a newer peer's) says nothing about
+	// whether the message was applied: the only safe reading is "maybe".
+	return target == synod.ErrIndeterminate
 }
 
 // Err returns the Go error that r stands for: a *HandlerError for handler
 // refusals and panics, otherwise an error matching synod.ErrIndeterminate,
-// synod.ErrUnavailable, synod.ErrConflict, ErrStopped or ErrInvalid. It
-// returns nil for a nil r.
+// synod.ErrUnavailable, synod.ErrConflict, synod.ErrStorage (and
+// synod.ErrNoSpace for NO_SPACE), ErrStopped or ErrInvalid. An
+// INDETERMINATE reply whose Reason names a storage failure matches
+// synod.ErrStorage (and synod.ErrNoSpace) too. A code this version does not
+// know matches synod.ErrIndeterminate: it may or may not have been applied.
+// It returns nil for a nil r.
 func (r *ErrorReply) Err() error {
 	if r == nil {
 		return nil
@@ -143,7 +165,7 @@ func (r *ErrorReply) Err() error {
 	case ErrorCode_ERROR_CODE_PANIC:
 		return &HandlerError{Code: r.Reason, Message: r.Message, Panic: true}
 	}
-	return &replyError{code: r.Code, msg: r.Message}
+	return &replyError{code: r.Code, reason: r.Reason, msg: r.Message}
 }
 
 // handlerReply is the reply to a message whose handler returned err.
@@ -170,6 +192,16 @@ func protocolReply(err error) *ErrorReply {
 	switch {
 	case errors.Is(err, synod.ErrIndeterminate):
 		r.Code = ErrorCode_ERROR_CODE_INDETERMINATE
+		switch {
+		case errors.Is(err, synod.ErrNoSpace):
+			r.Reason = reasonNoSpace
+		case errors.Is(err, synod.ErrStorage):
+			r.Reason = reasonStorage
+		}
+	case errors.Is(err, synod.ErrNoSpace):
+		r.Code = ErrorCode_ERROR_CODE_NO_SPACE
+	case errors.Is(err, synod.ErrStorage):
+		r.Code = ErrorCode_ERROR_CODE_STORAGE
 	case errors.Is(err, synod.ErrConflict):
 		r.Code = ErrorCode_ERROR_CODE_CONFLICT
 	case errors.Is(err, synod.ErrUnavailable), errors.Is(err, synod.ErrClosed):
