@@ -296,18 +296,7 @@ func TestClusterMembership(t *testing.T) {
 		// Grains are placed by the topology the provider built, so
 		// requests from one member reach grains on the others.
 		const grains = 16
-		for i := range grains {
-			a.send(t, fmt.Sprintf("%s grain-%d", cmdRequest, i))
-		}
-		hosts := map[string]int{}
-		for range grains {
-			r := a.reply(t)
-			if r.Err != "" {
-				t.Fatalf("request %s: %s", r.Identity, r.Err)
-			}
-			hosts[r.From]++
-		}
-		t.Logf("grains per member: %v", hosts)
+		hosts := ask(t, a, grains)
 		if len(hosts) < 2 {
 			t.Fatalf("%d grains on %d member(s), want them spread", grains, len(hosts))
 		}
@@ -426,23 +415,7 @@ func TestRejoinAfterNATSCut(t *testing.T) {
 	b.addrs.waitFor(t, within, a.addr, b.addr)
 	before := b.rec.snapshot()
 	const grains = 16
-	ask := func(from *proc) map[string]int {
-		t.Helper()
-		for i := range grains {
-			from.send(t, fmt.Sprintf("%s grain-%d", cmdRequest, i))
-		}
-		hosts := map[string]int{}
-		for range grains {
-			r := from.reply(t)
-			if r.Err != "" {
-				t.Fatalf("request %s from %s: %s", r.Identity, from.addr, r.Err)
-			}
-			hosts[r.From]++
-		}
-		t.Logf("grains per member, asked from %s: %v", from.addr, hosts)
-		return hosts
-	}
-	if hosts := ask(a); hosts[b.addr] == 0 {
+	if hosts := ask(t, a, grains); hosts[b.addr] == 0 {
 		t.Fatalf("no grain on b before the cut: %v", hosts)
 	}
 
@@ -459,10 +432,10 @@ func TestRejoinAfterNATSCut(t *testing.T) {
 	// a's placement may lag just behind the topology the test saw, and
 	// b activates what it is asked to; it stops such grains again within
 	// a heartbeat interval (requests queued in them are dropped).
-	hosts, failed := tryAsk(t, a, grains, time.Second)
+	hosts, failed, _ := tryAsk(t, a, grains, time.Second)
 	t.Logf("right after the expiry, asked from a: %v, %d failed", hosts, failed)
 	waitCount(t, b, 0, within)
-	if hosts := ask(a); hosts[a.addr] != grains {
+	if hosts := ask(t, a, grains); hosts[a.addr] != grains {
 		t.Fatalf("grains during the cut: %v, want all on a", hosts)
 	}
 
@@ -484,7 +457,7 @@ func TestRejoinAfterNATSCut(t *testing.T) {
 	for _, from := range []*proc{a, b} {
 		deadline := time.Now().Add(within)
 		for {
-			hosts, failed := tryAsk(t, from, grains, time.Second)
+			hosts, failed, _ := tryAsk(t, from, grains, time.Second)
 			if failed == 0 && hosts[a.addr] > 0 && hosts[b.addr] > 0 {
 				t.Logf("grains per member, asked from %s: %v", from.addr, hosts)
 				break
@@ -496,9 +469,22 @@ func TestRejoinAfterNATSCut(t *testing.T) {
 	}
 }
 
+// ask asks p for the echo grains grain-0 to grain-(n-1), fails the test if
+// one does not answer within 10s, and returns how many answered from each
+// member address.
+func ask(t *testing.T, p *proc, n int) map[string]int {
+	t.Helper()
+	hosts, failed, first := tryAsk(t, p, n, 10*time.Second)
+	if failed > 0 {
+		t.Fatalf("%d of %d requests from %s failed, the first: %s", failed, n, p.addr, first)
+	}
+	t.Logf("grains per member, asked from %s: %v", p.addr, hosts)
+	return hosts
+}
+
 // tryAsk asks p for n echo grains with the given timeout each and returns
-// where they answered from and how many failed.
-func tryAsk(t *testing.T, p *proc, n int, timeout time.Duration) (hosts map[string]int, failed int) {
+// where they answered from, how many failed and the first failure.
+func tryAsk(t *testing.T, p *proc, n int, timeout time.Duration) (hosts map[string]int, failed int, first string) {
 	t.Helper()
 	for i := range n {
 		p.send(t, fmt.Sprintf("%s grain-%d %v", cmdRequest, i, timeout))
@@ -506,12 +492,14 @@ func tryAsk(t *testing.T, p *proc, n int, timeout time.Duration) (hosts map[stri
 	hosts = map[string]int{}
 	for range n {
 		if r := p.reply(t); r.Err != "" {
-			failed++
+			if failed++; failed == 1 {
+				first = r.Identity + ": " + r.Err
+			}
 		} else {
 			hosts[r.From]++
 		}
 	}
-	return hosts, failed
+	return hosts, failed, first
 }
 
 // waitCount waits until p has want echo grains activated, asking every
