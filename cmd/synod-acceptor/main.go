@@ -267,20 +267,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 	var mp metric.MeterProvider
 	if c.metrics != "" {
-		exp, err := promexport.New()
+		exp, srv, stop, err := promexport.Serve(c.metrics, log)
 		if err != nil {
 			return err
 		}
-		srv, err := promexport.Listen(c.metrics, exp, log)
-		if err != nil {
-			return err
-		}
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			_ = srv.Close(sctx)
-			_ = exp.Provider.Shutdown(sctx)
-		}()
+		defer stop()
 		log.Info("metrics: serving", "url", srv.URL())
 		mp = exp.Provider
 	}

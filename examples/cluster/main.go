@@ -12,6 +12,9 @@
 //	go run ./examples/cluster -role member -id m1 -nats nats://127.0.0.1:4222
 //	go run ./examples/cluster -role client -nats nats://127.0.0.1:4222
 //
+// -creds, -nkey, -tls-cert, -tls-key and -tls-ca connect to a secured NATS
+// as they do for synod-acceptor (package internal/cliflags).
+//
 // See the README's "Example cluster" section.
 package main
 
@@ -33,6 +36,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/protosynod/protosynod/examples/cluster/scenario"
+	"github.com/protosynod/protosynod/internal/cliflags"
 	"github.com/protosynod/protosynod/internal/promexport"
 )
 
@@ -54,11 +58,12 @@ func main() {
 var errUsage = errors.New("usage")
 
 type flags struct {
-	role, natsURL, id, data, host, acceptors, cluster, show string
-	metrics                                                 string
-	seed                                                    uint64
-	members                                                 int
-	verbose                                                 bool
+	role, id, data, host, acceptors, cluster, show string
+	conn                                           cliflags.NATS
+	metrics                                        string
+	seed                                           uint64
+	members                                        int
+	verbose                                        bool
 }
 
 func parse(args []string, stderr io.Writer) (flags, error) {
@@ -66,7 +71,7 @@ func parse(args []string, stderr io.Writer) (flags, error) {
 	fs := flag.NewFlagSet("cluster", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.role, "role", "all", "all (everything in this process), acceptor, member or client")
-	fs.StringVar(&f.natsURL, "nats", "", "NATS server URL (required unless -role all, which starts an embedded server)")
+	f.conn.RegisterURL(fs, "", "NATS server URLs, comma-separated (required unless -role all, which starts an embedded server)")
 	fs.StringVar(&f.id, "id", "", "node ID: acceptor a1, a2, a3 (see -acceptors); member m1, m2, ...; client c1")
 	fs.StringVar(&f.data, "data", "", "acceptor data directory (-role all: parent of a1, a2, a3, kept at exit; default a temporary directory removed at exit)")
 	fs.StringVar(&f.host, "host", "127.0.0.1", "address members and clients bind protoactor remoting to")
@@ -99,8 +104,11 @@ func parse(args []string, stderr io.Writer) (flags, error) {
 	default:
 		return f, fmt.Errorf("%w: unknown -role %q", errUsage, f.role)
 	}
-	if f.role != "all" && f.natsURL == "" {
+	if f.role != "all" && f.conn.URLs == "" {
 		return f, fmt.Errorf("%w: -role %s needs -nats", errUsage, f.role)
+	}
+	if err := f.conn.Validate(); err != nil {
+		return f, fmt.Errorf("%w: %w", errUsage, err)
 	}
 	if f.seed == 0 {
 		f.seed = rand.Uint64()
@@ -117,24 +125,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if f.verbose {
 		log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
-	cfg := scenario.DefaultConfig(f.natsURL)
+	cfg := scenario.DefaultConfig(f.conn.URLs)
+	if cfg.NATSOptions, err = f.conn.Options(); err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
 	cfg.Cluster, cfg.Host, cfg.Seed, cfg.Logger = f.cluster, f.host, f.seed, log
 	cfg.Acceptors = strings.Split(f.acceptors, ",")
 	if f.metrics != "" {
-		exp, err := promexport.New()
+		exp, srv, stop, err := promexport.Serve(f.metrics, log)
 		if err != nil {
 			return err
 		}
-		srv, err := promexport.Listen(f.metrics, exp, log)
-		if err != nil {
-			return err
-		}
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			_ = srv.Close(sctx)
-			_ = exp.Provider.Shutdown(sctx)
-		}()
+		defer stop()
 		fmt.Fprintf(stdout, "metrics at %s\n", srv.URL())
 		cfg.MeterProvider = exp.Provider
 	}
@@ -144,7 +146,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "acceptor %s serving %s on %s (data %s); Ctrl-C to stop\n", f.id, cfg.Cluster, f.natsURL, f.data)
+		fmt.Fprintf(stdout, "acceptor %s serving %s on %s (data %s); Ctrl-C to stop\n", f.id, cfg.Cluster, f.conn.URLs, f.data)
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -21,6 +21,11 @@ func TestParse(t *testing.T) {
 		{"unknown role", []string{"-role", "proposer"}, errUsage, nil},
 		{"stray argument", []string{"extra"}, errUsage, nil},
 		{"bad flag", []string{"-nope"}, errUsage, nil},
+		{"member with credentials", []string{"-role", "member", "-nats", "tls://h:4222", "-creds", "u.creds", "-tls-ca", "ca.pem"}, nil,
+			func(f flags) bool {
+				return f.conn.URLs == "tls://h:4222" && f.conn.Creds == "u.creds" && f.conn.TLSCA == "ca.pem"
+			}},
+		{"tls cert without key", []string{"-role", "member", "-nats", "tls://h:4222", "-tls-cert", "c.pem"}, errUsage, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -45,7 +45,12 @@ type NATS struct {
 
 // Register adds -nats, -creds, -nkey, -tls-cert, -tls-key and -tls-ca to fs.
 func (n *NATS) Register(fs *flag.FlagSet) {
-	fs.StringVar(&n.URLs, "nats", nats.DefaultURL, "NATS server URLs, comma-separated")
+	n.RegisterURL(fs, nats.DefaultURL, "NATS server URLs, comma-separated")
+}
+
+// RegisterURL is Register with another default and usage for -nats.
+func (n *NATS) RegisterURL(fs *flag.FlagSet, def, usage string) {
+	fs.StringVar(&n.URLs, "nats", def, usage)
 	fs.StringVar(&n.Creds, "creds", "", "NATS user credentials file")
 	fs.StringVar(&n.NKey, "nkey", "", "NATS nkey seed file")
 	fs.StringVar(&n.TLSCert, "tls-cert", "", "TLS client certificate file (with -tls-key)")

@@ -54,3 +54,15 @@ func TestNATSValidate(t *testing.T) {
 		t.Errorf("TLS options = %d, %v; want 2 options", len(opts), err)
 	}
 }
+
+func TestRegisterURL(t *testing.T) {
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	var n NATS
+	n.RegisterURL(fs, "", "required")
+	if err := fs.Parse([]string{"-creds", "u.creds"}); err != nil {
+		t.Fatal(err)
+	}
+	if n.URLs != "" || n.Creds != "u.creds" || fs.Lookup("nats").Usage != "required" {
+		t.Errorf("got nats=%q creds=%q usage=%q", n.URLs, n.Creds, fs.Lookup("nats").Usage)
+	}
+}

@@ -85,3 +85,26 @@ func (s *Server) URL() string { return "http://" + s.ln.Addr().String() + Path }
 func (s *Server) Close(ctx context.Context) error {
 	return s.srv.Shutdown(ctx)
 }
+
+// stopTimeout bounds Serve's stop: the last scrape and the provider's
+// shutdown.
+const stopTimeout = 2 * time.Second
+
+// Serve is what a command's -metrics ADDR flag needs: a new Exporter served
+// at http://addr/metrics (see Listen). stop closes the server and shuts the
+// provider down, waiting at most two seconds; call it when the command ends.
+func Serve(addr string, log *slog.Logger) (exp *Exporter, srv *Server, stop func(), err error) {
+	if exp, err = New(); err != nil {
+		return nil, nil, nil, err
+	}
+	if srv, err = Listen(addr, exp, log); err != nil {
+		return nil, nil, nil, err
+	}
+	stop = func() {
+		ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+		defer cancel()
+		_ = srv.Close(ctx)
+		_ = exp.Provider.Shutdown(ctx)
+	}
+	return exp, srv, stop, nil
+}

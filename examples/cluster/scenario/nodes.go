@@ -32,6 +32,9 @@ type Config struct {
 	// NATSURL is the NATS server (or comma-separated servers) every node
 	// connects to.
 	NATSURL string
+	// NATSOptions are added to every node's connection options:
+	// credentials, nkey, TLS (see internal/cliflags).
+	NATSOptions []nats.Option
 	// Cluster names both the synod acceptor cluster (subjects
 	// synod.<Cluster>.…) and the protoactor cluster (protoactor.<Cluster>.…).
 	Cluster string
@@ -91,7 +94,8 @@ func (c Config) connect(ctx context.Context, name string) (*nats.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, connectWait)
 	defer cancel()
 	for {
-		nc, err := nats.Connect(c.NATSURL, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
+		opts := append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}, c.NATSOptions...)
+		nc, err := nats.Connect(c.NATSURL, opts...)
 		if err == nil {
 			return nc, nil
 		}
