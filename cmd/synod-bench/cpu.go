@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -105,4 +107,71 @@ func procStatus(pid int, field string) int64 {
 		}
 	}
 	return -1
+}
+
+// batchMeter reads the acceptors' synod_storage_batch_size histogram (keys
+// per synced commit, that is per frame that wrote), so that a run can
+// report how many items each fsync carried and how many fsyncs an operation
+// cost: the per-message costs that dominate the CPU profiles shrink as
+// frames grow.
+type batchMeter struct {
+	urls []string
+}
+
+// sample returns the histogram's sum and count over every acceptor, or
+// ok = false if an acceptor did not answer.
+func (m *batchMeter) sample() (sum, count float64, ok bool) {
+	if len(m.urls) == 0 {
+		return 0, 0, false
+	}
+	for _, u := range m.urls {
+		s, c, err := scrapeBatchSize(u)
+		if err != nil {
+			return 0, 0, false
+		}
+		sum, count = sum+s, count+c
+	}
+	return sum, count, true
+}
+
+// perOp formats the items per synced commit and the commits per operation
+// and acceptor since (sum0, count0).
+func (m *batchMeter) perOp(sum0, count0 float64, ok0 bool, ops int64) string {
+	sum, count, ok := m.sample()
+	if !ok || !ok0 || ops == 0 || count <= count0 {
+		return ""
+	}
+	return fmt.Sprintf("; acceptor commits: %.1f registers each, %.2f per op and acceptor",
+		(sum-sum0)/(count-count0), (count-count0)/float64(ops)/float64(len(m.urls)))
+}
+
+func scrapeBatchSize(url string) (sum, count float64, err error) {
+	client := http.Client{Timeout: 2 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, 0, err
+	}
+	for line := range strings.Lines(string(b)) {
+		var dst *float64
+		switch {
+		case strings.HasPrefix(line, "synod_storage_batch_size_sum"):
+			dst = &sum
+		case strings.HasPrefix(line, "synod_storage_batch_size_count"):
+			dst = &count
+		default:
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			return 0, 0, err
+		}
+		*dst += v
+	}
+	return sum, count, nil
 }

@@ -52,6 +52,7 @@ type deployment struct {
 	accProcs []*procs.Proc
 	dataDirs []string      // acceptor i's -data, processes layout
 	pprof    []pprofTarget // processes whose CPU can be profiled over HTTP
+	metrics  []string      // acceptors' metrics URLs, processes layout
 }
 
 // pprofTarget is a process serving net/http/pprof.
@@ -178,11 +179,9 @@ func deployProcesses(ctx context.Context, s deploySettings, log *slog.Logger) (*
 	}
 	log.Info("starting synod-acceptor processes", "acceptors", s.servers)
 	logDir := env.TempDir()
-	var ports []int
-	if s.pprof {
-		if ports, err = procs.FreePorts(s.servers); err != nil {
-			return fail(err)
-		}
+	ports, err := procs.FreePorts(2 * s.servers)
+	if err != nil {
+		return fail(err)
 	}
 	for i := range s.servers {
 		id := fmt.Sprintf("a%d", i)
@@ -191,6 +190,9 @@ func deployProcesses(ctx context.Context, s deploySettings, log *slog.Logger) (*
 		d.dataDirs = append(d.dataDirs, dataDir)
 		args := []string{"-id", id, "-cluster", benchCluster, "-data", dataDir,
 			"-nats", d.urls[i], "-drain-timeout", "5s"}
+		metrics := fmt.Sprintf("127.0.0.1:%d", ports[s.servers+i])
+		args = append(args, "-metrics", metrics)
+		d.metrics = append(d.metrics, "http://"+metrics+"/metrics")
 		if s.pprof {
 			addr := fmt.Sprintf("127.0.0.1:%d", ports[i])
 			args = append(args, "-pprof", addr)

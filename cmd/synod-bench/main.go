@@ -274,6 +274,7 @@ func bench(ctx context.Context, w, progress io.Writer, c config) error {
 		fmt.Fprintf(tw, "workload\tbytes\tsystem\tok/s\tp50\tp99\tconflicts\terrors\tratio ok/s\tratio p50\t\n")
 	}
 	cpu := newCPUMeter(dep)
+	batches := &batchMeter{urls: dep.metrics}
 	for n, s := range steps {
 		engines := []engine{js, sy}
 		if s.w.actors {
@@ -284,6 +285,7 @@ func bench(ctx context.Context, w, progress io.Writer, c config) error {
 			stem := fmt.Sprintf("%s-%d-%s", s.w.name, s.valueBytes, e.name())
 			var r result
 			before := cpu.sample()
+			bsum, bcount, bok := batches.sample()
 			err := profileRun(ctx, dep, c.profileDir, stem, d, func() {
 				r = run(ctx, e, s.w, d, s.valueBytes, c.seed)
 			})
@@ -295,7 +297,7 @@ func bench(ctx context.Context, w, progress io.Writer, c config) error {
 			}
 			fmt.Fprintf(progress, "synod-bench: [%d/%d] %s %dB %s: %.0f ok/s, p50 %v, p99 %v, %d conflicts, %d errors%s\n",
 				n+1, len(steps), s.w.name, s.valueBytes, e.name(), r.rate(), r.pct(0.50).Round(time.Microsecond),
-				r.pct(0.99).Round(time.Microsecond), r.conflicts, r.errs, cpu.perOp(before, r.ok))
+				r.pct(0.99).Round(time.Microsecond), r.conflicts, r.errs, cpu.perOp(before, r.ok)+batches.perOp(bsum, bcount, bok, r.ok))
 			if r.firstErr != nil {
 				fmt.Fprintf(progress, "synod-bench:   first error: %v\n", r.firstErr)
 			}
