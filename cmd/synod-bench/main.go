@@ -19,7 +19,8 @@
 //     from the bench process, as in production;
 //   - -nats URL: an existing cluster, with the acceptors of -cluster found
 //     by micro discovery or given with -acceptors, and a JetStream KV bucket
-//     "synod_bench" with -js-replicas replicas.
+//     "synod_bench" with -js-replicas replicas. The comparison is fair only if
+//     those servers run JetStream with sync_interval: always.
 //
 // Workloads, after DESIGN.md §8 and BASELINES.md, at every -value-bytes size
 // (100 and 1024 by default; the actor workloads at the first size):
