@@ -314,9 +314,10 @@ func (t *Transport) flush(p *peer) error {
 		t.mu.Unlock()
 		return nil
 	}
+	room := min(len(p.queue), MaxFrameItems)
 	var (
-		reqs  []RequestItem
-		taken []*item
+		reqs  = make([]RequestItem, 0, room)
+		taken = make([]*item, 0, room)
 		size  = 16 // frame header
 		n     int
 	)

@@ -39,6 +39,10 @@ const (
 	errorItemFields        = 5 // kind, seq, code, message, detail
 )
 
+// preallocItems is how many items a decoder makes room for at once: frames
+// are usually small, and an announced count is never trusted further.
+const preallocItems = 8
+
 // RequestItem is one request of a request frame: a synod.BatchRequest and the
 // sequence number that its reply item carries back. Seq correlates the item
 // with its reply inside one frame; the acceptor only echoes it.
@@ -208,7 +212,8 @@ func DecodeRequestFrame(data []byte, lim Limits) ([]RequestItem, error) {
 		return nil, err
 	}
 	n := r.itemCount()
-	var items []RequestItem
+	// n is the sender's word: room for a few items, append finds more.
+	items := make([]RequestItem, 0, min(n, preallocItems))
 	for i := 0; i < n && r.err == nil; i++ {
 		var it RequestItem
 		fields := r.arrayLen("item")
@@ -260,6 +265,7 @@ func DecodeReplyFrame(data []byte, lim Limits) (ReplyFrame, error) {
 	}
 	f.From = r.from()
 	n := r.itemCount()
+	f.Items = make([]ReplyItem, 0, min(n, preallocItems)) // n is the sender's word
 	for i := 0; i < n && r.err == nil; i++ {
 		var it ReplyItem
 		fields := r.arrayLen("item")

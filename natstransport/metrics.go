@@ -45,6 +45,29 @@ type serviceMetrics struct {
 	refused   metric.Int64Counter
 	malformed metric.Int64Counter
 	reg       metric.Registration
+
+	// The attribute sets of every request and refusal, built once: an
+	// attribute set costs allocations each time it is made, and these are
+	// recorded per request. Read-only after construction.
+	requestAttrs map[string]*[3]metric.RecordOption // by op: ok, refused, error
+	refuseAttrs  map[string]metric.AddOption        // by reason
+}
+
+// Request outcomes, the index into serviceMetrics.requestAttrs' arrays.
+var requestOutcomes = [3]string{"ok", "refused", "error"}
+
+// metricOps and refuseReasons are the ops and refusal reasons recorded with
+// attribute sets built in advance; others build theirs when recorded.
+var (
+	metricOps     = []string{opPrepare, opAccept, "read", opInspect, opAdmin}
+	refuseReasons = []string{"ballot", "overloaded", "stopping", "probe"}
+)
+
+func (m *serviceMetrics) requestOption(op string, outcome int) metric.RecordOption {
+	if a := m.requestAttrs[op]; a != nil {
+		return a[outcome]
+	}
+	return metric.WithAttributes(m.acceptor, attribute.String("op", op), attribute.String("outcome", requestOutcomes[outcome]))
 }
 
 // newServiceMetrics creates s's instruments; the queue gauges read s.
@@ -54,6 +77,18 @@ func newServiceMetrics(mp metric.MeterProvider, s *Service) (*serviceMetrics, er
 	}
 	m := mp.Meter(MeterName)
 	sm := serviceMetrics{acceptor: attribute.String("acceptor", s.acc.ID())}
+	sm.requestAttrs = make(map[string]*[3]metric.RecordOption, len(metricOps))
+	for _, op := range metricOps {
+		var a [3]metric.RecordOption
+		for i, outcome := range requestOutcomes {
+			a[i] = metric.WithAttributes(sm.acceptor, attribute.String("op", op), attribute.String("outcome", outcome))
+		}
+		sm.requestAttrs[op] = &a
+	}
+	sm.refuseAttrs = make(map[string]metric.AddOption, len(refuseReasons))
+	for _, reason := range refuseReasons {
+		sm.refuseAttrs[reason] = metric.WithAttributes(sm.acceptor, attribute.String("reason", reason))
+	}
 	var errs []error
 	var err error
 	sm.duration, err = m.Float64Histogram("synod.acceptor.request.duration", metric.WithUnit("s"),
@@ -93,21 +128,24 @@ func newServiceMetrics(mp metric.MeterProvider, s *Service) (*serviceMetrics, er
 // request records a request answered: op, time since it arrived, and whether
 // the acceptor promised/accepted (ok), refused it, or failed (err != nil).
 func (m *serviceMetrics) request(op string, arrived time.Time, ok bool, err error) {
-	outcome := "ok"
+	outcome := 0 // ok
 	switch {
 	case err != nil:
-		outcome = "error"
+		outcome = 2 // error
 	case !ok:
-		outcome = "refused"
+		outcome = 1 // refused
 		m.refuse("ballot")
 	}
-	m.duration.Record(context.Background(), time.Since(arrived).Seconds(),
-		metric.WithAttributes(m.acceptor, attribute.String("op", op), attribute.String("outcome", outcome)))
+	m.duration.Record(context.Background(), time.Since(arrived).Seconds(), m.requestOption(op, outcome))
 }
 
 // refuse counts a request not applied, for reason.
 func (m *serviceMetrics) refuse(reason string) {
-	m.refused.Add(context.Background(), 1, metric.WithAttributes(m.acceptor, attribute.String("reason", reason)))
+	opt, ok := m.refuseAttrs[reason]
+	if !ok {
+		opt = metric.WithAttributes(m.acceptor, attribute.String("reason", reason))
+	}
+	m.refused.Add(context.Background(), 1, opt)
 }
 
 // malformedRequest counts a request that failed to decode or validate.

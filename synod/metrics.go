@@ -108,12 +108,8 @@ var (
 // since start, its rounds, whether it began on the fast path, and its outcome.
 func (m *clientMetrics) done(ctx context.Context, read bool, start time.Time, rounds int, fast bool, err error) {
 	ctx = context.WithoutCancel(ctx)
-	op := attrOpChange
-	if read {
-		op = attrOpRead
-	}
 	outcome := outcomeOf(err)
-	m.duration.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(op, attribute.String("outcome", outcome)))
+	m.duration.Record(ctx, time.Since(start).Seconds(), durationAttrs(read, outcome))
 	if rounds > 0 {
 		m.rounds.Record(ctx, int64(rounds))
 	}
@@ -151,6 +147,30 @@ func (m *clientMetrics) batch(ctx context.Context, read bool, n int) {
 		op = opRead
 	}
 	m.batchSize.Record(context.WithoutCancel(ctx), int64(n), op)
+}
+
+// outcomes are the values of the outcome attribute (see outcomeOf).
+var outcomes = []string{"ok", "indeterminate", "conflict", "unavailable", "invalid", "error"}
+
+// durationOpts holds the change.duration attribute sets of every op and
+// outcome, built once: making an attribute set allocates, and one is
+// recorded per change.
+var durationOpts = func() map[[2]string]metric.RecordOption {
+	m := make(map[[2]string]metric.RecordOption, 2*len(outcomes))
+	for _, op := range []attribute.KeyValue{attrOpChange, attrOpRead} {
+		for _, o := range outcomes {
+			m[[2]string{op.Value.AsString(), o}] = metric.WithAttributes(op, attribute.String("outcome", o))
+		}
+	}
+	return m
+}()
+
+func durationAttrs(read bool, outcome string) metric.RecordOption {
+	op := "change"
+	if read {
+		op = "read"
+	}
+	return durationOpts[[2]string{op, outcome}]
 }
 
 func outcomeOf(err error) string {
