@@ -252,7 +252,7 @@ func (c *Client) round(key string, ws []*waiter) {
 		c.mu.Lock()
 		c.p.Complete(pr)
 		c.mu.Unlock()
-		if _, err := pr.Result(); err != ErrUnavailable || ctx.Err() != nil || !c.refreshConfig(ctx) {
+		if _, err := pr.Result(); !notApplied(err) || ctx.Err() != nil || !c.refreshConfig(ctx) {
 			break
 		}
 		// Nothing was applied, and the client found a newer configuration
@@ -285,6 +285,13 @@ func (c *Client) round(key string, ws []*waiter) {
 			w.wake <- struct{}{}
 		}
 	}
+}
+
+// notApplied reports whether err says that no quorum could be reached and
+// nothing was applied: ErrUnavailable, alone or with the acceptors found
+// unreachable or failing (not with ErrIndeterminate).
+func notApplied(err error) bool {
+	return errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrIndeterminate)
 }
 
 // batchContext returns the context of a batch's round: it carries ws[0]'s
