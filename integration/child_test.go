@@ -30,9 +30,9 @@ const (
 	childAccEnv    = "PROTOSYNOD_IT_ACCEPTORS"
 	childOutEnv    = "PROTOSYNOD_IT_OUT"
 	childSeedEnv   = "PROTOSYNOD_IT_SEED"
+	childNameEnv   = "PROTOSYNOD_IT_CHILD_NAME" // names the child's keys (default "child")
 	childKeys      = 4
 	childMaxRun    = 90 * time.Second
-	childKeyPrefix = "child-"
 )
 
 // childRecord is one line of the child's history.
@@ -72,14 +72,25 @@ func childMain() int {
 		return fail(err)
 	}
 	cfg := synod.Config{Acceptors: strings.Split(os.Getenv(childAccEnv), ",")}
-	c, err := synod.NewClient(synod.RandomProposerID("child"), cfg, tr, synod.WithRand(newRand(seed)))
+	name := os.Getenv(childNameEnv)
+	if name == "" {
+		name = "child"
+	}
+	// The child follows membership changes without a restart: stale-epoch
+	// refusals carry the new configuration, and DiscoverConfig finds it
+	// when every acceptor the child knew is gone.
+	c, err := synod.NewClient(synod.RandomProposerID(name), cfg, tr, synod.WithRand(newRand(seed)),
+		synod.WithConfigSource(tr.DiscoverConfig))
 	if err != nil {
 		return fail(err)
 	}
 	fmt.Fprintln(os.Stderr, "child: running")
+	defer func() {
+		fmt.Fprintf(os.Stderr, "child: final configuration %v\n", c.Config())
+	}()
 	enc := json.NewEncoder(out)
 	for seq := 1; ctx.Err() == nil; seq++ {
-		key := fmt.Sprintf("%s%d", childKeyPrefix, seq%childKeys)
+		key := fmt.Sprintf("%s-%d", name, seq%childKeys)
 		octx, ocancel := context.WithTimeout(context.Background(), 3*time.Second)
 		_, err := c.Change(octx, key, func([]byte) ([]byte, error) { return []byte(strconv.Itoa(seq)), nil })
 		ocancel()
@@ -103,19 +114,26 @@ type childRun struct {
 // startChild starts a child proposer against e and waits until it runs.
 func startChild(t *testing.T, e *env, seed int64) *childRun {
 	t.Helper()
+	return startNamedChild(t, e, seed, "child")
+}
+
+// startNamedChild starts a child proposer whose keys are name-0.. name-3.
+func startNamedChild(t *testing.T, e *env, seed int64, name string) *childRun {
+	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(t.TempDir(), "child.jsonl")
+	out := filepath.Join(t.TempDir(), name+".jsonl")
 	p, err := harness.StartProc(t, harness.ProcSpec{
-		Name: "child-proposer", Path: self, Args: []string{"-test.run=^$"},
+		Name: name + "-proposer", Path: self, Args: []string{"-test.run=^$"},
 		Env: []string{
 			childEnv + "=1",
 			childNATSEnv + "=" + urlsFrom(e.nats, 2),
 			childAccEnv + "=" + strings.Join(e.cfg.Acceptors, ","),
 			childOutEnv + "=" + out,
 			childSeedEnv + "=" + strconv.FormatInt(seed, 10),
+			childNameEnv + "=" + name,
 		},
 	})
 	if err != nil {

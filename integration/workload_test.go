@@ -30,6 +30,10 @@ type workloadConfig struct {
 	thinkTime  time.Duration // upper bound of the random pause between operations
 	readShare  int           // percent of reads
 	casShare   int           // percent of compare-and-sets; the rest are writes
+	// deleteShare is the percent of writes that delete the register
+	// (synod.Client.Delete): a write of "" in the history, since a deleted
+	// register reads empty.
+	deleteShare int
 	hotPercent int           // percent of operations on hot keys
 	// pad, if positive, appends that many filler bytes to every value
 	// written (stripped again when read), so values weigh on the disk as
@@ -112,6 +116,8 @@ func (w *workload) worker(ctx context.Context, client int, p *proposer, rng *ran
 			in = harness.Read(key)
 		case r < w.cfg.readShare+w.cfg.casShare:
 			in = harness.CAS(key, seen[key], value)
+		case rng.IntN(100) < w.cfg.deleteShare:
+			in = harness.Write(key, "")
 		default:
 			in = harness.Write(key, value)
 		}
@@ -154,6 +160,10 @@ func (w *workload) do(ctx context.Context, client int, p *proposer, in harness.I
 	case harness.OpRead:
 		v, err = p.client.Read(octx, in.Key)
 	case harness.OpWrite:
+		if in.Value == "" {
+			err = p.client.Delete(octx, in.Key)
+			break
+		}
 		v, err = p.client.Change(octx, in.Key, func([]byte) ([]byte, error) { return w.padded(in.Value), nil })
 	case harness.OpCAS:
 		v, err = p.client.Change(octx, in.Key, func(cur []byte) ([]byte, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -77,6 +78,18 @@ func (t *Transport) Forget(ctx context.Context, to, key string, floor uint64) (b
 	return rep.Removed, err
 }
 
+// adminRequestTimeout bounds one admin request of kind: the acceptor's own
+// bound on serving it, and some slack.
+func adminRequestTimeout(kind AdminKind) time.Duration {
+	switch kind {
+	case AdminInstall:
+		return adminTimeout + 2*time.Second
+	case AdminCompact:
+		return compactTimeout + 5*time.Second
+	}
+	return 5 * time.Second
+}
+
 // admin sends req to acceptor to's admin endpoint and returns its reply. An
 // error reply comes back as a *synod.StaleEpochError (CodeStaleEpoch with the
 // acceptor's configuration) or a *RemoteError; an acceptor nobody serves as
@@ -90,7 +103,13 @@ func (t *Transport) admin(ctx context.Context, to string, req AdminRequest) (Adm
 	if err != nil {
 		return AdminReply{}, err
 	}
-	m, err := t.nc.RequestWithContext(ctx, subj, data)
+	// A request that reached a subscription of an instance that just died
+	// is never answered: bound each request, so that a caller retrying an
+	// acceptor (a fence does) tries again instead of waiting out its own
+	// deadline.
+	rctx, cancel := context.WithTimeout(ctx, adminRequestTimeout(req.Kind))
+	defer cancel()
+	m, err := t.nc.RequestWithContext(rctx, subj, data)
 	if err != nil {
 		if errors.Is(err, nats.ErrNoResponders) {
 			return AdminReply{}, fmt.Errorf("natstransport: admin %v at %s: %w (%w)", req.Kind, to, synod.ErrUnavailable, err)

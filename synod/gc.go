@@ -36,12 +36,20 @@ type GCResult struct {
 // holds a value for them below the floor, and has every living member forget
 // them. A register whose tombstone reached only some acceptors is first
 // completed by a full round. It refuses to run while a reconfiguration is
-// under way (ErrBusy). Running it again after an interruption is safe.
+// under way (ErrBusy). Running it again after an interruption is safe: it
+// first finishes the step an interrupted collection left.
 func (r *Reconfigurer) CollectGarbage(ctx context.Context) (GCResult, error) {
 	var res GCResult
 	m, err := r.Members(ctx)
 	if err != nil {
 		return res, err
+	}
+	if m.Busy() && m.Target == nil {
+		// An interrupted collection's floor step (a reconfiguration has a
+		// target): finish it, as Resume would.
+		if m, err = r.run(ctx); err != nil {
+			return res, err
+		}
 	}
 	if m.Busy() {
 		return res, fmt.Errorf("%w: epoch %d toward %v (resume it first)", ErrBusy, m.Config.Epoch, m.Target)

@@ -289,3 +289,57 @@ func TestDeleteAndCollect(t *testing.T) {
 		t.Fatalf("second collection: %+v, %v", res, err)
 	}
 }
+
+// TestCollectAfterInterruptedCollection: a collection whose fence cannot
+// reach an acceptor stops at its deadline with its floor step recorded but
+// not done; the next collection finishes that step first instead of
+// refusing with ErrBusy.
+func TestCollectAfterInterruptedCollection(t *testing.T) {
+	c := newCluster(t, 3)
+	ctx := context.Background()
+	cl := c.client("gc")
+	for i := range 4 {
+		k := fmt.Sprintf("k%d", i)
+		if _, err := cl.Change(ctx, k, func([]byte) ([]byte, error) { return []byte("v"), nil }); err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.Delete(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := synod.NewReconfigurer(cl, c.tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The collection reads the keys' states at every acceptor first, then
+	// claims the floor step and fences: isolate a2 once the claim is in.
+	fenced := make(chan struct{})
+	var once sync.Once
+	r2, err := synod.NewReconfigurer(cl, c.tr, synod.WithProgress(func(p synod.Progress) {
+		if p.Phase == "claim" {
+			once.Do(func() { c.tr.Isolate("a2"); close(fenced) })
+		}
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err = r2.CollectGarbage(short)
+	cancel()
+	<-fenced
+	if err == nil {
+		t.Fatal("collection with a2 unreachable succeeded")
+	}
+	m, err := r.Members(ctx)
+	if err != nil || !m.Busy() {
+		t.Fatalf("after the interrupted collection: %+v, %v; want its step recorded and not done", m, err)
+	}
+	c.tr.Heal()
+	res, err := r.CollectGarbage(ctx)
+	if err != nil {
+		t.Fatalf("collection after an interrupted one: %v", err)
+	}
+	if res.Collected != 4 {
+		t.Fatalf("collected %+v, want the 4 deleted keys", res)
+	}
+}
