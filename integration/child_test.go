@@ -25,14 +25,14 @@ import (
 // writes increasing values to its own keys through its own NATS connection
 // and synod.Client, and logs every outcome as a JSON line, until SIGTERM.
 const (
-	childEnv       = "PROTOSYNOD_IT_CHILD"
-	childNATSEnv   = "PROTOSYNOD_IT_NATS"
-	childAccEnv    = "PROTOSYNOD_IT_ACCEPTORS"
-	childOutEnv    = "PROTOSYNOD_IT_OUT"
-	childSeedEnv   = "PROTOSYNOD_IT_SEED"
-	childNameEnv   = "PROTOSYNOD_IT_CHILD_NAME" // names the child's keys (default "child")
-	childKeys      = 4
-	childMaxRun    = 90 * time.Second
+	childEnv     = "PROTOSYNOD_IT_CHILD"
+	childNATSEnv = "PROTOSYNOD_IT_NATS"
+	childAccEnv  = "PROTOSYNOD_IT_ACCEPTORS"
+	childOutEnv  = "PROTOSYNOD_IT_OUT"
+	childSeedEnv = "PROTOSYNOD_IT_SEED"
+	childNameEnv = "PROTOSYNOD_IT_CHILD_NAME" // names the child's keys (default "child")
+	childKeys    = 4
+	childMaxRun  = 90 * time.Second
 )
 
 // childRecord is one line of the child's history.

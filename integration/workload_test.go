@@ -23,18 +23,18 @@ func newRand(seed int64) *rand.Rand {
 // workloadConfig shapes the load: how many keys, how many of them hot, how
 // many workers per proposer, and bounds.
 type workloadConfig struct {
-	keys, hot  int
-	workers    int           // per proposer
-	maxOps     int           // stop issuing operations after this many
-	opTimeout  time.Duration // deadline of one operation
-	thinkTime  time.Duration // upper bound of the random pause between operations
-	readShare  int           // percent of reads
-	casShare   int           // percent of compare-and-sets; the rest are writes
+	keys, hot int
+	workers   int           // per proposer
+	maxOps    int           // stop issuing operations after this many
+	opTimeout time.Duration // deadline of one operation
+	thinkTime time.Duration // upper bound of the random pause between operations
+	readShare int           // percent of reads
+	casShare  int           // percent of compare-and-sets; the rest are writes
 	// deleteShare is the percent of writes that delete the register
 	// (synod.Client.Delete): a write of "" in the history, since a deleted
 	// register reads empty.
 	deleteShare int
-	hotPercent int           // percent of operations on hot keys
+	hotPercent  int // percent of operations on hot keys
 	// pad, if positive, appends that many filler bytes to every value
 	// written (stripped again when read), so values weigh on the disk as
 	// the 32 KiB values did while the history stays small.
