@@ -43,6 +43,14 @@ const (
 // are usually small, and an announced count is never trusted further.
 const preallocItems = 8
 
+// The field count of each item kind a decoder accepts, by kind; zero for a
+// kind it does not.
+var (
+	requestItemFields = [...]int{synod.OpPrepare: prepareItemFields, synod.OpAccept: acceptItemFields, synod.OpRead: readItemFields}
+	replyItemFields   = [...]int{itemError: errorItemFields, synod.OpPrepare: prepareReplyItemFields,
+		synod.OpAccept: acceptReplyItemFields, synod.OpRead: readReplyItemFields}
+)
+
 // RequestItem is one request of a request frame: a synod.BatchRequest and the
 // sequence number that its reply item carries back. Seq correlates the item
 // with its reply inside one frame; the acceptor only echoes it.
@@ -91,34 +99,19 @@ func AppendRequestFrame(dst []byte, items []RequestItem) ([]byte, error) {
 	dst = appendArrayLen(dst, len(items))
 	for i := range items {
 		it := &items[i]
+		if int(it.Op) >= len(requestItemFields) || requestItemFields[it.Op] == 0 {
+			return dst, fmt.Errorf("natstransport: encode request frame: %w: item %d has unknown kind %d", ErrMalformed, i, it.Op)
+		}
+		dst = appendItemHeader(dst, requestItemFields[it.Op], it.Op, it.Seq)
+		dst = appendUint(dst, it.Epoch())
+		dst = appendStr(dst, it.Key())
 		switch it.Op {
 		case synod.OpPrepare:
-			r := &it.Prepare
-			dst = appendArrayLen(dst, prepareItemFields)
-			dst = appendUint(dst, uint64(it.Op))
-			dst = appendUint(dst, it.Seq)
-			dst = appendUint(dst, r.Epoch)
-			dst = appendStr(dst, r.Key)
-			dst = appendBallot(dst, r.Ballot)
+			dst = appendBallot(dst, it.Prepare.Ballot)
 		case synod.OpAccept:
-			r := &it.Accept
-			dst = appendArrayLen(dst, acceptItemFields)
-			dst = appendUint(dst, uint64(it.Op))
-			dst = appendUint(dst, it.Seq)
-			dst = appendUint(dst, r.Epoch)
-			dst = appendStr(dst, r.Key)
-			dst = appendBallot(dst, r.Ballot)
-			dst = appendBin(dst, r.Value)
-			dst = appendBallot(dst, r.Next)
-		case synod.OpRead:
-			r := &it.Read
-			dst = appendArrayLen(dst, readItemFields)
-			dst = appendUint(dst, uint64(it.Op))
-			dst = appendUint(dst, it.Seq)
-			dst = appendUint(dst, r.Epoch)
-			dst = appendStr(dst, r.Key)
-		default:
-			return dst, fmt.Errorf("natstransport: encode request frame: %w: item %d has unknown kind %d", ErrMalformed, i, it.Op)
+			dst = appendBallot(dst, it.Accept.Ballot)
+			dst = appendBin(dst, it.Accept.Value)
+			dst = appendBallot(dst, it.Accept.Next)
 		}
 	}
 	return dst, nil
@@ -155,20 +148,17 @@ func EncodeReplyFrame(from string, items []ReplyItem) ([]byte, error) {
 
 // appendReplyItem appends one reply item.
 func appendReplyItem(dst []byte, it *ReplyItem) ([]byte, error) {
+	if int(it.Op) >= len(replyItemFields) || replyItemFields[it.Op] == 0 {
+		return dst, fmt.Errorf("%w: reply item has unknown kind %d", ErrMalformed, it.Op)
+	}
+	dst = appendItemHeader(dst, replyItemFields[it.Op], it.Op, it.Seq)
 	switch it.Op {
 	case itemError:
-		e := &it.Error
-		dst = appendArrayLen(dst, errorItemFields)
-		dst = appendUint(dst, itemError)
-		dst = appendUint(dst, it.Seq)
-		dst = appendStr(dst, e.Code)
-		dst = appendStr(dst, e.Message)
-		dst = appendBin(dst, e.Detail)
+		dst = appendStr(dst, it.Error.Code)
+		dst = appendStr(dst, it.Error.Message)
+		dst = appendBin(dst, it.Error.Detail)
 	case synod.OpPrepare:
 		r := &it.Prepare
-		dst = appendArrayLen(dst, prepareReplyItemFields)
-		dst = appendUint(dst, uint64(it.Op))
-		dst = appendUint(dst, it.Seq)
 		dst = appendStr(dst, r.Key)
 		dst = appendBallot(dst, r.Ballot)
 		dst = appendBool(dst, r.OK)
@@ -177,26 +167,26 @@ func appendReplyItem(dst []byte, it *ReplyItem) ([]byte, error) {
 		dst = appendBin(dst, r.Value)
 	case synod.OpAccept:
 		r := &it.Accept
-		dst = appendArrayLen(dst, acceptReplyItemFields)
-		dst = appendUint(dst, uint64(it.Op))
-		dst = appendUint(dst, it.Seq)
 		dst = appendStr(dst, r.Key)
 		dst = appendBallot(dst, r.Ballot)
 		dst = appendBool(dst, r.OK)
 		dst = appendBallot(dst, r.Seen)
 	case synod.OpRead:
 		r := &it.Read
-		dst = appendArrayLen(dst, readReplyItemFields)
-		dst = appendUint(dst, uint64(it.Op))
-		dst = appendUint(dst, it.Seq)
 		dst = appendStr(dst, r.Key)
 		dst = appendBallot(dst, r.Promised)
 		dst = appendBallot(dst, r.Accepted)
 		dst = appendBin(dst, r.Value)
-	default:
-		return dst, fmt.Errorf("%w: reply item has unknown kind %d", ErrMalformed, it.Op)
 	}
 	return dst, nil
+}
+
+// appendItemHeader appends the start of an item of the given field count:
+// its array header, kind and seq.
+func appendItemHeader(dst []byte, fields int, kind synod.Op, seq uint64) []byte {
+	dst = appendArrayLen(dst, fields)
+	dst = appendUint(dst, uint64(kind))
+	return appendUint(dst, seq)
 }
 
 // DecodeRequestFrame decodes a request frame strictly: the frame size against
@@ -216,23 +206,7 @@ func DecodeRequestFrame(data []byte, lim Limits) ([]RequestItem, error) {
 	items := make([]RequestItem, 0, min(n, preallocItems))
 	for i := 0; i < n && r.err == nil; i++ {
 		var it RequestItem
-		fields := r.arrayLen("item")
-		it.Op = synod.Op(r.uint("item kind"))
-		want := 0
-		switch it.Op {
-		case synod.OpPrepare:
-			want = prepareItemFields
-		case synod.OpAccept:
-			want = acceptItemFields
-		case synod.OpRead:
-			want = readItemFields
-		default:
-			r.fail(ErrMalformed, "item %d: unknown kind %d", i, it.Op)
-		}
-		if r.err == nil && fields != want {
-			r.fail(ErrMalformed, "item %d (%v): %d fields, want %d", i, it.Op, fields, want)
-		}
-		it.Seq = r.uint("seq")
+		it.Op, it.Seq = r.itemHeader(i, requestItemFields[:])
 		epoch := r.uint("epoch")
 		key := r.key()
 		switch it.Op {
@@ -268,25 +242,7 @@ func DecodeReplyFrame(data []byte, lim Limits) (ReplyFrame, error) {
 	f.Items = make([]ReplyItem, 0, min(n, preallocItems)) // n is the sender's word
 	for i := 0; i < n && r.err == nil; i++ {
 		var it ReplyItem
-		fields := r.arrayLen("item")
-		it.Op = synod.Op(r.uint("item kind"))
-		want := 0
-		switch it.Op {
-		case itemError:
-			want = errorItemFields
-		case synod.OpPrepare:
-			want = prepareReplyItemFields
-		case synod.OpAccept:
-			want = acceptReplyItemFields
-		case synod.OpRead:
-			want = readReplyItemFields
-		default:
-			r.fail(ErrMalformed, "item %d: unknown kind %d", i, it.Op)
-		}
-		if r.err == nil && fields != want {
-			r.fail(ErrMalformed, "item %d (%v): %d fields, want %d", i, it.Op, fields, want)
-		}
-		it.Seq = r.uint("seq")
+		it.Op, it.Seq = r.itemHeader(i, replyItemFields[:])
 		switch it.Op {
 		case itemError:
 			it.Error.Code = r.str("code", maxCodeSize)
@@ -321,6 +277,22 @@ func DecodeReplyFrame(data []byte, lim Limits) (ReplyFrame, error) {
 		return ReplyFrame{}, err
 	}
 	return f, nil
+}
+
+// itemHeader reads the start of item i of a frame: its array header, kind
+// and seq. The kind must be one that fields (the field count of each kind, by
+// kind) gives a count for, and the array must have that many fields.
+func (r *reader) itemHeader(i int, fields []int) (synod.Op, uint64) {
+	n := r.arrayLen("item")
+	kind := r.uint("item kind")
+	switch {
+	case r.err != nil:
+	case kind >= uint64(len(fields)) || fields[kind] == 0:
+		r.fail(ErrMalformed, "item %d: unknown kind %d", i, kind)
+	case n != fields[kind]:
+		r.fail(ErrMalformed, "item %d (%v): %d fields, want %d", i, synod.Op(kind), n, fields[kind])
+	}
+	return synod.Op(kind), r.uint("seq")
 }
 
 // itemCount reads the header of a frame's item array: at most MaxFrameItems,

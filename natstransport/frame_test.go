@@ -143,6 +143,8 @@ func TestDecodeFrameRejects(t *testing.T) {
 		{"fewer items than announced", craft([]byte{0x92, 0x02, 0x92}, item), ErrMalformed},
 		{"trailing item", craft([]byte{0x92, 0x02, 0x91}, item, item), ErrMalformed},
 		{"unknown kind", frame(craft([]byte{0x95, 0x04, 0x05, 0x00}, str("k"), ballotBytes(1, "p"))), ErrMalformed},
+		// 257 is prepare's kind 1 modulo 256: kinds are compared whole.
+		{"kind 257", frame(craft([]byte{0x95, 0xcd, 0x01, 0x01, 0x05, 0x00}, str("k"), ballotBytes(1, "p"))), ErrMalformed},
 		{"kind 0 in a request", frame(craft([]byte{0x95, 0x00, 0x05, 0x00}, str("k"), ballotBytes(1, "p"))), ErrMalformed},
 		{"prepare with accept's fields", frame(craft([]byte{0x97, 0x01, 0x05, 0x00}, str("k"), ballotBytes(1, "p"), []byte{0xc0}, ballotBytes(0, ""))), ErrMalformed},
 		{"item not an array", frame(str("k")), ErrMalformed},
@@ -193,6 +195,7 @@ func TestDecodeReplyFrameRejects(t *testing.T) {
 		{"error with 4 fields", rframe("a", craft([]byte{0x94, 0x00, 0x01}, str("500"), str("m"))), ErrMalformed},
 		{"read reply empty key", rframe("a", craft([]byte{0x96, 0x03, 0x01}, str(""), ballotBytes(0, ""), ballotBytes(0, ""), []byte{0xc0})), synod.ErrInvalidRequest},
 		{"unknown kind", rframe("a", craft([]byte{0x96, 0x09, 0x01}, str("k"), ballotBytes(1, "p"), []byte{0xc3}, ballotBytes(0, ""))), ErrMalformed},
+		{"kind 258", rframe("a", craft([]byte{0x96, 0xcd, 0x01, 0x02, 0x01}, str("k"), ballotBytes(1, "p"), []byte{0xc3}, ballotBytes(0, ""))), ErrMalformed},
 		{"request frame", mustEncode(EncodeRequestFrame(sampleRequests())), ErrMalformed},
 		{"version 1 reply", mustEncode(EncodeAcceptReply(synod.AcceptReply{From: "a", Key: "k", Ballot: b1})), ErrVersion},
 	}
