@@ -158,6 +158,8 @@ func NewClient(proposerID string, cfg Config, tr Transport, opts ...Option) (*Cl
 		return nil, errorf(ErrInvalidConfig, "timeouts must be positive")
 	case o.backoffMin <= 0 || o.backoffMax < o.backoffMin:
 		return nil, errorf(ErrInvalidConfig, "backoff range %v..%v", o.backoffMin, o.backoffMax)
+	case o.maxBatch < 1:
+		return nil, errorf(ErrInvalidConfig, "max batch %d < 1", o.maxBatch)
 	}
 	p, err := NewProposer(proposerID, cfg, o.proposer...)
 	if err != nil {

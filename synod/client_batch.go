@@ -40,8 +40,8 @@ func WithBatching(on bool) Option {
 }
 
 // WithMaxBatch bounds how many queued changes of one key run in one round
-// (default DefaultMaxBatch); 1 disables batching. Reads batch separately,
-// under the same bound.
+// (default DefaultMaxBatch); 1 disables batching, less is invalid. Reads
+// batch separately, under the same bound.
 func WithMaxBatch(n int) Option { return func(o *clientOptions) { o.maxBatch = n } }
 
 // waiter is one call of Change, Read or ReadRound waiting for a round or in
@@ -141,7 +141,7 @@ func (l *keyQueues) next(key string, max int) {
 		case w.ctx.Err() != nil:
 			w.taken, w.err = true, fmt.Errorf("synod: change %q: %w (%w)", key, ErrUnavailable, w.ctx.Err())
 			w.wake <- struct{}{}
-		case len(batch) < max && (len(batch) == 0 || (batch[0].f == nil) == (w.f == nil)):
+		case len(batch) == 0 || len(batch) < max && (batch[0].f == nil) == (w.f == nil):
 			w.taken = true
 			batch = append(batch, w)
 		default:

@@ -111,6 +111,7 @@ func TestClientInvalidCalls(t *testing.T) {
 		{"zero phase timeout", []synod.Option{synod.WithPhaseTimeout(0)}, tr},
 		{"negative default timeout", []synod.Option{synod.WithDefaultTimeout(-1)}, tr},
 		{"inverted backoff", []synod.Option{synod.WithBackoff(time.Second, time.Millisecond)}, tr},
+		{"zero max batch", []synod.Option{synod.WithMaxBatch(0)}, tr},
 	}
 	for _, b := range bad {
 		if _, err := synod.NewClient("p", cfg, b.tr, b.opts...); !errors.Is(err, synod.ErrInvalidConfig) {
