@@ -37,6 +37,8 @@
 //   - P.C.members.leave: a member's ID, published once on Shutdown.
 //   - P.C.members.hello: the sender's ID, published once on start; every
 //     member answers at once with its heartbeat.
+//   - P.C.members.expired: a member ID that the sender expired but then
+//     heard from again (see Rejoining).
 //
 // Messages are JSON objects whose first field "v" is the wire version, 1,
 // for example:
@@ -118,6 +120,16 @@
 // member that fences without having been expired (its heartbeats came
 // back late but did reach the others) rejoins at once under its new ID.
 //
+// A partition inside a NATS cluster can leave each member hearing itself
+// but not the others: then both sides expire each other, and protoactor
+// blocks both IDs. A member that hears a heartbeat from a member ID it
+// expired (within the last ten minutes) publishes that ID on
+// P.C.members.expired; the member still using that ID fences itself and
+// rejoins under its next one, as above. After the partition heals both
+// sides do so, and meet again under their new IDs. A member that fenced
+// itself has already moved on, so a late heartbeat of its old ID changes
+// nothing.
+//
 // Member IDs are never the actor system's ID, so protoactor's own gossip
 // failure detector, which blocks actor system IDs whose gossip heartbeats
 // stop for cluster.Config.HeartbeatExpiration (20s by default), no longer
@@ -142,10 +154,11 @@
 // actors and persistence this costs nothing but a retry: the state lives
 // in CASPaxos registers, and every change applies to the latest value.
 //
-// A partition inside a NATS cluster that leaves the member's own server
-// reachable (its heartbeats come back, the others' do not) is not a cut
-// the member can see: both sides expire each other and, since protoactor
-// blocks those IDs, need a restart to meet again.
+// During a partition inside NATS both sides host grains (each sees only
+// its own side), as with any membership service that keeps no quorum; the
+// CASPaxos registers keep their state safe, and each side's changes
+// succeed only where it reaches a quorum of acceptors. Members from before
+// incarnations ignore expiry notices and still need a restart.
 //
 // cluster.Cluster.Shutdown(false) stops the actor system without calling
 // the provider's Shutdown. The provider notices at its next heartbeat tick

@@ -3,12 +3,15 @@ package natscluster
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/protosynod/protosynod/integration/harness"
 	"github.com/protosynod/protosynod/internal/natstest"
 )
 
@@ -317,4 +320,55 @@ func TestFenceWhenOwnHeartbeatsStop(t *testing.T) {
 	if _, ok := r.nextCheck(t0.Add(time.Hour)); ok {
 		t.Fatal("a fenced member has a check to wait for")
 	}
+}
+
+// TestRejoinAfterNATSPartition splits a two-server NATS cluster (its route
+// goes through a toxiproxy proxy) with a member on each side. Each hears its
+// own heartbeats, so neither fences: they expire each other, and
+// protoactor-go would block both IDs for good. After the heal each tells the
+// other it was expired, and both come back under new IDs.
+func TestRejoinAfterNATSPartition(t *testing.T) {
+	s1 := natstest.RunServer(t, func(o *server.Options) {
+		// No advertising, one route: s2 can reach s1 only through the proxy.
+		o.ServerName, o.Cluster = "s1", server.ClusterOpts{Name: "c", Host: "127.0.0.1", Port: -1, NoAdvertise: true, PoolSize: -1}
+	})
+	px := harness.NewProxy(t, s1.ClusterAddr().String())
+	route, err := url.Parse("nats-route://" + px.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2 := natstest.RunServer(t, func(o *server.Options) {
+		o.ServerName, o.Cluster = "s2", server.ClusterOpts{Name: "c", Host: "127.0.0.1", Port: -1, NoAdvertise: true, PoolSize: -1}
+		o.Routes = []*url.URL{route}
+	})
+	waitRoute := func() {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for s1.NumRoutes() == 0 || s2.NumRoutes() == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("routes: s1 %d, s2 %d, want them connected", s1.NumRoutes(), s2.NumRoutes())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitRoute()
+
+	const ttl = 500 * time.Millisecond
+	opts := []Option{WithHeartbeatInterval(50 * time.Millisecond), WithTTL(ttl)}
+	a := startFake(t, natstest.Connect(t, s1), "a", false, opts...)
+	b := startFake(t, natstest.Connect(t, s2), "b", false, opts...)
+	a.rec.waitFor(t, 10*time.Second, "a", "b")
+	b.rec.waitFor(t, 10*time.Second, "a", "b")
+
+	if err := px.Disable(); err != nil {
+		t.Fatal(err)
+	}
+	a.rec.waitFor(t, 10*time.Second, "a")
+	b.rec.waitFor(t, 10*time.Second, "b")
+	if err := px.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	waitRoute()
+	a.rec.waitFor(t, 15*time.Second, "a.2", "b.2")
+	b.rec.waitFor(t, 15*time.Second, "a.2", "b.2")
 }

@@ -214,7 +214,7 @@ func (r *runner) drain(now time.Time) bool {
 func (r *runner) check(now time.Time) bool {
 	changed := false
 	if r.self != nil && r.echo && !r.fenced && now.Sub(r.confirmed) >= r.fenceAfter() {
-		r.fence(now)
+		r.fence(now, "own heartbeats stopped coming back")
 		changed = true
 	}
 	if r.fenced || !r.hearing(now) {
@@ -257,13 +257,13 @@ func (r *runner) nextCheck(now time.Time) (time.Time, bool) {
 // and it expires no one, since it hears no one. Its heartbeats carry its
 // next incarnation's member ID from now on: protoactor-go never takes
 // back a member ID that left a topology.
-func (r *runner) fence(now time.Time) {
+func (r *runner) fence(now time.Time, why string) {
 	r.fenced, r.fencedAt = true, now
 	r.incarnation++
 	next := *r.self
 	next.ID = memberID(next.Instance, r.incarnation)
-	r.log.Warn("own heartbeats stopped coming back; hosting no grains until NATS is back",
-		slog.Duration("since", now.Sub(r.confirmed)), slog.String("next_id", next.ID))
+	r.log.Warn(why+"; hosting no grains until an own heartbeat comes back",
+		slog.Duration("last_heard_since", now.Sub(r.confirmed)), slog.String("next_id", next.ID))
 	r.self = &next
 	r.table.setSelf(&next)
 	if r.rc.announce != nil {
@@ -330,6 +330,15 @@ func (r *runner) handle(m *nats.Msg, now time.Time) bool {
 		if r.table.isOwn(hb) {
 			return r.ownHeartbeat(hb, now)
 		}
+		if r.table.wasExpired(hb.ID) {
+			// Alive after all: tell it, so it comes back under a new
+			// ID. (A late heartbeat of a member that has meanwhile
+			// fenced itself names an ID it no longer uses.)
+			if err := r.nc.Publish(r.subjects.expired, encode(expired{Version: wireVersion, ID: hb.ID})); err != nil {
+				r.log.Debug("expiry notice not published", slog.Any("error", err))
+			}
+			return false
+		}
 		if r.table.heartbeat(hb, now) {
 			r.log.Info("member joined or changed", slog.String("id", hb.ID), slog.String("host", hb.Host), slog.Int("port", int(hb.Port)))
 			return true
@@ -352,6 +361,19 @@ func (r *runner) handle(m *nats.Msg, now time.Time) bool {
 		}
 		if h.ID != r.rc.id {
 			r.sendHeartbeat(now)
+		}
+	case r.subjects.expired:
+		e, err := decodeLeave(m.Data)
+		if err != nil {
+			r.log.Debug("dropped expiry notice", slog.Any("error", err))
+			return false
+		}
+		if r.self != nil && !r.fenced && e.ID == r.self.ID {
+			// Another member expired this one while both could hear
+			// themselves: a partition inside NATS. It blocks this ID
+			// for good, so fence and rejoin under the next one.
+			r.fence(now, "another member expired this one (a partition inside NATS?)")
+			return true
 		}
 	}
 	return false

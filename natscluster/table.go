@@ -19,7 +19,14 @@ type table struct {
 	// a stray heartbeat cannot bring them back. protoactor's block list
 	// keeps them out of the cluster for good anyway.
 	left map[string]time.Time
+	// expired remembers members that expired by their TTL, until the
+	// time stored: protoactor blocks them, so if one turns out to be alive
+	// it must come back under a new ID (see runner.handle).
+	expired map[string]time.Time
 }
+
+// rememberExpired is how long a table remembers an expired member.
+const rememberExpired = 10 * time.Minute
 
 type entry struct {
 	hb       heartbeat
@@ -31,10 +38,11 @@ type entry struct {
 // announce none.
 func newTable(self *heartbeat, ttl time.Duration) *table {
 	return &table{
-		self: self,
-		ttl:  ttl,
-		live: make(map[string]entry),
-		left: make(map[string]time.Time),
+		self:    self,
+		ttl:     ttl,
+		live:    make(map[string]entry),
+		left:    make(map[string]time.Time),
+		expired: make(map[string]time.Time),
 	}
 }
 
@@ -74,6 +82,13 @@ func (t *table) heartbeat(hb heartbeat, now time.Time) bool {
 	return changed || !known || !sameMember(old.hb, hb)
 }
 
+// wasExpired reports whether the member id expired by its TTL recently.
+// Its heartbeats are not taken back: protoactor blocks that ID anyway.
+func (t *table) wasExpired(id string) bool {
+	_, ok := t.expired[id]
+	return ok
+}
+
 // leave removes the member id at now and ignores its heartbeats for one
 // TTL. It reports whether the member was live.
 func (t *table) leave(id string, now time.Time) bool {
@@ -96,6 +111,12 @@ func (t *table) expire(now time.Time) []string {
 		if !now.Before(e.deadline) {
 			gone = append(gone, id)
 			delete(t.live, id)
+			t.expired[id] = now.Add(max(rememberExpired, 10*t.ttl))
+		}
+	}
+	for id, until := range t.expired {
+		if !now.Before(until) {
+			delete(t.expired, id)
 		}
 	}
 	for id, until := range t.left {

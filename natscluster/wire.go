@@ -24,6 +24,7 @@ const (
 	opHeartbeat = "heartbeat"
 	opLeave     = "leave"
 	opHello     = "hello"
+	opExpired   = "expired"
 )
 
 // subjects holds the membership subjects of one cluster.
@@ -32,6 +33,7 @@ type subjects struct {
 	heartbeat string
 	leave     string
 	hello     string
+	expired   string
 }
 
 func newSubjects(prefix, clusterName string) subjects {
@@ -41,6 +43,7 @@ func newSubjects(prefix, clusterName string) subjects {
 		heartbeat: base + opHeartbeat,
 		leave:     base + opLeave,
 		hello:     base + opHello,
+		expired:   base + opExpired,
 	}
 }
 
@@ -77,6 +80,12 @@ type leave struct {
 }
 
 type hello = leave
+
+// expired tells the member ID in it that the sender expired it, though it
+// is alive: it heard its heartbeat after the TTL (a partition inside NATS,
+// which its own echo cannot reveal). protoactor-go blocks that ID for good
+// at the sender, so the member comes back under its next incarnation.
+type expired = leave
 
 func encode(v any) []byte {
 	// The message types hold only strings and integers: Marshal cannot
