@@ -159,7 +159,14 @@
 // *StaleEpochError carrying its configuration, which the proposer adopts
 // (Proposer.Adopt) before it retries. An acceptor persists a configuration
 // before it acknowledges it, so a restart never un-fences a stale proposer.
-// Requests with an epoch at or above the acceptor's own are served.
+// Requests with an epoch at or above the acceptor's own are served. A proposer
+// none of whose acceptors answers any more (all replaced while it slept)
+// learns the current configuration from its ConfigSource (WithConfigSource;
+// natstransport's Transport.DiscoverConfig), so proposers never restart.
+//
+// A Reconfigurer drives the steps below over an Admin (synodtest's
+// LocalTransport in process; natstransport's Transport over the acceptors'
+// admin subjects, which `synod reconfigure` and `synod gc` use).
 //
 // A reconfiguration is a sequence of steps C(e) -> C(e+1), each passing
 // ValidateStep: every prepare quorum of either configuration meets every
