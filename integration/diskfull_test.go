@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/protosynod/protosynod/integration/harness"
+	"github.com/protosynod/protosynod/natstransport"
 	"github.com/protosynod/protosynod/synod"
 )
 
@@ -351,6 +352,36 @@ func TestDiskFullAbrupt(t *testing.T) {
 	}
 	end()
 
+	// a1 dies too: two of three acceptors are down. NATS answers "no
+	// responders" to their frames, so a change fails at once with
+	// ErrUnavailable instead of waiting out its deadline.
+	end = rec.Annotate("nemesis", "a1 killed too")
+	a1 := e.acceptors[1]
+	if err := a1.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	waitNoResponders(ctx, t, props[0].tr, a1.Name())
+	var slowest time.Duration
+	for i := range 5 {
+		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
+		start := time.Now()
+		_, err := props[0].client.Change(cctx, fmt.Sprintf("down-%d", i), func([]byte) ([]byte, error) { return []byte("x"), nil })
+		ccancel()
+		d := time.Since(start)
+		if !errors.Is(err, synod.ErrUnavailable) || errors.Is(err, synod.ErrStorage) || errors.Is(err, synod.ErrIndeterminate) || d > 5*time.Second {
+			t.Fatalf("change with a0 and a1 down: %v after %v, want ErrUnavailable long before the 10s deadline", err, d)
+		}
+		slowest = max(slowest, d)
+		if i == 0 {
+			t.Logf("with a0 and a1 down: %v", err)
+		}
+	}
+	t.Logf("with a0 and a1 down, 5 changes failed fast with ErrUnavailable, slowest %v", slowest.Round(time.Microsecond))
+	if err := e.restart(ctx, a1); err != nil {
+		t.Fatal(err)
+	}
+	end()
+
 	rec.Annotate("nemesis", "space freed")
 	if err := os.Remove(limit); err != nil {
 		t.Fatal(err)
@@ -374,6 +405,33 @@ func TestDiskFullAbrupt(t *testing.T) {
 	w.finalReads(ctx, t, finalReadBound)
 	logErrors(t, rec)
 	rec.Check(t, checkTimeout, harness.WithLogs(e.logs()...), harness.WithSummary(suite.Summary, t.Name()))
+}
+
+// waitNoResponders sends prepares to acceptor id until one comes back as not
+// delivered: right after a SIGKILL the server may still hold the dead
+// connection's subscription for a moment.
+func waitNoResponders(ctx context.Context, t *testing.T, tr *natstransport.Transport, id string) {
+	t.Helper()
+	b := synod.Ballot{Counter: 1, Proposer: synod.ProposerID("probe", 1)}
+	for ctx.Err() == nil {
+		pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		replies := make(chan synod.PrepareReply, 1)
+		if err := tr.Prepare(pctx, []string{id}, synod.PrepareRequest{Key: "probe", Ballot: b}, replies); err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		select {
+		case r := <-replies:
+			if errors.Is(r.Err, synod.ErrNotDelivered) {
+				cancel()
+				return
+			}
+		case <-pctx.Done():
+		}
+		cancel()
+		sleep(ctx, 10*time.Millisecond)
+	}
+	t.Fatalf("acceptor %s still answers or times out: %v", id, ctx.Err())
 }
 
 // lastLine returns the last non-empty line of s.
