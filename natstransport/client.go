@@ -260,11 +260,14 @@ func (t *Transport) scatter(sc *scatter, to []string) error {
 		p.queue = append(p.queue, it)
 	}
 	sc.left = len(sc.items)
-	if sc.left > 0 {
+	// Read under the lock: once it is released another flush of the same
+	// peer may send these items and their replies decrement sc.left.
+	pending := sc.left > 0
+	if pending {
 		t.scatters[sc] = struct{}{}
 	}
 	t.mu.Unlock()
-	if sc.left > 0 {
+	if pending {
 		stop := context.AfterFunc(sc.ctx, func() { t.abandon(sc) })
 		t.mu.Lock()
 		finished := sc.done
