@@ -238,8 +238,12 @@ func TestReconfigureResume(t *testing.T) {
 func TestDeleteAndCollect(t *testing.T) {
 	c := newCluster(t, 3)
 	ctx := context.Background()
-	stale := c.client("stale")
-	deleter := c.client("deleter")
+	// Nothing here is lost or isolated, so no phase should time out: the
+	// stale client's refused fast-path accept must hear every refusal, or
+	// its retry is rightly indeterminate, and 100 ms is too short for that
+	// on a loaded machine.
+	stale := c.client("stale", synod.WithPhaseTimeout(10*time.Second))
+	deleter := c.client("deleter", synod.WithPhaseTimeout(10*time.Second))
 	set := func(cl *synod.Client, k, v string) {
 		t.Helper()
 		if _, err := cl.Change(ctx, k, func([]byte) ([]byte, error) { return []byte(v), nil }); err != nil {
