@@ -337,6 +337,13 @@ func TestSimExactlyOnce(t *testing.T) {
 					c := synodtest.RandomSimConfig(seed)
 					sh.tweak(&c)
 					c.ExactlyOnce = once
+					// Exactly-once histories keep every retried change open
+					// until its outcome is known; with five callers per client
+					// one history (seed 1281: 32 operations, 11 indeterminate)
+					// took porcupine 7.5 minutes to prove linearizable. Two
+					// callers still batch changes with their IDs and keep every
+					// history checkable within checkTimeout.
+					c.Callers = min(c.Callers, 2)
 					return c
 				})
 				var changes, indeterminate, replayed, retried int
