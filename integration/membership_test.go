@@ -45,7 +45,19 @@ func (e *env) addAcceptor(ctx context.Context, t *testing.T, id string) *harness
 // the env's first configuration, that logs its progress.
 func (e *env) operator(t *testing.T) (*synod.Reconfigurer, *natstransport.Transport) {
 	t.Helper()
-	nc, err := nats.Connect(urlsFrom(e.nats, 0), append(proposerConnOptions("operator", nil), e.natsOpts...)...)
+	return e.reconfigurer(t, 0, "operator", func(p synod.Progress) {
+		if p.Err != nil || p.Phase == "step done" || p.Phase == "done" || (p.Phase == "rescan" && p.Done == p.Total && p.Total > 0) {
+			t.Logf("operator: %s epoch %d %v %s %d/%d %v", p.Phase, p.Config.Epoch, p.Config.Acceptors, p.Acceptor, p.Done, p.Total, p.Err)
+		}
+	})
+}
+
+// reconfigurer returns a Reconfigurer whose client, proposer name, runs
+// over its own connection to the env's NATS server number server and
+// reports to progress.
+func (e *env) reconfigurer(t *testing.T, server int, name string, progress func(synod.Progress)) (*synod.Reconfigurer, *natstransport.Transport) {
+	t.Helper()
+	nc, err := nats.Connect(urlsFrom(e.nats, server), append(proposerConnOptions("operator", nil), e.natsOpts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,15 +67,11 @@ func (e *env) operator(t *testing.T) (*synod.Reconfigurer, *natstransport.Transp
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = tr.Close() })
-	c, err := synod.NewClient(synod.RandomProposerID("operator"), e.cfg, tr, synod.WithPhaseTimeout(time.Second))
+	c, err := synod.NewClient(synod.RandomProposerID(name), e.cfg, tr, synod.WithPhaseTimeout(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := synod.NewReconfigurer(c, tr, synod.WithProgress(func(p synod.Progress) {
-		if p.Err != nil || p.Phase == "step done" || p.Phase == "done" || (p.Phase == "rescan" && p.Done == p.Total && p.Total > 0) {
-			t.Logf("operator: %s epoch %d %v %s %d/%d %v", p.Phase, p.Config.Epoch, p.Config.Acceptors, p.Acceptor, p.Done, p.Total, p.Err)
-		}
-	}))
+	r, err := synod.NewReconfigurer(c, tr, synod.WithProgress(progress))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,26 +322,8 @@ func TestDeleteGCUnderLoad(t *testing.T) {
 	rec.Check(t, checkTimeout, harness.WithLogs(e.logs()...), harness.WithSummary(suite.Summary, t.Name()))
 }
 
-// operatorWith is operator with a progress hook of its own.
+// operatorWith is operator with a progress hook of its own, over server 1.
 func (e *env) operatorWith(t *testing.T, progress func(synod.Progress)) (*synod.Reconfigurer, *natstransport.Transport) {
 	t.Helper()
-	nc, err := nats.Connect(urlsFrom(e.nats, 1), append(proposerConnOptions("operator", nil), e.natsOpts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	tr, err := natstransport.NewTransport(nc, clusterName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tr.Close() })
-	c, err := synod.NewClient(synod.RandomProposerID("gc"), e.cfg, tr, synod.WithPhaseTimeout(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := synod.NewReconfigurer(c, tr, synod.WithProgress(progress))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r, tr
+	return e.reconfigurer(t, 1, "gc", progress)
 }
