@@ -144,6 +144,7 @@ type batchKey struct {
 	st      AcceptorState
 	err     error // load or store error: every request of the key fails
 	changed bool
+	cached  bool // st came from the state cache: its Value is the cache's
 }
 
 // ApplyBatch applies reqs in order, as if each were handled alone, and returns
@@ -209,6 +210,10 @@ func (a *Acceptor) ApplyBatch(ctx context.Context, reqs []BatchRequest) []BatchR
 
 	states := make(map[string]*batchKey, len(keys))
 	for _, k := range keys {
+		if st, ok := a.cache.get(k); ok {
+			states[k] = &batchKey{st: st, cached: true}
+			continue
+		}
 		st, err := a.store.Load(ctx, k)
 		if err != nil {
 			err = fmt.Errorf("synod: acceptor %s: load %q: %w", a.id, k, err)
@@ -228,14 +233,23 @@ func (a *Acceptor) ApplyBatch(ctx context.Context, reqs []BatchRequest) []BatchR
 		switch r.Op {
 		case OpPrepare:
 			bk.st, replies[i].Prepare, changed = bk.st.Prepare(a.id, r.Prepare)
+			if bk.cached {
+				// A reply's value must not be the cache's: an in-process
+				// caller may change it.
+				replies[i].Prepare.Value = slices.Clone(replies[i].Prepare.Value)
+			}
 		case OpAccept:
 			bk.st, replies[i].Accept, changed = bk.st.Accept(a.id, r.Accept)
 		case OpRead:
 			replies[i].Read = bk.st.Read(a.id, r.Read)
+			if bk.cached {
+				replies[i].Read.Value = slices.Clone(replies[i].Read.Value)
+			}
 		}
 		bk.changed = bk.changed || changed
 	}
 	a.persist(ctx, keys, states)
+	a.recache(keys, states)
 	for i := range reqs {
 		if answered[i] {
 			continue
@@ -309,6 +323,25 @@ func (a *Acceptor) persist(ctx context.Context, keys []string, states map[string
 			if err := a.store.Store(ctx, ks.Key, ks.State); err != nil {
 				states[ks.Key].err = fmt.Errorf("synod: acceptor %s: store %q: %w", a.id, ks.Key, err)
 			}
+		}
+	}
+}
+
+// recache brings the state cache up to date after a batch, its keys still
+// locked: a key that failed leaves it (a failed Store may or may not have
+// reached the disk, and a refused one did not), a key stored or loaded
+// enters it with its durable state. A state taken from the cache and left
+// unchanged is there already.
+func (a *Acceptor) recache(keys []string, states map[string]*batchKey) {
+	if a.cache == nil {
+		return
+	}
+	for _, k := range keys {
+		switch bk := states[k]; {
+		case bk.err != nil:
+			a.cache.drop(k)
+		case bk.changed || !bk.cached:
+			a.cache.put(k, bk.st)
 		}
 	}
 }

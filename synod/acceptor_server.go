@@ -15,6 +15,7 @@ import (
 type Acceptor struct {
 	id    string
 	store Storage
+	cache *stateCache // nil when disabled; see WithStateCache
 
 	mu    sync.Mutex
 	locks map[string]*keyLock
@@ -32,9 +33,17 @@ type keyLock struct {
 	refs int
 }
 
-// NewAcceptor returns an Acceptor with ID id over store.
-func NewAcceptor(id string, store Storage) *Acceptor {
-	return &Acceptor{id: id, store: store, locks: make(map[string]*keyLock)}
+// NewAcceptor returns an Acceptor with ID id over store. It starts with an
+// empty state cache (see WithStateCache): a restarted acceptor reads every
+// register from store again.
+func NewAcceptor(id string, store Storage, opts ...AcceptorOption) *Acceptor {
+	o := defaultAcceptorOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	a := &Acceptor{id: id, store: store, locks: make(map[string]*keyLock), cache: newStateCache(o.cacheBytes)}
+	a.cache.observe(o.meterProvider, id)
+	return a
 }
 
 // ID returns the acceptor's ID.
@@ -91,10 +100,27 @@ func (a *Acceptor) KeysFrom(ctx context.Context, start string, fn func(key strin
 func (a *Acceptor) State(ctx context.Context, key string) (AcceptorState, error) {
 	unlock := a.lock(key)
 	defer unlock()
+	st, err := a.loadState(ctx, key)
+	if err != nil {
+		return AcceptorState{}, err
+	}
+	st.Value = slices.Clone(st.Value) // not the cache's copy
+	return st, nil
+}
+
+// loadState returns key's state from the cache, or else from the Storage,
+// caching what it read. The caller holds key's lock. A failed Load drops key
+// from the cache. The Value may be the cache's: the caller must not modify it.
+func (a *Acceptor) loadState(ctx context.Context, key string) (AcceptorState, error) {
+	if st, ok := a.cache.get(key); ok {
+		return st, nil
+	}
 	st, err := a.store.Load(ctx, key)
 	if err != nil {
+		a.cache.drop(key)
 		return AcceptorState{}, fmt.Errorf("synod: acceptor %s: load %q: %w", a.id, key, err)
 	}
+	a.cache.put(key, st)
 	return st, nil
 }
 
@@ -253,13 +279,15 @@ func (a *Acceptor) Forget(ctx context.Context, key string, floor uint64) (bool, 
 	}
 	unlock := a.lock(key)
 	defer unlock()
-	st, err := a.store.Load(ctx, key)
+	st, err := a.loadState(ctx, key)
 	if err != nil {
-		return false, fmt.Errorf("synod: acceptor %s: load %q: %w", a.id, key, err)
+		return false, err
 	}
 	if len(st.Value) != 0 || st.Promised.Counter > floor || st.Accepted.Counter > floor {
 		return false, nil
 	}
+	// Whatever Delete does, the cached state is no longer the stored one.
+	a.cache.drop(key)
 	if err := d.Delete(ctx, key); err != nil {
 		return false, fmt.Errorf("synod: acceptor %s: delete %q: %w", a.id, key, err)
 	}

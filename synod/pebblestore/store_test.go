@@ -258,7 +258,9 @@ func TestCorruptRecordIsNeverServed(t *testing.T) {
 }
 
 // TestAcceptorRefusesOnCorruptRecord shows the Acceptor replies nothing,
-// neither promise nor rejection, for a key whose record is corrupt.
+// neither promise nor rejection, for a key whose record is corrupt. The
+// record is corrupted behind the acceptor's back, so it is read by a
+// restarted acceptor (the first one has the key's state in its cache).
 func TestAcceptorRefusesOnCorruptRecord(t *testing.T) {
 	s := openTemp(t)
 	acc := synod.NewAcceptor("a0", s)
@@ -275,6 +277,7 @@ func TestAcceptorRefusesOnCorruptRecord(t *testing.T) {
 	if err := s.db.Set(dataKey("k"), bad, pebble.Sync); err != nil {
 		t.Fatal(err)
 	}
+	acc = synod.NewAcceptor("a0", s)
 	rep, err := acc.Prepare(t.Context(), synod.PrepareRequest{Key: "k", Ballot: ballot(9, "p")})
 	if !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("Prepare over a corrupt record = %+v, %v; want an error matching ErrCorrupt", rep, err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/anishathalye/porcupine"
@@ -60,13 +61,24 @@ const (
 	// synod.ErrNotDelivered instead of the acceptor's reply: a transport that
 	// reports "no responders" for a request that arrived.
 	FaultFalseNotDelivered
+	// FaultCacheFailedStore puts a broken state cache in front of every
+	// acceptor's storage (in place of the Acceptor's own, see
+	// synod.WithStateCache): it keeps the state of a Store even when the
+	// Store failed, and serves it until the acceptor restarts. Needs
+	// StoreFaults.
+	FaultCacheFailedStore
+	// FaultCacheStale puts a broken state cache in front of every
+	// acceptor's storage: it keeps the state a key had when it was first
+	// loaded and misses the acceptor's later Stores, so the acceptor builds
+	// on a stale state.
+	FaultCacheStale
 )
 
 // String implements fmt.Stringer.
 func (f Fault) String() string {
 	return [...]string{"none", "forget-promise", "amnesia", "no-ballot-check", "lean-read-fewer", "lean-read-mismatch",
 		"no-rescan", "rescan-before-fence", "gc-no-fence", "batch-final-value", "batch-last-only",
-		"false-not-delivered"}[f]
+		"false-not-delivered", "cache-failed-store", "cache-stale"}[f]
 }
 
 // SimConfig describes one simulated run. Zero fields take the defaults noted.
@@ -109,6 +121,18 @@ type SimConfig struct {
 	// its phase timeout). Not with DuplicateRequests: a second copy of the
 	// request could still arrive later, which that answer rules out.
 	NoResponders bool
+
+	// StateCache is the size in bytes of each acceptor's state cache (see
+	// synod.WithStateCache): 0 means synod.DefaultStateCache, a negative
+	// size none. A few hundred bytes hold one or two registers, so the
+	// caches evict.
+	StateCache int64
+	// StoreFaults is the probability that a register Load or Store of an
+	// acceptor fails with an error matching synod.ErrStorage (never in the
+	// final phase, nor for the operator's requests and rounds). A failed Store leaves
+	// the old state or, one time in three, stores the new one anyway: the
+	// caller cannot tell, as the synod.Storage contract says.
+	StoreFaults float64
 
 	// Timeouts in logical steps: a phase without a quorum after PhaseTimeout is
 	// retried, an operation still running after OpTimeout is abandoned.
@@ -175,6 +199,8 @@ func RandomSimConfig(seed uint64) SimConfig {
 		c.Ops = 3 + r.IntN(6)
 	}
 	c.NoResponders = r.IntN(2) == 0
+	c.StateCache = []int64{0, 0, -1, 300, 600}[r.IntN(5)]
+	c.StoreFaults = []float64{0, 0, 0.02, 0.1}[r.IntN(4)]
 	return c
 }
 
@@ -295,6 +321,7 @@ type sim struct {
 	keys           []string
 	running        int // callers with operations left, and the operator
 	final          bool
+	admin          bool // an operator's request or round is being served
 	res            *SimResult
 }
 
@@ -303,6 +330,87 @@ type simAcceptor struct {
 	store *synod.MemoryStorage
 	acc   *synod.Acceptor // nil while crashed
 	dead  bool            // gone for good, its data lost
+}
+
+// newAcceptor starts acceptor id over st (its data after a restart), with
+// the configured state cache and storage faults.
+func (s *sim) newAcceptor(id string, st *synod.MemoryStorage) *synod.Acceptor {
+	size := s.cfg.StateCache
+	switch {
+	case size < 0:
+		size = 0
+	case size == 0:
+		size = synod.DefaultStateCache
+	}
+	var store synod.Storage = st
+	switch s.cfg.Fault {
+	case FaultNoBallotCheck, FaultGCNoFence:
+		// These write the storage behind the acceptor's back, which a
+		// cache would hide from it.
+		size = 0
+	case FaultCacheFailedStore, FaultCacheStale:
+		size = 0
+		store = &simStorage{MemoryStorage: st, s: s, broken: make(map[string]synod.AcceptorState)}
+	}
+	if s.cfg.StoreFaults > 0 && store == synod.Storage(st) {
+		store = &simStorage{MemoryStorage: st, s: s}
+	}
+	return synod.NewAcceptor(id, store, synod.WithStateCache(size))
+}
+
+// errInjected is the error of an injected storage failure.
+var errInjected = fmt.Errorf("synodtest: injected storage failure: %w", synod.ErrStorage)
+
+// simStorage is an acceptor's MemoryStorage with injected failures
+// (StoreFaults) and, under FaultCacheFailedStore, the broken cache.
+type simStorage struct {
+	*synod.MemoryStorage
+	s      *sim
+	broken map[string]synod.AcceptorState
+}
+
+// fail reports whether this call fails.
+func (m *simStorage) fail() bool {
+	return m.s.cfg.StoreFaults > 0 && !m.s.final && !m.s.admin && m.s.rng.Float64() < m.s.cfg.StoreFaults
+}
+
+func (m *simStorage) Load(ctx context.Context, key string) (synod.AcceptorState, error) {
+	if st, ok := m.broken[key]; ok {
+		st.Value = slices.Clone(st.Value)
+		return st, nil
+	}
+	if m.fail() {
+		m.s.tracef("load %s fails", key)
+		return synod.AcceptorState{}, errInjected
+	}
+	st, err := m.MemoryStorage.Load(ctx, key)
+	if m.s.cfg.Fault == FaultCacheStale && err == nil {
+		m.broken[key] = st // never updated again
+		st.Value = slices.Clone(st.Value)
+	}
+	return st, err
+}
+
+func (m *simStorage) Store(ctx context.Context, key string, st synod.AcceptorState) error {
+	if m.broken != nil && m.s.cfg.Fault == FaultCacheFailedStore {
+		st.Value = slices.Clone(st.Value)
+		m.broken[key] = st // the bug: before the store is known to succeed
+	}
+	if m.fail() {
+		if m.s.rng.IntN(3) == 0 {
+			m.s.tracef("store %s fails after writing", key)
+			_ = m.MemoryStorage.Store(ctx, key, st)
+		} else {
+			m.s.tracef("store %s fails", key)
+		}
+		return errInjected
+	}
+	return m.MemoryStorage.Store(ctx, key, st)
+}
+
+func (m *simStorage) Delete(ctx context.Context, key string) error {
+	delete(m.broken, key)
+	return m.MemoryStorage.Delete(ctx, key)
 }
 
 func newSim(cfg SimConfig) *sim {
@@ -319,7 +427,7 @@ func newSim(cfg SimConfig) *sim {
 		id := fmt.Sprintf("a%d", i)
 		st := synod.NewMemoryStorage()
 		s.idx[id] = len(s.accs)
-		s.accs = append(s.accs, &simAcceptor{id: id, store: st, acc: synod.NewAcceptor(id, st)})
+		s.accs = append(s.accs, &simAcceptor{id: id, store: st, acc: s.newAcceptor(id, st)})
 		s.synCfg.Acceptors = append(s.synCfg.Acceptors, id)
 	}
 	for i := range cfg.Keys {
@@ -458,6 +566,10 @@ func (s *sim) deliverRequest(ev event) {
 		return
 	}
 	ctx := context.Background()
+	// The operator's rounds (rescans) see no storage failures: it retries
+	// a step until it succeeds, and would never end under many.
+	s.admin = s.props[ev.p].operator
+	defer func() { s.admin = false }()
 	var key string
 	reply := event{p: ev.p, a: ev.a}
 	switch ev.kind {
@@ -465,7 +577,7 @@ func (s *sim) deliverRequest(ev event) {
 		key = ev.read.Key
 		rep, err := a.acc.Read(ctx, ev.read)
 		if err != nil {
-			if !errors.Is(err, synod.ErrStaleEpoch) {
+			if !s.expected(err) {
 				s.violation("acceptor %s: read %s: %v", a.id, key, err)
 				return
 			}
@@ -476,7 +588,7 @@ func (s *sim) deliverRequest(ev event) {
 		key = ev.prep.Key
 		rep, err := a.acc.Prepare(ctx, ev.prep)
 		if err != nil {
-			if !errors.Is(err, synod.ErrStaleEpoch) {
+			if !s.expected(err) {
 				s.violation("acceptor %s: prepare %v: %v", a.id, ev.prep.Ballot, err)
 				return
 			}
@@ -487,7 +599,7 @@ func (s *sim) deliverRequest(ev event) {
 		key = ev.acc.Key
 		rep, err := s.accept(a, ev.acc)
 		if err != nil {
-			if !errors.Is(err, synod.ErrStaleEpoch) {
+			if !s.expected(err) {
 				s.violation("acceptor %s: accept %v: %v", a.id, ev.acc.Ballot, err)
 				return
 			}
@@ -502,6 +614,12 @@ func (s *sim) deliverRequest(ev event) {
 		reply = s.notDelivered(ev)
 	}
 	s.send(reply)
+}
+
+// expected reports whether an acceptor's error is one it may return: a stale
+// epoch, or an injected storage failure.
+func (s *sim) expected(err error) bool {
+	return errors.Is(err, synod.ErrStaleEpoch) || (s.cfg.StoreFaults > 0 && errors.Is(err, errInjected))
 }
 
 // notDelivered returns the reply to request ev saying that it reached no
@@ -658,7 +776,7 @@ func (s *sim) restart(i int) {
 			return true
 		})
 	}
-	a.acc = synod.NewAcceptor(a.id, a.store) // state = what was stored
+	a.acc = s.newAcceptor(a.id, a.store) // state = what was stored
 	s.tracef("restart %s", a.id)
 	s.checkAllDurable()
 }

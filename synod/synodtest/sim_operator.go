@@ -102,7 +102,7 @@ func (o *simOperator) addAcceptor() string {
 	o.newIDs++
 	st := synod.NewMemoryStorage()
 	s.idx[id] = len(s.accs)
-	s.accs = append(s.accs, &simAcceptor{id: id, store: st, acc: synod.NewAcceptor(id, st)})
+	s.accs = append(s.accs, &simAcceptor{id: id, store: st, acc: s.newAcceptor(id, st)})
 	for p := range s.cut {
 		s.cut[p] = append(s.cut[p], false)
 	}
@@ -429,6 +429,8 @@ func (s *sim) deliverAdmin(ev event) {
 	}
 	ctx := context.Background()
 	m := ev.admin
+	s.admin = true
+	defer func() { s.admin = false }()
 	switch m.kind {
 	case adminInstall:
 		_, m.err = a.acc.Install(ctx, m.cfg)

@@ -383,7 +383,7 @@ func (s *sim) endOp(pp *simProposer, c *simCall, v []byte, err error, b synod.Ba
 		}
 		s.ack(in.Key, b)
 		s.checkDurable(in.Key)
-	case errors.Is(err, synod.ErrIndeterminate) || (c.retried && (errors.Is(err, synod.ErrConflict) || errors.Is(err, synod.ErrUnavailable))):
+	case errors.Is(err, synod.ErrIndeterminate) || (c.retried && notApplied(err)):
 		// After an exactly-once retry, a retry that was not applied says
 		// nothing of the attempt before it.
 		if in.Kind == OpRead {
@@ -392,7 +392,7 @@ func (s *sim) endOp(pp *simProposer, c *simCall, v []byte, err error, b synod.Ba
 		op.Output = RegisterOutput{Unknown: true}
 		op.Return = IndeterminateReturn
 		s.res.Indeterminate++
-	case errors.Is(err, synod.ErrConflict) || errors.Is(err, synod.ErrUnavailable):
+	case notApplied(err):
 		// Definitely not applied: leave it out of the history.
 		record = false
 		s.res.NotApplied++
@@ -414,6 +414,13 @@ func (s *sim) endOp(pp *simProposer, c *simCall, v []byte, err error, b synod.Ba
 		return
 	}
 	s.nextOp(pp, c.slot, s.rng.Int64N(2*s.cfg.MaxDelay+1))
+}
+
+// notApplied reports whether err (not ErrIndeterminate) says the change was
+// not applied: a conflict, too few acceptors reachable, or too few whose
+// storage works (StoreFaults).
+func notApplied(err error) bool {
+	return errors.Is(err, synod.ErrConflict) || errors.Is(err, synod.ErrUnavailable) || errors.Is(err, synod.ErrStorage)
 }
 
 // nextOp counts caller slot's operation just ended and starts its next one

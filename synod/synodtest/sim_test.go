@@ -247,6 +247,19 @@ func TestSimFindsInjectedBugs(t *testing.T) {
 		// commits only its last change.
 		{synodtest.FaultBatchFinalValue, batchTweak, 0},
 		{synodtest.FaultBatchLastOnly, batchTweak, 0},
+		// A cache that keeps the state of a failed Store lets acceptors
+		// answer lean reads (and duplicates) with states that a crash
+		// then loses.
+		// A state cache that misses the acceptor's stores makes it build
+		// on states it has overwritten; one that keeps the state of a
+		// failed store lets it confirm a duplicate request it never
+		// made durable, which a crash then loses.
+		{synodtest.FaultCacheStale, func(*synodtest.SimConfig) {}, 0},
+		{synodtest.FaultCacheFailedStore, func(c *synodtest.SimConfig) {
+			c.DuplicateRequests, c.NoResponders, c.Duplicate = true, false, 0.3
+			c.Keys, c.ChaosEvery, c.Crash, c.Downtime = 1, 2, 0.3, 2
+			c.StoreFaults = 0.3
+		}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.fault.String(), func(t *testing.T) {
@@ -299,10 +312,12 @@ func batchTweak(c *synodtest.SimConfig) {
 	c.Callers = 4
 }
 
-// membershipTweak makes every seed run membership steps during the load.
+// membershipTweak makes every seed run membership steps during the load,
+// without storage failures (they make the races of the steps rarer).
 func membershipTweak(c *synodtest.SimConfig) {
 	c.PrepareQuorum, c.AcceptQuorum = 0, 0
 	c.Operations = 4
+	c.StoreFaults = 0
 }
 
 func firstOr(s []string, def string) string {
