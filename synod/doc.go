@@ -150,6 +150,10 @@
 //     ballot is refused, and a proposal that hears only refusals for its accept
 //     takes its value to be nowhere (see Proposal.Unsettled), which would be
 //     wrong if an earlier delivery had been accepted.
+//  8. Let an Acceptor be the only writer of its Storage while it runs: it
+//     caches the durable state of the registers it used last
+//     (WithStateCache) and would not see a change made behind its back. A
+//     new Acceptor over the Storage starts with an empty cache.
 //
 // # Membership change
 //

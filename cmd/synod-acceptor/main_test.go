@@ -51,6 +51,10 @@ func TestParseConfig(t *testing.T) {
 		{name: "space reserve env", args: base, env: map[string]string{"SYNOD_SPACE_RESERVE": "512K"}, check: func(c config) string { return fmt.Sprint(c.spaceReserve == 512<<10) }},
 		{name: "space reserve none", args: append(base, "-space-reserve", "0"), check: func(c config) string { return fmt.Sprint(c.spaceReserve == 0) }},
 		{name: "space reserve bad unit", args: append(base, "-space-reserve", "3 parsecs"), wantErr: errUsage},
+		{name: "state cache default", args: base, check: func(c config) string { return fmt.Sprint(c.stateCache == synod.DefaultStateCache) }},
+		{name: "state cache units", args: append(base, "-state-cache", "256MiB"), check: func(c config) string { return fmt.Sprint(c.stateCache == 256<<20) }},
+		{name: "state cache env", args: base, env: map[string]string{"SYNOD_STATE_CACHE": "0"}, check: func(c config) string { return fmt.Sprint(c.stateCache == 0) }},
+		{name: "state cache bad unit", args: append(base, "-state-cache", "lots"), wantErr: errUsage},
 		{name: "test disk limit", args: append(base, "-test-disk-limit-file", "/l"), check: func(c config) string { return fmt.Sprint(c.testDiskLimitFile == "/l") }},
 	}
 	for _, tt := range tests {

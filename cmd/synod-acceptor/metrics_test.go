@@ -95,6 +95,10 @@ func TestMetricsEndpoint(t *testing.T) {
 		{syncs, 1, applied + accepts + 1},
 		{`synod_storage_sync_duration_seconds_sum`, 1e-7, 10},
 		{`synod_storage_batch_size_count`, count(body, syncs), count(body, syncs)},
+		// One key: the first request of a1 missed, the others hit.
+		{`synod_acceptor_state_cache_lookups_total{acceptor="a1",result="miss"}`, 1, 1},
+		{`synod_acceptor_state_cache_lookups_total{acceptor="a1",result="hit"}`, 1, applied + accepts},
+		{`synod_acceptor_state_cache_registers{acceptor="a1"}`, 1, 1},
 	}
 	for _, tt := range tests {
 		if got := sample(body, tt.series); got < tt.min || got > tt.max {
