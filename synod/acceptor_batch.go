@@ -141,6 +141,7 @@ func (e *BatchError) Unwrap() []error {
 
 // batchKey is the state of one key during ApplyBatch.
 type batchKey struct {
+	lock    *keyLock
 	st      AcceptorState
 	err     error // load or store error: every request of the key fails
 	changed bool
@@ -205,27 +206,37 @@ func (a *Acceptor) ApplyBatch(ctx context.Context, reqs []BatchRequest) []BatchR
 	}
 	slices.Sort(keys)
 	keys = slices.Compact(keys)
-	unlock := a.lockAll(keys)
-	defer unlock()
+	// states[j] is the state of keys[j] (see stateOf). The keys are locked
+	// in order, so concurrent batches do not deadlock.
+	states := make([]batchKey, len(keys))
+	for j, k := range keys {
+		states[j].lock = a.lockKey(k)
+	}
+	defer func() {
+		for j := len(keys) - 1; j >= 0; j-- {
+			a.unlockKey(keys[j], states[j].lock)
+		}
+	}()
+	stateOf := func(k string) *batchKey { return &states[keyIndex(keys, k)] }
 
-	states := make(map[string]*batchKey, len(keys))
-	for _, k := range keys {
+	for j, k := range keys {
+		bk := &states[j]
 		if st, ok := a.cache.get(k); ok {
-			states[k] = &batchKey{st: st, cached: true}
+			bk.st, bk.cached = st, true
 			continue
 		}
 		st, err := a.store.Load(ctx, k)
 		if err != nil {
 			err = fmt.Errorf("synod: acceptor %s: load %q: %w", a.id, k, err)
 		}
-		states[k] = &batchKey{st: st, err: err}
+		bk.st, bk.err = st, err
 	}
 	for i := range reqs {
 		r := &reqs[i]
 		if answered[i] {
 			continue
 		}
-		bk := states[r.Key()]
+		bk := stateOf(r.Key())
 		if bk.err != nil {
 			continue // filled in below
 		}
@@ -254,7 +265,7 @@ func (a *Acceptor) ApplyBatch(ctx context.Context, reqs []BatchRequest) []BatchR
 		if answered[i] {
 			continue
 		}
-		if bk := states[reqs[i].Key()]; bk.err != nil {
+		if bk := stateOf(reqs[i].Key()); bk.err != nil {
 			replies[i] = BatchReply{Op: reqs[i].Op, Err: bk.err} // no reply for what is not durable
 		}
 	}
@@ -288,12 +299,12 @@ func (a *Acceptor) admitOne(r *BatchRequest, rep *BatchReply) bool {
 	return false
 }
 
-// persist stores the changed states of a batch, recording store errors in
-// states.
-func (a *Acceptor) persist(ctx context.Context, keys []string, states map[string]*batchKey) {
+// persist stores the changed states of a batch (states[j] of keys[j]),
+// recording store errors in states.
+func (a *Acceptor) persist(ctx context.Context, keys []string, states []batchKey) {
 	var changed []KeyState
-	for _, k := range keys {
-		if bk := states[k]; bk.changed && bk.err == nil {
+	for j, k := range keys {
+		if bk := &states[j]; bk.changed && bk.err == nil {
 			changed = append(changed, KeyState{Key: k, State: bk.st})
 		}
 	}
@@ -307,7 +318,7 @@ func (a *Acceptor) persist(ctx context.Context, keys []string, states map[string
 			// space reserve, say): only the refused keys fail.
 			for i, ks := range changed {
 				if be.Errs[i] != nil {
-					states[ks.Key].err = fmt.Errorf("synod: acceptor %s: store %q: %w", a.id, ks.Key, be.Errs[i])
+					states[keyIndex(keys, ks.Key)].err = fmt.Errorf("synod: acceptor %s: store %q: %w", a.id, ks.Key, be.Errs[i])
 				}
 			}
 			break
@@ -315,13 +326,13 @@ func (a *Acceptor) persist(ctx context.Context, keys []string, states map[string
 		if err != nil {
 			err = fmt.Errorf("synod: acceptor %s: store batch of %d: %w", a.id, len(changed), err)
 			for _, ks := range changed {
-				states[ks.Key].err = err
+				states[keyIndex(keys, ks.Key)].err = err
 			}
 		}
 	default:
 		for _, ks := range changed {
 			if err := a.store.Store(ctx, ks.Key, ks.State); err != nil {
-				states[ks.Key].err = fmt.Errorf("synod: acceptor %s: store %q: %w", a.id, ks.Key, err)
+				states[keyIndex(keys, ks.Key)].err = fmt.Errorf("synod: acceptor %s: store %q: %w", a.id, ks.Key, err)
 			}
 		}
 	}
@@ -332,12 +343,12 @@ func (a *Acceptor) persist(ctx context.Context, keys []string, states map[string
 // reached the disk, and a refused one did not), a key stored or loaded
 // enters it with its durable state. A state taken from the cache and left
 // unchanged is there already.
-func (a *Acceptor) recache(keys []string, states map[string]*batchKey) {
+func (a *Acceptor) recache(keys []string, states []batchKey) {
 	if a.cache == nil {
 		return
 	}
-	for _, k := range keys {
-		switch bk := states[k]; {
+	for j, k := range keys {
+		switch bk := &states[j]; {
 		case bk.err != nil:
 			a.cache.drop(k)
 		case bk.changed || !bk.cached:
@@ -346,19 +357,8 @@ func (a *Acceptor) recache(keys []string, states map[string]*batchKey) {
 	}
 }
 
-// lockAll locks sorted, distinct keys in order and returns the function that
-// unlocks them.
-func (a *Acceptor) lockAll(keys []string) (unlock func()) {
-	if len(keys) == 1 {
-		return a.lock(keys[0])
-	}
-	unlocks := make([]func(), len(keys))
-	for i, k := range keys {
-		unlocks[i] = a.lock(k)
-	}
-	return func() {
-		for i := len(unlocks) - 1; i >= 0; i-- {
-			unlocks[i]()
-		}
-	}
+// keyIndex returns the index of k in keys, sorted and holding k.
+func keyIndex(keys []string, k string) int {
+	j, _ := slices.BinarySearch(keys, k)
+	return j
 }

@@ -174,6 +174,18 @@ func TestStateCacheNilAndEmptyValues(t *testing.T) {
 	if r, _ := a.Read(ctx, synod.ReadRequest{Key: "v"}); string(r.Value) != "abc" {
 		t.Errorf("after changing a reply's value the acceptor reads %q, want abc", r.Value)
 	}
+	// A value of the same size replaces the cached one in place: what was
+	// handed out before keeps its bytes.
+	r, _ := a.Read(ctx, synod.ReadRequest{Key: "v"})
+	st, _ := a.State(ctx, "v")
+	mustAccept(t, a, "v", 3, []byte("xyz"))
+	if string(r.Value) != "abc" || string(st.Value) != "abc" {
+		t.Errorf("a read and State before a same-size accept now hold %q, %q; want abc", r.Value, st.Value)
+	}
+	if r, _ := a.Read(ctx, synod.ReadRequest{Key: "v"}); string(r.Value) != "xyz" {
+		t.Errorf("after the accept the acceptor reads %q, want xyz", r.Value)
+	}
+	wantLoads(t, s, "v", 1)
 }
 
 // TestStateCacheRequestValueCopied: the cache copies an accepted value, so

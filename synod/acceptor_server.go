@@ -19,6 +19,7 @@ type Acceptor struct {
 
 	mu    sync.Mutex
 	locks map[string]*keyLock
+	spare []*keyLock // unused locks, for reuse: a lock per request costs an allocation
 
 	// epochMu is held shared by every request from its epoch check until its
 	// reply is ready, and exclusively by Install: a request checked against
@@ -124,26 +125,46 @@ func (a *Acceptor) loadState(ctx context.Context, key string) (AcceptorState, er
 	return st, nil
 }
 
-// lock serializes work on one key; the per-key locks are reference counted so
-// the map holds only keys in use.
+// lock serializes work on one key and returns the function that unlocks it.
 func (a *Acceptor) lock(key string) (unlock func()) {
+	l := a.lockKey(key)
+	return func() { a.unlockKey(key, l) }
+}
+
+// maxSpareLocks bounds the unused key locks an Acceptor keeps for reuse.
+const maxSpareLocks = 1024
+
+// lockKey locks key and returns its lock, for unlockKey. The per-key locks
+// are reference counted so the map holds only keys in use.
+func (a *Acceptor) lockKey(key string) *keyLock {
 	a.mu.Lock()
 	l := a.locks[key]
 	if l == nil {
-		l = &keyLock{}
+		if n := len(a.spare); n > 0 {
+			l, a.spare = a.spare[n-1], a.spare[:n-1]
+		} else {
+			l = &keyLock{}
+		}
 		a.locks[key] = l
 	}
 	l.refs++
 	a.mu.Unlock()
 	l.mu.Lock()
-	return func() {
-		l.mu.Unlock()
-		a.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(a.locks, key)
+	return l
+}
+
+// unlockKey unlocks key, whose lock lockKey returned.
+func (a *Acceptor) unlockKey(key string, l *keyLock) {
+	l.mu.Unlock()
+	a.mu.Lock()
+	if l.refs--; l.refs == 0 {
+		// Nobody else holds l: it may serve another key.
+		delete(a.locks, key)
+		if len(a.spare) < maxSpareLocks {
+			a.spare = append(a.spare, l)
 		}
-		a.mu.Unlock()
 	}
+	a.mu.Unlock()
 }
 
 // floorBallot is the Seen ballot of a refusal for a ballot at or below the

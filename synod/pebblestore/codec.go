@@ -34,12 +34,18 @@ const (
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // checksum returns the CRC-32C of key (length-prefixed) followed by body.
+// The length and the key go through the table a byte at a time: handed to
+// crc32.Update they would escape, an allocation per record.
 func checksum(key string, body []byte) uint32 {
-	var n [4]byte
-	binary.BigEndian.PutUint32(n[:], uint32(len(key)))
-	c := crc32.Update(0, castagnoli, n[:])
-	c = crc32.Update(c, castagnoli, []byte(key))
-	return crc32.Update(c, castagnoli, body)
+	c := ^uint32(0) // crc32.Update's conditioning of the initial 0
+	n := uint32(len(key))
+	for _, b := range [4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)} {
+		c = castagnoli[byte(c)^b] ^ (c >> 8)
+	}
+	for i := range len(key) {
+		c = castagnoli[byte(c)^key[i]] ^ (c >> 8)
+	}
+	return crc32.Update(^c, castagnoli, body)
 }
 
 // appendState appends the record of st under key to dst.

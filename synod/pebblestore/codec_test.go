@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"hash/crc32"
+	"strings"
 	"testing"
 
 	"github.com/protosynod/protosynod/synod"
@@ -164,4 +166,18 @@ func FuzzDecodeState(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestChecksumIsCRC32C: checksum, which feeds the key a byte at a time, is
+// the CRC-32C of the length-prefixed key and the body in one piece.
+func TestChecksumIsCRC32C(t *testing.T) {
+	for _, key := range []string{"", "k", "actor/000123", strings.Repeat("é", 300)} {
+		for _, body := range [][]byte{nil, {0}, bytes.Repeat([]byte("body"), 100)} {
+			whole := binary.BigEndian.AppendUint32(nil, uint32(len(key)))
+			whole = append(append(whole, key...), body...)
+			if got, want := checksum(key, body), crc32.Checksum(whole, crc32.MakeTable(crc32.Castagnoli)); got != want {
+				t.Errorf("checksum(%d-byte key, %d-byte body) = %08x, want %08x", len(key), len(body), got, want)
+			}
+		}
+	}
 }
