@@ -1,10 +1,7 @@
 package natstransport
 
 import (
-	"bytes"
 	"fmt"
-
-	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/protosynod/protosynod/synod"
 )
@@ -254,8 +251,7 @@ func newAdminReader(what string, data []byte, lim Limits, fields map[AdminKind]i
 	if len(data) == 0 {
 		return nil, 0, wrapf(fmt.Errorf("%w: empty message", ErrMalformed), "decode %s", what)
 	}
-	br := bytes.NewReader(data)
-	r := &reader{what: what, data: data, br: br, dec: msgpack.NewDecoder(br), lim: lim}
+	r := newDataReader(what, data, lim)
 	n := r.arrayLen("message")
 	if r.err == nil && n < 2 {
 		r.fail(ErrMalformed, "message array of %d elements", n)
@@ -348,8 +344,8 @@ func DecodeAdminReply(data []byte, lim Limits) (AdminReply, error) {
 		case r.err != nil:
 		case n > MaxAdminPage:
 			r.fail(ErrTooLarge, "keys: %d, limit %d", n, MaxAdminPage)
-		case n > r.br.Len():
-			r.fail(ErrMalformed, "keys: %d announced, %d bytes left", n, r.br.Len())
+		case n > r.left():
+			r.fail(ErrMalformed, "keys: %d announced, %d bytes left", n, r.left())
 		default:
 			rep.Keys = make([]string, 0, n)
 		}

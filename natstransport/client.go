@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -46,7 +47,9 @@ type Transport struct {
 	opts    options
 	log     *slog.Logger
 	inbox   string // reply subjects are inbox.<frame ID>
-	sub     *nats.Subscription
+	// replyPrefix is inbox + ".", the start of every reply subject.
+	replyPrefix string
+	sub         *nats.Subscription
 
 	mu        sync.Mutex
 	closed    bool
@@ -143,6 +146,7 @@ func NewTransport(nc *nats.Conn, cluster string, opts ...Option) (*Transport, er
 		frames:   make(map[uint64]*frame),
 		peers:    make(map[string]*peer),
 	}
+	t.replyPrefix = t.inbox + "."
 	sub, err := nc.Subscribe(t.inbox+".*", t.onReply)
 	if err != nil {
 		return nil, fmt.Errorf("natstransport: new transport: subscribe %s: %w", t.inbox, err)
@@ -247,14 +251,19 @@ func (t *Transport) scatter(sc *scatter, to []string) error {
 		t.mu.Unlock()
 		return fmt.Errorf("natstransport: %v %q: %w", sc.req.Op, sc.key, ErrClosed)
 	}
-	for _, id := range uniq(to) {
+	to = uniq(to)
+	// One allocation for the request's items and one for their list.
+	all := make([]item, len(to))
+	sc.items = make([]*item, 0, len(to))
+	for i, id := range to {
 		p, err := t.peer(id)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("acceptor %s: %w", id, err))
 			continue
 		}
 		t.nextSeq++
-		it := &item{seq: t.nextSeq, sc: sc, peer: p}
+		it := &all[i]
+		*it = item{seq: t.nextSeq, sc: sc, peer: p}
 		sc.items = append(sc.items, it)
 		t.items[it.seq] = it
 		p.queue = append(p.queue, it)
@@ -319,7 +328,6 @@ func (t *Transport) flush(p *peer) error {
 	}
 	room := min(len(p.queue), MaxFrameItems)
 	var (
-		reqs  = make([]RequestItem, 0, room)
 		taken = make([]*item, 0, room)
 		size  = 16 // frame header
 		n     int
@@ -329,14 +337,11 @@ func (t *Transport) flush(p *peer) error {
 		if it.done {
 			continue // abandoned while queued
 		}
-		ri := it.sc.req
-		ri.Seq = it.seq
-		sz := requestItemSize(&ri)
+		sz := requestItemSize(&it.sc.req)
 		if len(taken) > 0 && size+sz > limit {
 			break
 		}
 		size += sz
-		reqs = append(reqs, ri)
 		taken = append(taken, it)
 	}
 	if n == len(p.queue) {
@@ -357,10 +362,23 @@ func (t *Transport) flush(p *peer) error {
 	p.inflight++
 	t.mu.Unlock()
 
-	data, err := AppendRequestFrame(make([]byte, 0, size), reqs)
-	if err == nil {
-		err = t.nc.PublishRequest(p.subject, t.inbox+"."+strconv.FormatUint(fr.id, 10), data)
+	// The items' requests do not change once queued (they are the scatters'),
+	// so they are encoded outside the lock, straight into a pooled buffer:
+	// PublishRequest copies it into the connection's buffer.
+	bp := getBuf(size)
+	data := appendRequestFrameHeader(*bp, len(taken))
+	var err error
+	for _, it := range taken {
+		if data, err = appendRequestItem(data, it.seq, &it.sc.req.BatchRequest); err != nil {
+			err = fmt.Errorf("natstransport: encode request frame: %w", err)
+			break
+		}
 	}
+	if err == nil {
+		err = t.nc.PublishRequest(p.subject, t.replySubject(fr.id), data)
+	}
+	*bp = data
+	putBuf(bp)
 	if err == nil {
 		return nil
 	}
@@ -436,7 +454,27 @@ func (t *Transport) onReply(m *nats.Msg) {
 		t.frameFailed(fr, err)
 		return
 	}
-	f, err := DecodeReplyFrame(m.Data, t.opts.limits)
+	// The items are copied into the requests' channels (their values alias
+	// m.Data, which nats.go allocated for this message alone), so the slice
+	// they are decoded into goes back to the pool.
+	ip := replyItemsPool.Get().(*[]ReplyItem)
+	defer func() {
+		clear(*ip)
+		if cap(*ip) <= maxPooledItems {
+			replyItemsPool.Put(ip)
+		}
+	}()
+	hints := replyHints{from: acceptor, item: func(i int, seq uint64) (string, string, bool) {
+		// fr.items and each item's scatter do not change once the frame is
+		// in flight; a reply usually lists the items in the frame's order.
+		if i >= len(fr.items) || fr.items[i].seq != seq {
+			return "", "", false
+		}
+		sc := fr.items[i].sc
+		return sc.key, sc.ballot.Proposer, true
+	}}
+	f, err := decodeReplyFrame(m.Data, t.opts.limits, (*ip)[:0], &hints)
+	*ip = f.Items
 	if err == nil && f.From != acceptor {
 		err = fmt.Errorf("%w: reply frame from %q on the reply subject of acceptor %q", ErrMalformed, f.From, acceptor)
 	}
@@ -570,9 +608,61 @@ func (sc *scatter) deliver(log *slog.Logger, acceptor string, ri *ReplyItem, err
 	}
 }
 
+// replySubject returns the reply subject of frame id: <inbox>.<id>.
+func (t *Transport) replySubject(id uint64) string {
+	var b [128]byte
+	return string(strconv.AppendUint(append(b[:0], t.replyPrefix...), id, 10))
+}
+
+// replyItemsPool holds the slices reply frames are decoded into.
+var replyItemsPool = sync.Pool{New: func() any { return new([]ReplyItem) }}
+
+// maxPooledItems is the largest slice of reply items kept for reuse.
+const maxPooledItems = 64
+
+// bufPool holds the buffers request and reply frames are encoded into.
+var bufPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledBuf is the largest buffer kept for reuse: a frame carrying a
+// large value should not pin its buffer.
+const maxPooledBuf = 64 << 10
+
+// getBuf returns an empty pooled buffer with room for size bytes.
+func getBuf(size int) *[]byte {
+	bp := bufPool.Get().(*[]byte)
+	if cap(*bp) < size {
+		*bp = make([]byte, 0, size)
+	}
+	*bp = (*bp)[:0]
+	return bp
+}
+
+// putBuf returns bp to the pool, unless it grew too large to keep.
+func putBuf(bp *[]byte) {
+	if cap(*bp) > maxPooledBuf {
+		return
+	}
+	poison(*bp)
+	bufPool.Put(bp)
+}
+
+// poisonPooled makes every buffer returned to a pool be overwritten first,
+// so that a test sees at once any value still aliasing one.
+var poisonPooled atomic.Bool
+
+// poison overwrites b's whole capacity when poisonPooled is set.
+func poison(b []byte) {
+	if poisonPooled.Load() {
+		b = b[:cap(b)]
+		for i := range b {
+			b[i] = 0xee
+		}
+	}
+}
+
 // parseReplySubject returns the frame ID of <inbox>.<frame ID>.
 func (t *Transport) parseReplySubject(subj string) (uint64, bool) {
-	rest, found := strings.CutPrefix(subj, t.inbox+".")
+	rest, found := strings.CutPrefix(subj, t.replyPrefix)
 	if !found {
 		return 0, false
 	}
@@ -597,8 +687,20 @@ func (t *Transport) checkRequest(key string, b synod.Ballot, validation error, v
 	return nil
 }
 
-// uniq returns to without repeated IDs, keeping the first of each.
+// uniq returns to without repeated IDs, keeping the first of each. It
+// returns to itself when no ID repeats (the usual case), and never modifies it.
 func uniq(to []string) []string {
+	dups := false
+	for i, id := range to {
+		for _, o := range to[:i] {
+			if o == id {
+				dups = true
+			}
+		}
+	}
+	if !dups {
+		return to
+	}
 	out := make([]string, 0, len(to))
 	for _, id := range to {
 		dup := false

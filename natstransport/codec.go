@@ -2,6 +2,7 @@ package natstransport
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -144,10 +145,6 @@ type ErrorReply struct {
 }
 
 func toWire(b synod.Ballot) wireBallot { return wireBallot{Counter: b.Counter, Proposer: b.Proposer} }
-
-func fromWire(b wireBallot) synod.Ballot {
-	return synod.Ballot{Counter: b.Counter, Proposer: b.Proposer}
-}
 
 // encode marshals a wire struct with compact integers.
 func encode(v any) ([]byte, error) {
@@ -323,13 +320,22 @@ func validateReply(what, key string, b synod.Ballot, others ...synod.Ballot) err
 // field's type code before decoding it, accepts only the expected types, and
 // checks every string and binary length against its limit and the bytes left
 // before reading, so a crafted length never causes an allocation.
+//
+// It reads data directly (a cursor over the slice) rather than through a
+// msgpack.Decoder: a decoder per frame cost allocations and an interface call
+// per byte, and the few codes read here are simple.
 type reader struct {
 	what string
 	data []byte
-	br   *bytes.Reader
-	dec  *msgpack.Decoder
+	pos  int // next byte of data to read
 	lim  Limits
 	err  error
+	id   string // the last proposer ID read, reused when the next one is equal
+}
+
+// newDataReader returns a reader of data that has checked nothing yet.
+func newDataReader(what string, data []byte, lim Limits) *reader {
+	return &reader{what: what, data: data, lim: lim}
 }
 
 // newReader checks the frame size, the array header (exactly fields
@@ -340,14 +346,22 @@ func newReader(what string, data []byte, lim Limits, fields int) (*reader, error
 
 // newVersionReader is newReader for a layout of another wire version.
 func newVersionReader(what string, data []byte, lim Limits, fields int, version uint64) (*reader, error) {
+	r := newDataReader(what, data, lim)
+	if err := r.start(fields, version); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// start is newVersionReader on an existing reader of data.
+func (r *reader) start(fields int, version uint64) error {
+	data, lim, what := r.data, r.lim, r.what
 	if len(data) > lim.maxMessage() {
-		return nil, wrapf(fmt.Errorf("%w: %d-byte frame, limit %d", ErrTooLarge, len(data), lim.maxMessage()), "decode %s", what)
+		return wrapf(fmt.Errorf("%w: %d-byte frame, limit %d", ErrTooLarge, len(data), lim.maxMessage()), "decode %s", what)
 	}
 	if len(data) == 0 {
-		return nil, wrapf(fmt.Errorf("%w: empty frame", ErrMalformed), "decode %s", what)
+		return wrapf(fmt.Errorf("%w: empty frame", ErrMalformed), "decode %s", what)
 	}
-	br := bytes.NewReader(data)
-	r := &reader{what: what, data: data, br: br, dec: msgpack.NewDecoder(br), lim: lim}
 	c := r.peek("frame")
 	if r.err == nil && !isArray(c) {
 		r.fail(ErrMalformed, "frame is not an array (code %#x)", c)
@@ -355,7 +369,7 @@ func newVersionReader(what string, data []byte, lim Limits, fields int, version 
 	var n int
 	if r.err == nil {
 		var err error
-		if n, err = r.dec.DecodeArrayLen(); err != nil {
+		if n, err = r.arrayHeader(); err != nil {
 			r.fail(ErrMalformed, "frame: %v", err)
 		}
 	}
@@ -370,10 +384,7 @@ func newVersionReader(what string, data []byte, lim Limits, fields int, version 
 	case n != fields:
 		r.fail(ErrMalformed, "%d fields, want %d", n, fields)
 	}
-	if r.err != nil {
-		return nil, r.wrapped()
-	}
-	return r, nil
+	return r.wrapped()
 }
 
 func isArray(c byte) bool {
@@ -406,29 +417,110 @@ func (r *reader) wrapped() error {
 	return wrapf(r.err, "decode %s", r.what)
 }
 
-func (r *reader) peek(field string) byte {
+// left returns how many bytes are left to read.
+func (r *reader) left() int { return len(r.data) - r.pos }
+
+// errTruncated is what the raw reads below return when data ends too early.
+var errTruncated = errors.New("unexpected end of data")
+
+// be reads an n-byte big-endian unsigned integer (n ≤ 8).
+func (r *reader) be(n int) (uint64, error) {
+	if r.left() < n {
+		r.pos = len(r.data)
+		return 0, errTruncated
+	}
+	var v uint64
+	for _, b := range r.data[r.pos : r.pos+n] {
+		v = v<<8 | uint64(b)
+	}
+	r.pos += n
+	return v, nil
+}
+
+// arrayHeader reads an array header; the caller checked its code.
+func (r *reader) arrayHeader() (int, error) {
+	c := r.data[r.pos]
+	r.pos++
+	switch {
+	case msgpcode.IsFixedArray(c):
+		return int(c & msgpcode.FixedArrayMask), nil
+	case c == msgpcode.Array16:
+		n, err := r.be(2)
+		return int(n), err
+	case c == msgpcode.Array32:
+		n, err := r.be(4)
+		return int(n), err
+	}
+	return 0, fmt.Errorf("invalid code %#x decoding array length", c)
+}
+
+// bytesHeader reads a str or bin header; the caller checked its code.
+func (r *reader) bytesHeader() (int, error) {
+	c := r.data[r.pos]
+	r.pos++
+	var size int
+	switch {
+	case msgpcode.IsFixedString(c):
+		return int(c & msgpcode.FixedStrMask), nil
+	case c == msgpcode.Str8 || c == msgpcode.Bin8:
+		size = 1
+	case c == msgpcode.Str16 || c == msgpcode.Bin16:
+		size = 2
+	case c == msgpcode.Str32 || c == msgpcode.Bin32:
+		size = 4
+	default:
+		return 0, fmt.Errorf("invalid code %#x decoding bytes length", c)
+	}
+	n, err := r.be(size)
+	return int(n), err
+}
+
+func (r *reader) peek(field string) byte { return r.peekOf(field, "") }
+
+// peekOf returns the code of the next field, named field+sub in errors.
+func (r *reader) peekOf(field, sub string) byte {
 	if r.err != nil {
 		return 0
 	}
-	c, err := r.dec.PeekCode()
-	if err != nil {
-		r.fail(ErrMalformed, "%s: truncated", field)
+	if r.pos >= len(r.data) {
+		r.fail(ErrMalformed, "%s%s: truncated", field, sub)
+		return 0
 	}
-	return c
+	return r.data[r.pos]
 }
 
-func (r *reader) uint(field string) uint64 {
-	c := r.peek(field)
+func (r *reader) uint(field string) uint64 { return r.uintOf(field, "") }
+
+// uintOf reads an unsigned integer; field+sub names it in errors only, so
+// that a well-formed frame builds no names.
+func (r *reader) uintOf(field, sub string) uint64 {
+	c := r.peekOf(field, sub)
 	if r.err != nil {
 		return 0
 	}
 	if !isUint(c) {
-		r.fail(ErrMalformed, "%s: not an unsigned integer (code %#x)", field, c)
+		r.fail(ErrMalformed, "%s%s: not an unsigned integer (code %#x)", field, sub, c)
 		return 0
 	}
-	v, err := r.dec.DecodeUint64()
+	r.pos++
+	var (
+		v   uint64
+		err error
+	)
+	switch c {
+	case msgpcode.Uint8:
+		v, err = r.be(1)
+	case msgpcode.Uint16:
+		v, err = r.be(2)
+	case msgpcode.Uint32:
+		v, err = r.be(4)
+	case msgpcode.Uint64:
+		v, err = r.be(8)
+	default:
+		v = uint64(c)
+	}
 	if err != nil {
-		r.fail(ErrMalformed, "%s: %v", field, err)
+		r.fail(ErrMalformed, "%s%s: %v", field, sub, err)
 	}
 	return v
 }
@@ -440,50 +532,70 @@ func (r *reader) boolean(field string) bool {
 	}
 	switch c {
 	case msgpcode.True, msgpcode.False:
-		_, _ = r.dec.DecodeBool() // cannot fail: the code is there
+		r.pos++
 		return c == msgpcode.True
 	}
 	r.fail(ErrMalformed, "%s: not a boolean (code %#x)", field, c)
 	return false
 }
 
+// skipNil skips a nil the caller peeked at.
+func (r *reader) skipNil() { r.pos++ }
+
 // span reads a string or binary header and returns the bounds of its payload
 // in r.data, after checking n against max and the bytes left.
-func (r *reader) span(field string, max int) (lo, hi int, ok bool) {
-	n, err := r.dec.DecodeBytesLen()
+func (r *reader) span(field string, max int) (lo, hi int, ok bool) { return r.spanOf(field, "", max) }
+
+func (r *reader) spanOf(field, sub string, max int) (lo, hi int, ok bool) {
+	n, err := r.bytesHeader()
 	if err != nil {
-		r.fail(ErrMalformed, "%s: %v", field, err)
+		r.fail(ErrMalformed, "%s%s: %v", field, sub, err)
 		return 0, 0, false
 	}
 	if n > max {
-		r.fail(ErrTooLarge, "%s: %d bytes, limit %d", field, n, max)
+		r.fail(ErrTooLarge, "%s%s: %d bytes, limit %d", field, sub, n, max)
 		return 0, 0, false
 	}
-	if n < 0 || n > r.br.Len() {
-		r.fail(ErrMalformed, "%s: %d bytes announced, %d left", field, n, r.br.Len())
+	if n < 0 || n > r.left() {
+		r.fail(ErrMalformed, "%s%s: %d bytes announced, %d left", field, sub, n, r.left())
 		return 0, 0, false
 	}
-	lo = len(r.data) - r.br.Len()
+	lo = r.pos
 	hi = lo + n
-	if _, err := r.br.Seek(int64(n), 1); err != nil {
-		r.fail(ErrMalformed, "%s: %v", field, err)
-		return 0, 0, false
-	}
+	r.pos = hi
 	return lo, hi, true
 }
 
 func (r *reader) str(field string, max int) string {
-	c := r.peek(field)
-	if r.err != nil {
-		return ""
-	}
-	if !isStr(c) {
-		r.fail(ErrMalformed, "%s: not a string (code %#x)", field, c)
-		return ""
-	}
-	lo, hi, ok := r.span(field, max)
+	lo, hi, ok := r.strSpan(field, "", max)
 	if !ok {
 		return ""
+	}
+	return string(r.data[lo:hi])
+}
+
+// strSpan reads a string's header and returns its bounds in r.data.
+func (r *reader) strSpan(field, sub string, max int) (lo, hi int, ok bool) {
+	c := r.peekOf(field, sub)
+	if r.err != nil {
+		return 0, 0, false
+	}
+	if !isStr(c) {
+		r.fail(ErrMalformed, "%s%s: not a string (code %#x)", field, sub, c)
+		return 0, 0, false
+	}
+	return r.spanOf(field, sub, max)
+}
+
+// strLike reads a string and returns known instead of a copy when they are
+// equal: a reply's key is usually the request's, held by the caller.
+func (r *reader) strLike(field string, max int, known string) string {
+	lo, hi, ok := r.strSpan(field, "", max)
+	switch {
+	case !ok:
+		return ""
+	case string(r.data[lo:hi]) == known:
+		return known
 	}
 	return string(r.data[lo:hi])
 }
@@ -507,7 +619,7 @@ func (r *reader) value() []byte {
 	}
 	switch {
 	case c == msgpcode.Nil:
-		_ = r.dec.Skip() // cannot fail: the code is there
+		r.skipNil()
 		return nil
 	case !isBin(c):
 		r.fail(ErrMalformed, "value: not binary (code %#x)", c)
@@ -520,6 +632,9 @@ func (r *reader) value() []byte {
 	return r.data[lo:hi:hi]
 }
 
+// ballot reads a ballot. Its proposer ID is usually the one before (every
+// ballot of a request frame, and most of a reply frame, are one proposer's):
+// then the string read before is reused instead of copied again.
 func (r *reader) ballot(field string) synod.Ballot {
 	c := r.peek(field)
 	if r.err != nil {
@@ -529,21 +644,29 @@ func (r *reader) ballot(field string) synod.Ballot {
 		r.fail(ErrMalformed, "%s: not an array (code %#x)", field, c)
 		return synod.Ballot{}
 	}
-	n, err := r.dec.DecodeArrayLen()
+	n, err := r.arrayHeader()
 	if err != nil || n != ballotFields {
 		r.fail(ErrMalformed, "%s: %d fields, want %d", field, n, ballotFields)
 		return synod.Ballot{}
 	}
-	var b wireBallot
-	b.Counter = r.uint(field + ".counter")
-	b.Proposer = r.str(field+".proposer", MaxIDSize)
-	return fromWire(b)
+	var b synod.Ballot
+	b.Counter = r.uintOf(field, ".counter")
+	lo, hi, ok := r.strSpan(field, ".proposer", MaxIDSize)
+	switch {
+	case !ok || lo == hi:
+	case string(r.data[lo:hi]) == r.id:
+		b.Proposer = r.id
+	default:
+		b.Proposer = string(r.data[lo:hi])
+		r.id = b.Proposer
+	}
+	return b
 }
 
 // finish reports the first error, or trailing bytes after the frame.
 func (r *reader) finish() error {
-	if r.err == nil && r.br.Len() != 0 {
-		r.fail(ErrMalformed, "%d trailing bytes", r.br.Len())
+	if r.err == nil && r.left() != 0 {
+		r.fail(ErrMalformed, "%d trailing bytes", r.left())
 	}
 	return r.wrapped()
 }

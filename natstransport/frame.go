@@ -94,25 +94,39 @@ func AppendRequestFrame(dst []byte, items []RequestItem) ([]byte, error) {
 	if len(items) > MaxFrameItems {
 		return dst, fmt.Errorf("natstransport: encode request frame: %w: %d items, limit %d", ErrTooLarge, len(items), MaxFrameItems)
 	}
+	dst = appendRequestFrameHeader(dst, len(items))
+	for i := range items {
+		var err error
+		if dst, err = appendRequestItem(dst, items[i].Seq, &items[i].BatchRequest); err != nil {
+			return dst, fmt.Errorf("natstransport: encode request frame: item %d: %w", i, err)
+		}
+	}
+	return dst, nil
+}
+
+// appendRequestFrameHeader appends the start of a request frame of n items;
+// appendRequestItem appends each item.
+func appendRequestFrameHeader(dst []byte, n int) []byte {
 	dst = appendArrayLen(dst, requestFrameFields)
 	dst = appendUint(dst, WireVersion)
-	dst = appendArrayLen(dst, len(items))
-	for i := range items {
-		it := &items[i]
-		if int(it.Op) >= len(requestItemFields) || requestItemFields[it.Op] == 0 {
-			return dst, fmt.Errorf("natstransport: encode request frame: %w: item %d has unknown kind %d", ErrMalformed, i, it.Op)
-		}
-		dst = appendItemHeader(dst, requestItemFields[it.Op], it.Op, it.Seq)
-		dst = appendUint(dst, it.Epoch())
-		dst = appendStr(dst, it.Key())
-		switch it.Op {
-		case synod.OpPrepare:
-			dst = appendBallot(dst, it.Prepare.Ballot)
-		case synod.OpAccept:
-			dst = appendBallot(dst, it.Accept.Ballot)
-			dst = appendBin(dst, it.Accept.Value)
-			dst = appendBallot(dst, it.Accept.Next)
-		}
+	return appendArrayLen(dst, n)
+}
+
+// appendRequestItem appends the request item of req with sequence number seq.
+func appendRequestItem(dst []byte, seq uint64, req *synod.BatchRequest) ([]byte, error) {
+	if int(req.Op) >= len(requestItemFields) || requestItemFields[req.Op] == 0 {
+		return dst, fmt.Errorf("%w: unknown kind %d", ErrMalformed, req.Op)
+	}
+	dst = appendItemHeader(dst, requestItemFields[req.Op], req.Op, seq)
+	dst = appendUint(dst, req.Epoch())
+	dst = appendStr(dst, req.Key())
+	switch req.Op {
+	case synod.OpPrepare:
+		dst = appendBallot(dst, req.Prepare.Ballot)
+	case synod.OpAccept:
+		dst = appendBallot(dst, req.Accept.Ballot)
+		dst = appendBin(dst, req.Accept.Value)
+		dst = appendBallot(dst, req.Accept.Next)
 	}
 	return dst, nil
 }
@@ -197,16 +211,39 @@ func appendItemHeader(dst []byte, fields int, kind synod.Op, seq uint64) []byte 
 // keys, zero ballots): the acceptor answers each invalid item with its own
 // error item. Values alias data.
 func DecodeRequestFrame(data []byte, lim Limits) ([]RequestItem, error) {
-	r, err := newVersionReader("request frame", data, lim, requestFrameFields, WireVersion)
+	seqs, reqs, err := decodeRequests(data, lim, nil, nil)
 	if err != nil {
 		return nil, err
 	}
+	items := make([]RequestItem, len(reqs))
+	for i := range reqs {
+		items[i] = RequestItem{Seq: seqs[i], BatchRequest: reqs[i]}
+	}
+	return items, nil
+}
+
+// decodeRequests is DecodeRequestFrame appending each item's seq to seqs
+// and its request to reqs, as the acceptor applies them: no copy between
+// the two forms, and the caller may pass slices to reuse. On error both
+// come back empty (still with their room).
+func decodeRequests(data []byte, lim Limits, seqs []uint64, reqs []synod.BatchRequest) ([]uint64, []synod.BatchRequest, error) {
+	r := reader{what: "request frame", data: data, lim: lim}
+	if err := r.start(requestFrameFields, WireVersion); err != nil {
+		return seqs[:0], reqs[:0], err
+	}
 	n := r.itemCount()
 	// n is the sender's word: room for a few items, append finds more.
-	items := make([]RequestItem, 0, min(n, preallocItems))
+	if seqs == nil {
+		seqs = make([]uint64, 0, min(n, preallocItems))
+	}
+	if reqs == nil {
+		reqs = make([]synod.BatchRequest, 0, min(n, preallocItems))
+	}
+	seqs, reqs = seqs[:0], reqs[:0]
 	for i := 0; i < n && r.err == nil; i++ {
-		var it RequestItem
-		it.Op, it.Seq = r.itemHeader(i, requestItemFields[:])
+		var it synod.BatchRequest
+		op, seq := r.itemHeader(i, requestItemFields[:])
+		it.Op = op
 		epoch := r.uint("epoch")
 		key := r.key()
 		switch it.Op {
@@ -219,12 +256,14 @@ func DecodeRequestFrame(data []byte, lim Limits) ([]RequestItem, error) {
 		case synod.OpRead:
 			it.Read = synod.ReadRequest{Key: key, Epoch: epoch}
 		}
-		items = append(items, it)
+		seqs = append(seqs, seq)
+		reqs = append(reqs, it)
 	}
 	if err := r.finish(); err != nil {
-		return nil, err
+		clear(reqs)
+		return seqs[:0], reqs[:0], err
 	}
-	return items, nil
+	return seqs, reqs, nil
 }
 
 // DecodeReplyFrame decodes a reply frame as strictly as DecodeRequestFrame,
@@ -232,17 +271,58 @@ func DecodeRequestFrame(data []byte, lim Limits) ([]RequestItem, error) {
 // request ballot in prepare and accept replies, every other ballot zero or
 // valid, and a non-empty code in error items. Values and details alias data.
 func DecodeReplyFrame(data []byte, lim Limits) (ReplyFrame, error) {
-	var f ReplyFrame
-	r, err := newVersionReader("reply frame", data, lim, replyFrameFields, WireVersion)
+	f, err := decodeReplyFrame(data, lim, nil, nil)
 	if err != nil {
+		return ReplyFrame{}, err
+	}
+	return f, nil
+}
+
+// replyHints are strings a reply frame's decoder may return instead of
+// copies when the frame holds equal ones: the sender the caller expects,
+// and the key and ballot proposer of the request that item i with sequence
+// number seq is expected to answer (ok false: no guess).
+type replyHints struct {
+	from string
+	item func(i int, seq uint64) (key, proposer string, ok bool)
+}
+
+// decodeReplyFrame is DecodeReplyFrame appending the items to items (which
+// the caller may pass to reuse) and taking strings from hints where they
+// match (nil: none).
+func decodeReplyFrame(data []byte, lim Limits, items []ReplyItem, hints *replyHints) (ReplyFrame, error) {
+	var f ReplyFrame
+	r := reader{what: "reply frame", data: data, lim: lim}
+	if err := r.start(replyFrameFields, WireVersion); err != nil {
 		return f, err
 	}
-	f.From = r.from()
+	if hints != nil && hints.from != "" {
+		f.From = r.strLike("from", MaxIDSize, hints.from)
+		if r.err == nil && f.From == "" {
+			r.fail(ErrMalformed, "from: empty acceptor ID")
+		}
+	} else {
+		f.From = r.from()
+	}
 	n := r.itemCount()
-	f.Items = make([]ReplyItem, 0, min(n, preallocItems)) // n is the sender's word
+	if items == nil {
+		items = make([]ReplyItem, 0, min(n, preallocItems)) // n is the sender's word
+	}
+	f.Items = items[:0]
 	for i := 0; i < n && r.err == nil; i++ {
-		var it ReplyItem
+		f.Items = append(f.Items, ReplyItem{})
+		it := &f.Items[len(f.Items)-1]
 		it.Op, it.Seq = r.itemHeader(i, replyItemFields[:])
+		var known string
+		if hints != nil && hints.item != nil && r.err == nil {
+			var id string
+			if k, p, ok := hints.item(i, it.Seq); ok {
+				known, id = k, p
+				if r.id == "" {
+					r.id = id
+				}
+			}
+		}
 		switch it.Op {
 		case itemError:
 			it.Error.Code = r.str("code", maxCodeSize)
@@ -253,28 +333,28 @@ func DecodeReplyFrame(data []byte, lim Limits) (ReplyFrame, error) {
 			}
 		case synod.OpPrepare:
 			p := &it.Prepare
-			p.From, p.Key, p.Ballot = f.From, r.key(), r.ballot("ballot")
+			p.From, p.Key, p.Ballot = f.From, r.strLike("key", MaxKeySize, known), r.ballot("ballot")
 			p.OK = r.boolean("ok")
 			p.Seen, p.Accepted, p.Value = r.ballot("seen"), r.ballot("accepted"), r.value()
 			r.check(validateReply("prepare reply", p.Key, p.Ballot, p.Seen, p.Accepted))
 		case synod.OpAccept:
 			a := &it.Accept
-			a.From, a.Key, a.Ballot = f.From, r.key(), r.ballot("ballot")
+			a.From, a.Key, a.Ballot = f.From, r.strLike("key", MaxKeySize, known), r.ballot("ballot")
 			a.OK, a.Seen = r.boolean("ok"), r.ballot("seen")
 			r.check(validateReply("accept reply", a.Key, a.Ballot, a.Seen))
 		case synod.OpRead:
 			rd := &it.Read
-			rd.From, rd.Key = f.From, r.key()
+			rd.From, rd.Key = f.From, r.strLike("key", MaxKeySize, known)
 			rd.Promised, rd.Accepted, rd.Value = r.ballot("promised"), r.ballot("accepted"), r.value()
 			if r.err == nil && rd.Key == "" {
 				r.fail(synod.ErrInvalidRequest, "read reply: empty key")
 			}
 			r.check(validateBallots("read reply", rd.Key, rd.Promised, rd.Accepted))
 		}
-		f.Items = append(f.Items, it)
 	}
 	if err := r.finish(); err != nil {
-		return ReplyFrame{}, err
+		clear(f.Items)
+		return ReplyFrame{Items: f.Items[:0]}, err
 	}
 	return f, nil
 }
@@ -306,8 +386,8 @@ func (r *reader) itemCount() int {
 	case n > MaxFrameItems:
 		r.fail(ErrTooLarge, "%d items, limit %d", n, MaxFrameItems)
 		return 0
-	case n > r.br.Len():
-		r.fail(ErrMalformed, "%d items announced, %d bytes left", n, r.br.Len())
+	case n > r.left():
+		r.fail(ErrMalformed, "%d items announced, %d bytes left", n, r.left())
 		return 0
 	}
 	return n
@@ -323,7 +403,7 @@ func (r *reader) arrayLen(field string) int {
 		r.fail(ErrMalformed, "%s: not an array (code %#x)", field, c)
 		return 0
 	}
-	n, err := r.dec.DecodeArrayLen()
+	n, err := r.arrayHeader()
 	if err != nil || n < 0 {
 		r.fail(ErrMalformed, "%s: bad array header", field)
 		return 0
@@ -339,7 +419,7 @@ func (r *reader) bin(field string, max int) []byte {
 	}
 	switch {
 	case c == msgpcode.Nil:
-		_ = r.dec.Skip() // cannot fail: the code is there
+		r.skipNil()
 		return nil
 	case !isBin(c):
 		r.fail(ErrMalformed, "%s: not binary (code %#x)", field, c)

@@ -1,10 +1,7 @@
 package natstransport
 
 import (
-	"bytes"
 	"fmt"
-
-	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/protosynod/protosynod/synod"
 )
@@ -241,8 +238,7 @@ func newInspectReader(what string, data []byte) (*reader, InspectKind, int, erro
 	if len(data) == 0 {
 		return nil, 0, 0, wrapf(fmt.Errorf("%w: empty frame", ErrMalformed), "decode %s", what)
 	}
-	br := bytes.NewReader(data)
-	r := &reader{what: what, data: data, br: br, dec: msgpack.NewDecoder(br), lim: DefaultLimits()}
+	r := newDataReader(what, data, DefaultLimits())
 	c := r.peek("frame")
 	if r.err == nil && !isArray(c) {
 		r.fail(ErrMalformed, "frame is not an array (code %#x)", c)
@@ -250,7 +246,7 @@ func newInspectReader(what string, data []byte) (*reader, InspectKind, int, erro
 	var n int
 	if r.err == nil {
 		var err error
-		if n, err = r.dec.DecodeArrayLen(); err != nil {
+		if n, err = r.arrayHeader(); err != nil {
 			r.fail(ErrMalformed, "frame: %v", err)
 		}
 	}
@@ -370,14 +366,14 @@ func DecodeKeyPage(data []byte) (KeyPage, error) {
 	var count int
 	if r.err == nil {
 		var err error
-		count, err = r.dec.DecodeArrayLen()
+		count, err = r.arrayHeader()
 		switch {
 		case err != nil:
 			r.fail(ErrMalformed, "keys: %v", err)
 		case count < 0 || count > MaxInspectPage:
 			r.fail(ErrTooLarge, "keys: %d, limit %d", count, MaxInspectPage)
-		case count > r.br.Len():
-			r.fail(ErrMalformed, "keys: %d announced, %d bytes left", count, r.br.Len())
+		case count > r.left():
+			r.fail(ErrMalformed, "keys: %d announced, %d bytes left", count, r.left())
 		}
 	}
 	if r.err == nil {

@@ -49,8 +49,10 @@ type serviceMetrics struct {
 	// The attribute sets of every request and refusal, built once: an
 	// attribute set costs allocations each time it is made, and these are
 	// recorded per request. Read-only after construction.
-	requestAttrs map[string]*[3]metric.RecordOption // by op: ok, refused, error
-	refuseAttrs  map[string]metric.AddOption        // by reason
+	// Each is a slice of one option, passed on with opts...: a single option
+	// passed as a variadic argument would allocate its slice on every call.
+	requestAttrs map[string]*[3][]metric.RecordOption // by op: ok, refused, error
+	refuseAttrs  map[string][]metric.AddOption        // by reason
 }
 
 // Request outcomes, the index into serviceMetrics.requestAttrs' arrays.
@@ -63,11 +65,11 @@ var (
 	refuseReasons = []string{"ballot", "overloaded", "stopping", "probe"}
 )
 
-func (m *serviceMetrics) requestOption(op string, outcome int) metric.RecordOption {
+func (m *serviceMetrics) requestOptions(op string, outcome int) []metric.RecordOption {
 	if a := m.requestAttrs[op]; a != nil {
 		return a[outcome]
 	}
-	return metric.WithAttributes(m.acceptor, attribute.String("op", op), attribute.String("outcome", requestOutcomes[outcome]))
+	return []metric.RecordOption{metric.WithAttributes(m.acceptor, attribute.String("op", op), attribute.String("outcome", requestOutcomes[outcome]))}
 }
 
 // newServiceMetrics creates s's instruments; the queue gauges read s.
@@ -77,17 +79,17 @@ func newServiceMetrics(mp metric.MeterProvider, s *Service) (*serviceMetrics, er
 	}
 	m := mp.Meter(MeterName)
 	sm := serviceMetrics{acceptor: attribute.String("acceptor", s.acc.ID())}
-	sm.requestAttrs = make(map[string]*[3]metric.RecordOption, len(metricOps))
+	sm.requestAttrs = make(map[string]*[3][]metric.RecordOption, len(metricOps))
 	for _, op := range metricOps {
-		var a [3]metric.RecordOption
+		var a [3][]metric.RecordOption
 		for i, outcome := range requestOutcomes {
-			a[i] = metric.WithAttributes(sm.acceptor, attribute.String("op", op), attribute.String("outcome", outcome))
+			a[i] = []metric.RecordOption{metric.WithAttributes(sm.acceptor, attribute.String("op", op), attribute.String("outcome", outcome))}
 		}
 		sm.requestAttrs[op] = &a
 	}
-	sm.refuseAttrs = make(map[string]metric.AddOption, len(refuseReasons))
+	sm.refuseAttrs = make(map[string][]metric.AddOption, len(refuseReasons))
 	for _, reason := range refuseReasons {
-		sm.refuseAttrs[reason] = metric.WithAttributes(sm.acceptor, attribute.String("reason", reason))
+		sm.refuseAttrs[reason] = []metric.AddOption{metric.WithAttributes(sm.acceptor, attribute.String("reason", reason))}
 	}
 	var errs []error
 	var err error
@@ -128,6 +130,11 @@ func newServiceMetrics(mp metric.MeterProvider, s *Service) (*serviceMetrics, er
 // request records a request answered: op, time since it arrived, and whether
 // the acceptor promised/accepted (ok), refused it, or failed (err != nil).
 func (m *serviceMetrics) request(op string, arrived time.Time, ok bool, err error) {
+	m.requestTook(op, time.Since(arrived).Seconds(), ok, err)
+}
+
+// requestTook is request for a request answered secs after it arrived.
+func (m *serviceMetrics) requestTook(op string, secs float64, ok bool, err error) {
 	outcome := 0 // ok
 	switch {
 	case err != nil:
@@ -136,16 +143,16 @@ func (m *serviceMetrics) request(op string, arrived time.Time, ok bool, err erro
 		outcome = 1 // refused
 		m.refuse("ballot")
 	}
-	m.duration.Record(context.Background(), time.Since(arrived).Seconds(), m.requestOption(op, outcome))
+	m.duration.Record(context.Background(), secs, m.requestOptions(op, outcome)...)
 }
 
 // refuse counts a request not applied, for reason.
 func (m *serviceMetrics) refuse(reason string) {
-	opt, ok := m.refuseAttrs[reason]
+	opts, ok := m.refuseAttrs[reason]
 	if !ok {
-		opt = metric.WithAttributes(m.acceptor, attribute.String("reason", reason))
+		opts = []metric.AddOption{metric.WithAttributes(m.acceptor, attribute.String("reason", reason))}
 	}
-	m.refused.Add(context.Background(), 1, opt)
+	m.refused.Add(context.Background(), 1, opts...)
 }
 
 // malformedRequest counts a request that failed to decode or validate.

@@ -112,7 +112,8 @@ type StatsData struct {
 
 // frameJob is a decoded request frame waiting for a frame worker.
 type frameJob struct {
-	items   []RequestItem
+	seqs    []uint64             // each request's sequence number
+	reqs    []synod.BatchRequest // the requests, as ApplyBatch takes them
 	reply   string
 	size    int
 	arrived time.Time

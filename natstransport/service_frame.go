@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/micro"
@@ -24,7 +26,7 @@ func (s *Service) frameHandler(req micro.Request) {
 		return
 	}
 	data := req.Data()
-	items, err := DecodeRequestFrame(data, s.opts.limits)
+	seqs, reqs, err := decodeRequests(data, s.opts.limits, nil, nil)
 	if err != nil {
 		s.stats.BadRequests.Add(1)
 		s.metrics.malformedRequest(opFrame)
@@ -36,8 +38,8 @@ func (s *Service) frameHandler(req micro.Request) {
 		s.log.Debug("natstransport: frame without a reply subject dropped", "subject", req.Subject())
 		return
 	}
-	if err := s.enqueueFrame(frameJob{items: items, reply: req.Reply(), size: len(data), arrived: arrived}); err != nil {
-		s.log.Warn("natstransport: frame refused", "subject", req.Subject(), "items", len(items), "err", err)
+	if err := s.enqueueFrame(frameJob{seqs: seqs, reqs: reqs, reply: req.Reply(), size: len(data), arrived: arrived}); err != nil {
+		s.log.Warn("natstransport: frame refused", "subject", req.Subject(), "items", len(reqs), "err", err)
 		s.replyError(req, err)
 	}
 }
@@ -51,17 +53,17 @@ func (s *Service) enqueueFrame(j frameJob) error {
 		s.metrics.refuse("stopping")
 		return fmt.Errorf("%w: acceptor %s", ErrStopping, s.acc.ID())
 	case s.queuedBytes+j.size > s.opts.maxQueueBytes:
-		s.stats.Overloaded.Add(uint64(len(j.items)))
+		s.stats.Overloaded.Add(uint64(len(j.reqs)))
 		s.metrics.refuse("overloaded")
 		return fmt.Errorf("%w: acceptor %s has %d bytes queued", ErrOverloaded, s.acc.ID(), s.queuedBytes)
 	}
 	select {
 	case s.frames <- j:
-		s.queued += len(j.items)
+		s.queued += len(j.reqs)
 		s.queuedBytes += j.size
 		return nil
 	default:
-		s.stats.Overloaded.Add(uint64(len(j.items)))
+		s.stats.Overloaded.Add(uint64(len(j.reqs)))
 		s.metrics.refuse("overloaded")
 		return fmt.Errorf("%w: acceptor %s: frame queue full", ErrOverloaded, s.acc.ID())
 	}
@@ -73,7 +75,7 @@ func (s *Service) workFrames() {
 	for j := range s.frames {
 		s.processFrame(j)
 		s.mu.Lock()
-		s.queued -= len(j.items)
+		s.queued -= len(j.reqs)
 		s.queuedBytes -= j.size
 		s.mu.Unlock()
 	}
@@ -82,15 +84,16 @@ func (s *Service) workFrames() {
 // processFrame applies a frame's items in one batch (persisting before
 // ApplyBatch returns) and publishes their replies.
 func (s *Service) processFrame(j frameJob) {
-	reqs := make([]synod.BatchRequest, len(j.items))
-	for i := range j.items {
-		reqs[i] = j.items[i].BatchRequest
-	}
-	results := s.acc.ApplyBatch(s.workCtx, reqs)
-	replies := make([]ReplyItem, len(results))
+	results := s.acc.ApplyBatch(s.workCtx, j.reqs)
+	sc := getReplyScratch()
+	defer putReplyScratch(sc)
+	replies := slices.Grow(sc.replies[:0], len(results))[:len(results)]
+	sc.replies = replies
+	// One clock read for the frame: its items arrived and leave together.
+	elapsed := time.Since(j.arrived).Seconds()
 	for i, res := range results {
 		ri := &replies[i]
-		ri.Seq = j.items[i].Seq
+		*ri = ReplyItem{Seq: j.seqs[i]}
 		op := res.Op.String()
 		if res.Err != nil {
 			ri.Error = itemErrorOf(res.Err)
@@ -108,9 +111,34 @@ func (s *Service) processFrame(j frameJob) {
 		}
 		ok := res.Prepare.OK || res.Accept.OK || res.Op == synod.OpRead
 		// Recorded before the reply leaves, as for version-1 requests.
-		s.metrics.request(op, j.arrived, ok, res.Err)
+		s.metrics.requestTook(op, elapsed, ok, res.Err)
 	}
-	s.publishReplies(j.reply, replies)
+	s.publishReplies(j.reply, replies, sc)
+}
+
+// replyScratch is the memory a frame worker needs to answer a frame, pooled:
+// nothing in it outlives processFrame (nats.go copies what it publishes, and
+// the replies' values belong to the acceptor's results, not to the scratch).
+type replyScratch struct {
+	replies []ReplyItem
+	buf     []byte // the encoded items
+	msg     []byte // one reply frame
+	ends    []int  // end offset of each encoded item in buf
+}
+
+var replyScratchPool = sync.Pool{New: func() any { return new(replyScratch) }}
+
+func getReplyScratch() *replyScratch { return replyScratchPool.Get().(*replyScratch) }
+
+// putReplyScratch returns sc to the pool, unless a large frame grew it.
+func putReplyScratch(sc *replyScratch) {
+	clear(sc.replies) // they point into the acceptor's values
+	if cap(sc.replies) > maxPooledItems || cap(sc.buf) > maxPooledBuf || cap(sc.msg) > maxPooledBuf {
+		return
+	}
+	poison(sc.buf)
+	poison(sc.msg)
+	replyScratchPool.Put(sc)
 }
 
 // itemErrorOf returns the error item for err.
@@ -121,18 +149,16 @@ func itemErrorOf(err error) ItemError {
 // publishReplies publishes replies in as few reply frames as the message
 // limit (the smaller of Limits.MaxMessage and the server's max_payload)
 // allows: one, unless the replies carry large values. A reply too large for
-// any frame is replaced by an error item with CodeTooLarge.
-func (s *Service) publishReplies(subject string, replies []ReplyItem) {
+// any frame is replaced by an error item with CodeTooLarge. It encodes into
+// sc's buffers.
+func (s *Service) publishReplies(subject string, replies []ReplyItem, sc *replyScratch) {
 	limit := s.opts.limits.maxMessage()
 	if mp := int(s.nc.MaxPayload()); mp > 0 && mp < limit {
 		limit = mp
 	}
 	// Frame header: array, version, from, item array header.
 	header := 1 + 1 + 5 + len(s.acc.ID()) + 5
-	var (
-		buf  []byte
-		ends []int // end offset of each encoded item in buf
-	)
+	buf, ends := sc.buf[:0], sc.ends[:0]
 	for i := range replies {
 		var err error
 		before := len(buf)
@@ -147,6 +173,7 @@ func (s *Service) publishReplies(subject string, replies []ReplyItem) {
 		}
 		ends = append(ends, len(buf))
 	}
+	sc.buf, sc.ends = buf, ends
 	if len(replies) == 0 {
 		msg, _ := EncodeReplyFrame(s.acc.ID(), nil)
 		s.publish(subject, msg)
@@ -159,12 +186,13 @@ func (s *Service) publishReplies(subject string, replies []ReplyItem) {
 		if !last && size+ends[i+1]-ends[i] <= limit && i+1-first < MaxFrameItems {
 			continue
 		}
-		msg := appendArrayLen(nil, replyFrameFields)
+		msg := appendArrayLen(sc.msg[:0], replyFrameFields)
 		msg = appendUint(msg, WireVersion)
 		msg = appendStr(msg, s.acc.ID())
 		msg = appendArrayLen(msg, i+1-first)
 		msg = append(msg, buf[lo:ends[i]]...)
 		s.publish(subject, msg)
+		sc.msg = msg
 		first, lo = i+1, ends[i]
 	}
 }
