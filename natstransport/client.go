@@ -79,6 +79,11 @@ type scatter struct {
 	left     int         // items not done
 	stop     func() bool // unregisters the AfterFunc; nil until registered
 	done     bool
+
+	// Room for the items of a request to up to five acceptors, so that a
+	// request costs one allocation, not one per acceptor.
+	itemBuf [5]item
+	ptrBuf  [5]*item
 }
 
 // item is one scatter's request to one acceptor.
@@ -252,9 +257,13 @@ func (t *Transport) scatter(sc *scatter, to []string) error {
 		return fmt.Errorf("natstransport: %v %q: %w", sc.req.Op, sc.key, ErrClosed)
 	}
 	to = uniq(to)
-	// One allocation for the request's items and one for their list.
-	all := make([]item, len(to))
-	sc.items = make([]*item, 0, len(to))
+	all := sc.itemBuf[:0]
+	sc.items = sc.ptrBuf[:0]
+	if len(to) > len(sc.itemBuf) {
+		all = make([]item, len(to))
+		sc.items = make([]*item, 0, len(to))
+	}
+	all = all[:len(to)]
 	for i, id := range to {
 		p, err := t.peer(id)
 		if err != nil {
