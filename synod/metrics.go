@@ -93,15 +93,18 @@ func newClientMetrics(mp metric.MeterProvider) (*clientMetrics, error) {
 	return &cm, nil
 }
 
+// The options recorded per change and per round, each a slice of one built
+// once and passed on with opts...: a single option passed as a variadic
+// argument would allocate its slice on every call.
 var (
 	attrOpChange  = attribute.String("op", "change")
 	attrOpRead    = attribute.String("op", "read")
-	fastHit       = metric.WithAttributes(attribute.String("result", "hit"))
-	fastFallback  = metric.WithAttributes(attribute.String("result", "fallback"))
-	readPathQuick = metric.WithAttributes(attribute.String("path", "quorum"))
-	readPathRound = metric.WithAttributes(attribute.String("path", "round"))
-	opChange      = metric.WithAttributes(attrOpChange)
-	opRead        = metric.WithAttributes(attrOpRead)
+	fastHit       = []metric.AddOption{metric.WithAttributes(attribute.String("result", "hit"))}
+	fastFallback  = []metric.AddOption{metric.WithAttributes(attribute.String("result", "fallback"))}
+	readPathQuick = []metric.AddOption{metric.WithAttributes(attribute.String("path", "quorum"))}
+	readPathRound = []metric.AddOption{metric.WithAttributes(attribute.String("path", "round"))}
+	opChange      = []metric.RecordOption{metric.WithAttributes(attrOpChange)}
+	opRead        = []metric.RecordOption{metric.WithAttributes(attrOpRead)}
 )
 
 // done records a finished change or read (read when f was nil): its time
@@ -109,15 +112,15 @@ var (
 func (m *clientMetrics) done(ctx context.Context, read bool, start time.Time, rounds int, fast bool, err error) {
 	ctx = context.WithoutCancel(ctx)
 	outcome := outcomeOf(err)
-	m.duration.Record(ctx, time.Since(start).Seconds(), durationAttrs(read, outcome))
+	m.duration.Record(ctx, time.Since(start).Seconds(), durationAttrs(read, outcome)...)
 	if rounds > 0 {
 		m.rounds.Record(ctx, int64(rounds))
 	}
 	if fast {
 		if rounds == 1 && err == nil {
-			m.fastPath.Add(ctx, 1, fastHit)
+			m.fastPath.Add(ctx, 1, fastHit...)
 		} else {
-			m.fastPath.Add(ctx, 1, fastFallback)
+			m.fastPath.Add(ctx, 1, fastFallback...)
 		}
 	}
 	if outcome == "indeterminate" {
@@ -134,9 +137,9 @@ func (m *clientMetrics) conflict(ctx context.Context) {
 func (m *clientMetrics) readPath(ctx context.Context, quorum bool, n int) {
 	ctx = context.WithoutCancel(ctx)
 	if quorum {
-		m.reads.Add(ctx, int64(n), readPathQuick)
+		m.reads.Add(ctx, int64(n), readPathQuick...)
 	} else {
-		m.reads.Add(ctx, int64(n), readPathRound)
+		m.reads.Add(ctx, int64(n), readPathRound...)
 	}
 }
 
@@ -146,7 +149,7 @@ func (m *clientMetrics) batch(ctx context.Context, read bool, n int) {
 	if read {
 		op = opRead
 	}
-	m.batchSize.Record(context.WithoutCancel(ctx), int64(n), op)
+	m.batchSize.Record(context.WithoutCancel(ctx), int64(n), op...)
 }
 
 // outcomes are the values of the outcome attribute (see outcomeOf).
@@ -155,17 +158,17 @@ var outcomes = []string{"ok", "indeterminate", "conflict", "unavailable", "inval
 // durationOpts holds the change.duration attribute sets of every op and
 // outcome, built once: making an attribute set allocates, and one is
 // recorded per change.
-var durationOpts = func() map[[2]string]metric.RecordOption {
-	m := make(map[[2]string]metric.RecordOption, 2*len(outcomes))
+var durationOpts = func() map[[2]string][]metric.RecordOption {
+	m := make(map[[2]string][]metric.RecordOption, 2*len(outcomes))
 	for _, op := range []attribute.KeyValue{attrOpChange, attrOpRead} {
 		for _, o := range outcomes {
-			m[[2]string{op.Value.AsString(), o}] = metric.WithAttributes(op, attribute.String("outcome", o))
+			m[[2]string{op.Value.AsString(), o}] = []metric.RecordOption{metric.WithAttributes(op, attribute.String("outcome", o))}
 		}
 	}
 	return m
 }()
 
-func durationAttrs(read bool, outcome string) metric.RecordOption {
+func durationAttrs(read bool, outcome string) []metric.RecordOption {
 	op := "change"
 	if read {
 		op = "read"

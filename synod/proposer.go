@@ -150,7 +150,7 @@ type Proposal struct {
 	next        Ballot
 	prepare     PrepareRequest
 	accept      AcceptRequest
-	voted       map[string]bool
+	voted       votes
 	yes, no     int
 	failed      int   // acceptors whose storage failed or that were unreachable in this phase
 	failure     error // the first storage failure
@@ -167,12 +167,17 @@ type Proposal struct {
 
 	// Across attempts.
 	attempts   int
-	results    map[Ballot]runResult // accepts that carried the change's result
-	writeBacks map[Ballot]bool      // accepts that carried an unchanged value
-	cacheable  bool
-	committed  bool // a quorum accepted the attempt's value
-	value      []byte
-	err        error
+	results    []ballotRun // accepts that carried the change's result
+	writeBacks []Ballot    // accepts that carried an unchanged value
+	// Room for the usual single entry of each, so that a proposal that
+	// commits at its first accept allocates neither list.
+	resultsBuf    [1]ballotRun
+	writeBacksBuf [1]Ballot
+	votedBuf      [5]string // room for the votes of up to five acceptors
+	cacheable     bool
+	committed     bool // a quorum accepted the attempt's value
+	value         []byte
+	err           error
 }
 
 // runResult is one run of a proposal's change functions whose result an
@@ -181,6 +186,50 @@ type runResult struct {
 	value []byte
 	outs  []Outcome
 }
+
+// ballotRun is the run whose result the accept at ballot carried.
+type ballotRun struct {
+	ballot Ballot
+	runResult
+}
+
+// result returns the run whose result the accept at b carried, if any.
+func (pr *Proposal) result(b Ballot) (runResult, bool) {
+	for _, r := range pr.results {
+		if r.ballot == b {
+			return r.runResult, true
+		}
+	}
+	return runResult{}, false
+}
+
+// setResult records the run whose result the accept at b carries.
+func (pr *Proposal) setResult(b Ballot, r runResult) {
+	for i := range pr.results {
+		if pr.results[i].ballot == b {
+			pr.results[i].runResult = r
+			return
+		}
+	}
+	if pr.results == nil {
+		pr.results = pr.resultsBuf[:0]
+	}
+	pr.results = append(pr.results, ballotRun{b, r})
+}
+
+// dropResult forgets the accept at b as a carrier of the change's result.
+func (pr *Proposal) dropResult(b Ballot) {
+	pr.results = slices.DeleteFunc(pr.results, func(r ballotRun) bool { return r.ballot == b })
+}
+
+// isWriteBack reports whether the accept at b carried an unchanged value.
+func (pr *Proposal) isWriteBack(b Ballot) bool { return slices.Contains(pr.writeBacks, b) }
+
+// votes lists the acceptors that answered a phase: a few IDs, for which a
+// slice is cheaper than a map.
+type votes []string
+
+func (v votes) has(id string) bool { return slices.Contains(v, id) }
 
 // Outcome is what one change function of a batch did (see BeginBatch): the
 // value it returned, or, if it returned an error, that error and the value it
@@ -215,7 +264,8 @@ func (p *Proposer) Begin(key string, f ChangeFunc) *Proposal {
 // nil ones) is a read, never indeterminate. Begin(key, f) is BeginBatch with
 // fs = [f], and with no functions when f is nil.
 func (p *Proposer) BeginBatch(key string, fs []ChangeFunc) *Proposal {
-	pr := &Proposal{key: key, fs: fs, cfg: p.cfg, voted: make(map[string]bool, len(p.cfg.Acceptors))}
+	pr := &Proposal{key: key, fs: fs, cfg: p.cfg}
+	pr.voted = pr.votedBuf[:0]
 	if p.counter < p.cfg.Floor {
 		p.counter = p.cfg.Floor
 	}
@@ -249,6 +299,7 @@ func (pr *Proposal) start(p *Proposer) {
 
 func (pr *Proposal) resetVotes() {
 	clear(pr.voted)
+	pr.voted = pr.voted[:0]
 	pr.yes, pr.no, pr.failed, pr.failure = 0, 0, 0, nil
 	pr.unreached, pr.unreachable = 0, nil
 }
@@ -331,10 +382,10 @@ func (pr *Proposal) vote(from, key string, b Ballot, ok bool, seen Ballot) bool 
 // admit records that acceptor from answered the current phase, once per
 // acceptor; it returns false for replies that do not belong to it.
 func (pr *Proposal) admit(from, key string, b Ballot) bool {
-	if key != pr.key || b != pr.ballot || pr.voted[from] || !pr.cfg.Has(from) {
+	if key != pr.key || b != pr.ballot || pr.voted.has(from) || !pr.cfg.Has(from) {
 		return false
 	}
-	pr.voted[from] = true
+	pr.voted = append(pr.voted, from)
 	return true
 }
 
@@ -438,10 +489,10 @@ func (pr *Proposal) Apply() {
 	}
 	pr.isResult, pr.fErr = false, nil
 	newValue := pr.current
-	switch res, ours := pr.results[pr.highest]; {
+	switch res, ours := pr.result(pr.highest); {
 	case ours && !pr.highest.IsZero():
 		newValue, pr.isResult, pr.outs = res.value, true, res.outs
-	case pr.writeBacks[pr.highest]:
+	case pr.isWriteBack(pr.highest):
 		newValue, pr.isResult, pr.outs = pr.run()
 	case len(pr.results) > 0 && pr.minResult().Less(pr.highest):
 		pr.finish(nil, ErrIndeterminate)
@@ -453,15 +504,12 @@ func (pr *Proposal) Apply() {
 		pr.fErr = pr.outs[0].Err
 	}
 	if pr.isResult {
-		if pr.results == nil {
-			pr.results = make(map[Ballot]runResult)
-		}
-		pr.results[pr.ballot] = runResult{newValue, pr.outs}
-	} else {
+		pr.setResult(pr.ballot, runResult{newValue, pr.outs})
+	} else if !pr.isWriteBack(pr.ballot) {
 		if pr.writeBacks == nil {
-			pr.writeBacks = make(map[Ballot]bool)
+			pr.writeBacks = pr.writeBacksBuf[:0]
 		}
-		pr.writeBacks[pr.ballot] = true
+		pr.writeBacks = append(pr.writeBacks, pr.ballot)
 	}
 	pr.accept = AcceptRequest{Key: pr.key, Ballot: pr.ballot, Value: newValue, Next: pr.next, Epoch: pr.cfg.Epoch}
 	pr.resetVotes()
@@ -493,9 +541,9 @@ func (pr *Proposal) run() (value []byte, isResult bool, outs []Outcome) {
 
 func (pr *Proposal) minResult() Ballot {
 	var m Ballot
-	for b := range pr.results {
-		if m.IsZero() || b.Less(m) {
-			m = b
+	for _, r := range pr.results {
+		if m.IsZero() || r.ballot.Less(m) {
+			m = r.ballot
 		}
 	}
 	return m
@@ -535,7 +583,7 @@ func (pr *Proposal) OnAcceptReply(r AcceptReply) {
 		}
 	}
 	if pr.no+pr.unreached == len(pr.cfg.Acceptors) {
-		delete(pr.results, pr.ballot)
+		pr.dropResult(pr.ballot)
 	}
 	if refused {
 		return
@@ -560,7 +608,7 @@ func (pr *Proposal) OnAcceptReply(r AcceptReply) {
 // acceptor that answered refused it or never got it, and some have not
 // answered yet: their replies may still show that the result is nowhere.
 func (pr *Proposal) mayBeNowhere() bool {
-	_, pending := pr.results[pr.ballot]
+	_, pending := pr.result(pr.ballot)
 	return pending && pr.yes == 0 && pr.failed == pr.unreached && pr.no+pr.unreached < len(pr.cfg.Acceptors)
 }
 
@@ -569,7 +617,7 @@ func (pr *Proposal) mayBeNowhere() bool {
 // for the remaining replies (during its backoff, say) may learn that every
 // acceptor refused, which keeps a retry determinate.
 func (pr *Proposal) Unsettled() bool {
-	_, pending := pr.results[pr.ballot]
+	_, pending := pr.result(pr.ballot)
 	return pr.stat == StatusRefused && pr.inAccept && pending && pr.yes+pr.no+pr.failed < len(pr.cfg.Acceptors)
 }
 
@@ -602,7 +650,7 @@ func (pr *Proposal) Unsendable(err error) {
 	if pr.stat == StatusDone {
 		return
 	}
-	delete(pr.results, pr.ballot)
+	pr.dropResult(pr.ballot)
 	if len(pr.results) > 0 {
 		pr.finish(nil, ErrIndeterminate)
 		return
