@@ -626,8 +626,10 @@ func (t *Transport) replySubject(id uint64) string {
 // replyItemsPool holds the slices reply frames are decoded into.
 var replyItemsPool = sync.Pool{New: func() any { return new([]ReplyItem) }}
 
-// maxPooledItems is the largest slice of reply items kept for reuse.
-const maxPooledItems = 64
+// maxPooledItems bounds the capacity of the item slices kept for reuse
+// (frames of more items are rare): with up to 128 frame workers each
+// holding one, the pools stay within a few MiB.
+const maxPooledItems = 128
 
 // bufPool holds the buffers request and reply frames are encoded into.
 var bufPool = sync.Pool{New: func() any { return new([]byte) }}

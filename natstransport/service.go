@@ -114,6 +114,7 @@ type StatsData struct {
 type frameJob struct {
 	seqs    []uint64             // each request's sequence number
 	reqs    []synod.BatchRequest // the requests, as ApplyBatch takes them
+	bufs    *requestBufs         // where seqs and reqs live, pooled
 	reply   string
 	size    int
 	arrived time.Time

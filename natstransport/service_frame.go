@@ -26,8 +26,11 @@ func (s *Service) frameHandler(req micro.Request) {
 		return
 	}
 	data := req.Data()
-	seqs, reqs, err := decodeRequests(data, s.opts.limits, nil, nil)
+	rb := requestBufsPool.Get().(*requestBufs)
+	seqs, reqs, err := decodeRequests(data, s.opts.limits, rb.seqs, rb.reqs)
+	rb.seqs, rb.reqs = seqs, reqs
 	if err != nil {
+		rb.put()
 		s.stats.BadRequests.Add(1)
 		s.metrics.malformedRequest(opFrame)
 		s.log.Warn("natstransport: bad request frame", "subject", req.Subject(), "bytes", len(data), "err", err)
@@ -36,9 +39,11 @@ func (s *Service) frameHandler(req micro.Request) {
 	}
 	if req.Reply() == "" {
 		s.log.Debug("natstransport: frame without a reply subject dropped", "subject", req.Subject())
+		rb.put()
 		return
 	}
-	if err := s.enqueueFrame(frameJob{seqs: seqs, reqs: reqs, reply: req.Reply(), size: len(data), arrived: arrived}); err != nil {
+	if err := s.enqueueFrame(frameJob{seqs: seqs, reqs: reqs, bufs: rb, reply: req.Reply(), size: len(data), arrived: arrived}); err != nil {
+		rb.put()
 		s.log.Warn("natstransport: frame refused", "subject", req.Subject(), "items", len(reqs), "err", err)
 		s.replyError(req, err)
 	}
@@ -78,7 +83,31 @@ func (s *Service) workFrames() {
 		s.queued -= len(j.reqs)
 		s.queuedBytes -= j.size
 		s.mu.Unlock()
+		j.bufs.put()
 	}
+}
+
+// requestBufs holds the slices a request frame is decoded into, pooled:
+// ApplyBatch does not keep its requests, and what they point to (keys,
+// values) is the message's, not the slices'.
+type requestBufs struct {
+	seqs []uint64
+	reqs []synod.BatchRequest
+}
+
+var requestBufsPool = sync.Pool{New: func() any { return new(requestBufs) }}
+
+// put returns b to the pool, unless a large frame grew it.
+func (b *requestBufs) put() {
+	if b == nil {
+		return
+	}
+	clear(b.reqs) // they point into the message
+	if cap(b.reqs) > maxPooledItems {
+		return
+	}
+	b.seqs, b.reqs = b.seqs[:0], b.reqs[:0]
+	requestBufsPool.Put(b)
 }
 
 // processFrame applies a frame's items in one batch (persisting before
