@@ -235,7 +235,19 @@ type afterUnlock struct {
 	peers []*peer
 }
 
-func (t *Transport) run(a *afterUnlock) {
+// add returns a with what finish returned. (By value: appending through a
+// pointer would move the caller's lists to the heap.)
+func (a afterUnlock) add(stop func() bool, p *peer) afterUnlock {
+	if stop != nil {
+		a.stops = append(a.stops, stop)
+	}
+	if p != nil {
+		a.peers = append(a.peers, p)
+	}
+	return a
+}
+
+func (t *Transport) run(a afterUnlock) {
 	for _, stop := range a.stops {
 		stop()
 	}
@@ -392,22 +404,29 @@ func (t *Transport) flush(p *peer) error {
 		return nil
 	}
 	t.log.Debug("natstransport: frame not sent", "acceptor", p.id, "items", len(taken), "err", err)
-	var a afterUnlock
+	// Room on the stack for the usual few entries.
+	var (
+		stops [16]func() bool
+		peers [8]*peer
+	)
+	a := afterUnlock{stops: stops[:0], peers: peers[:0]}
 	t.mu.Lock()
 	for _, it := range taken {
-		t.finish(it, &a)
+		a = a.add(t.finish(it))
 	}
 	t.mu.Unlock()
-	t.run(&a)
+	t.run(a)
 	return err
 }
 
 // finish marks it done: answered, abandoned, or lost with its frame. The
 // frame it was in ends once all its items are done, and the request once all
-// its items are. t.mu is held; a collects what to do after unlocking.
-func (t *Transport) finish(it *item, a *afterUnlock) {
+// its items are. t.mu is held. It returns what to do after unlocking (see
+// afterUnlock): the AfterFunc to unregister if the request ended, the peer
+// to flush if the frame did.
+func (t *Transport) finish(it *item) (stop func() bool, p *peer) {
 	if it.done {
-		return
+		return nil, nil
 	}
 	it.done = true
 	if t.items[it.seq] == it {
@@ -417,31 +436,35 @@ func (t *Transport) finish(it *item, a *afterUnlock) {
 		if fr.open--; fr.open == 0 && t.frames[fr.id] == fr {
 			delete(t.frames, fr.id)
 			fr.peer.inflight--
-			a.peers = append(a.peers, fr.peer)
+			p = fr.peer
 		}
 	}
 	sc := it.sc
 	if sc.left--; sc.left == 0 && !sc.done {
 		sc.done = true
 		delete(t.scatters, sc)
-		if sc.stop != nil {
-			a.stops = append(a.stops, sc.stop)
-		}
+		stop = sc.stop
 	}
+	return stop, p
 }
 
 // abandon ends sc when its context is done: its items still queued are not
 // sent, and its items in flight no longer hold their frames open.
 func (t *Transport) abandon(sc *scatter) {
-	var a afterUnlock
+	// Room on the stack for the usual few entries.
+	var (
+		stops [16]func() bool
+		peers [8]*peer
+	)
+	a := afterUnlock{stops: stops[:0], peers: peers[:0]}
 	t.mu.Lock()
 	if !t.closed {
 		for _, it := range sc.items {
-			t.finish(it, &a)
+			a = a.add(t.finish(it))
 		}
 	}
 	t.mu.Unlock()
-	t.run(&a)
+	t.run(a)
 }
 
 // onReply handles one message on the inbox subscription: a reply frame, or an
@@ -491,7 +514,12 @@ func (t *Transport) onReply(m *nats.Msg) {
 		t.log.Warn("natstransport: bad reply frame ignored", "acceptor", acceptor, "err", err)
 		return
 	}
-	var a afterUnlock
+	// Room on the stack for the usual few entries.
+	var (
+		stops [16]func() bool
+		peers [8]*peer
+	)
+	a := afterUnlock{stops: stops[:0], peers: peers[:0]}
 	t.mu.Lock()
 	for i := range f.Items {
 		ri := &f.Items[i]
@@ -509,10 +537,10 @@ func (t *Transport) onReply(m *nats.Msg) {
 			t.logRemote(it.sc, rerr)
 		}
 		it.sc.deliver(t.log, acceptor, ri, rerr)
-		t.finish(it, &a)
+		a = a.add(t.finish(it))
 	}
 	t.mu.Unlock()
-	t.run(&a)
+	t.run(a)
 }
 
 // frameFailed handles an error reply to a whole frame: every item still open
@@ -522,7 +550,12 @@ func (t *Transport) onReply(m *nats.Msg) {
 func (t *Transport) frameFailed(fr *frame, err error) {
 	var remote *RemoteError
 	isRemote := errors.As(err, &remote) || errors.Is(err, synod.ErrNotDelivered)
-	var a afterUnlock
+	// Room on the stack for the usual few entries.
+	var (
+		stops [16]func() bool
+		peers [8]*peer
+	)
+	a := afterUnlock{stops: stops[:0], peers: peers[:0]}
 	t.mu.Lock()
 	if t.frames[fr.id] == fr {
 		for i, it := range fr.items {
@@ -535,11 +568,11 @@ func (t *Transport) frameFailed(fr *frame, err error) {
 			if isRemote {
 				it.sc.deliver(t.log, fr.peer.id, &ReplyItem{}, err)
 			}
-			t.finish(it, &a)
+			a = a.add(t.finish(it))
 		}
 	}
 	t.mu.Unlock()
-	t.run(&a)
+	t.run(a)
 }
 
 // logRemote logs an acceptor's refusal to serve a request.
