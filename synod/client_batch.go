@@ -59,6 +59,8 @@ type waiter struct {
 	err    error
 	rounds int  // attempts of its round
 	fast   bool // its round began on the one-round-trip path
+	all    bool // its round sends every phase to every acceptor
+	settle bool // and waits for every acceptor's reply to its accept
 	panic  any  // what f panicked with, if it did
 }
 
@@ -162,7 +164,21 @@ func (l *keyQueues) next(key string, max int) {
 // round of key is running in this Client, otherwise in the next round after
 // it, with the other changes queued by then.
 func (c *Client) do(ctx context.Context, key string, f ChangeFunc) ([]byte, error) {
-	w := &waiter{ctx: ctx, f: f, start: time.Now()}
+	return c.doWaiter(ctx, key, &waiter{ctx: ctx, f: f, start: time.Now()})
+}
+
+// readRoundAll is ReadRound with every phase sent to every acceptor of the
+// configuration, thrifty phases or not, so that the value reaches every
+// acceptor that answers (a rescan brings new acceptors up to date this way).
+// With settle its accept also waits (up to the phase timeout) for every
+// acceptor's reply, so that the value is stored at each one that answers
+// when it returns (garbage collection completes a tombstone this way).
+func (c *Client) readRoundAll(ctx context.Context, key string, settle bool) ([]byte, error) {
+	return c.doWaiter(ctx, key, &waiter{ctx: ctx, start: time.Now(), all: true, settle: settle})
+}
+
+func (c *Client) doWaiter(ctx context.Context, key string, w *waiter) ([]byte, error) {
+	f := w.f
 	defer func() { c.metrics.done(ctx, f == nil, w.start, w.rounds, w.fast, w.err) }()
 	if key == "" {
 		w.err = errorf(ErrInvalidRequest, "empty key")
@@ -210,6 +226,10 @@ func (c *Client) round(key string, ws []*waiter) {
 	}
 	defer cancel()
 	read := ws[0].f == nil
+	everyone, settle := false, false // some waiter needs every phase sent to every acceptor
+	for _, w := range ws {
+		everyone, settle = everyone || w.all, settle || w.settle
+	}
 	var fs []ChangeFunc
 	if !read {
 		fs = make([]ChangeFunc, len(ws))
@@ -226,12 +246,13 @@ func (c *Client) round(key string, ws []*waiter) {
 		c.metrics.readPath(ctx, false, len(ws))
 	}
 	for {
+		all := everyone // after a phase timed out, the next ones go to every acceptor too
 		for pr.Status() != StatusDone {
 			switch pr.Status() {
 			case StatusApply:
 				pr.Apply()
 			case StatusPreparing, StatusAccepting:
-				ok, accepts, cancel := c.phase(ctx, pr)
+				ok, accepts, cancel := c.phase(ctx, pr, all, settle)
 				if pr.Status() == StatusRefused {
 					c.metrics.conflict(ctx)
 				}
@@ -240,6 +261,7 @@ func (c *Client) round(key string, ws []*waiter) {
 						accepts = nil
 					}
 					if !ok {
+						all = true
 						c.refreshConfig(ctx) // no quorum answered: are they all gone?
 					}
 					c.retry(ctx, pr, accepts)

@@ -73,8 +73,9 @@ func (r *Reconfigurer) CollectGarbage(ctx context.Context) (GCResult, error) {
 		}
 		if stale {
 			// The tombstone is the latest value but some acceptor missed it:
-			// a full round writes it back to every acceptor it reaches.
-			if _, err := r.c.ReadRound(ctx, k); err != nil {
+			// a full round writes it back to every acceptor it reaches
+			// (all of them, even with thrifty phases).
+			if _, err := r.c.readRoundAll(ctx, k, true); err != nil {
 				res.Skipped++
 				continue
 			}

@@ -33,6 +33,10 @@ const MeterName = "github.com/protosynod/protosynod/synod"
 //     accept, with attribute result "hit" (it succeeded in that round) or
 //     "fallback" (it needed more);
 //   - indeterminate (counter): changes that ended with ErrIndeterminate;
+//   - hedges (counter): thrifty phases (see WithThrifty) that sent their
+//     request to the acceptors outside their first subset too, with
+//     attribute reason ("refused": a reply of the subset was not a yes;
+//     "delay": the hedge delay passed; "send": sending to the subset failed);
 //   - reads (counter): reads by the path they took, attribute path
 //     ("quorum": answered by acceptors' agreeing states without a round;
 //     "round": a full round).
@@ -52,6 +56,7 @@ type clientMetrics struct {
 	indeterminate metric.Int64Counter
 	reads         metric.Int64Counter
 	batchSize     metric.Int64Histogram
+	hedges        metric.Int64Counter
 }
 
 func newClientMetrics(mp metric.MeterProvider) (*clientMetrics, error) {
@@ -86,6 +91,9 @@ func newClientMetrics(mp metric.MeterProvider) (*clientMetrics, error) {
 	cm.batchSize, err = m.Int64Histogram("synod.client.batch.size", metric.WithUnit("{change}"),
 		metric.WithDescription("Changes (or reads) each round carried, by op."),
 		metric.WithExplicitBucketBoundaries(1, 2, 4, 8, 16, 32, 64, 128, 256))
+	add(err)
+	cm.hedges, err = m.Int64Counter("synod.client.hedges", metric.WithUnit("{phase}"),
+		metric.WithDescription("Thrifty phases that also sent their request to the acceptors outside their subset, by reason (refused, delay, send)."))
 	add(err)
 	if err := errors.Join(errs...); err != nil {
 		return nil, errorf(ErrInvalidConfig, "meter provider: %v", err)
@@ -131,6 +139,19 @@ func (m *clientMetrics) done(ctx context.Context, read bool, start time.Time, ro
 // conflict records an attempt refused by a higher ballot.
 func (m *clientMetrics) conflict(ctx context.Context) {
 	m.conflicts.Add(context.WithoutCancel(ctx), 1)
+}
+
+// hedgeReasons are the reason attributes of hedges, by hedgeRefused,
+// hedgeSend and hedgeDelay.
+var hedgeReasons = [...]metric.AddOption{
+	metric.WithAttributes(attribute.String("reason", "refused")),
+	metric.WithAttributes(attribute.String("reason", "send")),
+	metric.WithAttributes(attribute.String("reason", "delay")),
+}
+
+// hedge records a thrifty phase that hedged, for reason why.
+func (m *clientMetrics) hedge(ctx context.Context, why int) {
+	m.hedges.Add(context.WithoutCancel(ctx), 1, hedgeReasons[why])
 }
 
 // readPath records the path n reads took: quorum (no round) or a full round.

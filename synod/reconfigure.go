@@ -420,7 +420,8 @@ func (r *Reconfigurer) rescan(ctx context.Context, cfg Config, ids []string) err
 		wg.Go(func() {
 			for k := range work {
 				for {
-					_, err := r.c.ReadRound(ctx, k)
+					// To every acceptor, thrifty phases or not: new members catch up.
+					_, err := r.c.readRoundAll(ctx, k, false)
 					if err == nil {
 						break
 					}

@@ -1,0 +1,491 @@
+package synod_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/protosynod/protosynod/internal/metrictest"
+	"github.com/protosynod/protosynod/synod"
+)
+
+func TestThriftySplit(t *testing.T) {
+	ids := func(n int) []string {
+		var s []string
+		for i := range n {
+			s = append(s, fmt.Sprintf("a%d", i))
+		}
+		return s
+	}
+	tests := []struct {
+		name          string
+		cfg           synod.Config
+		prepare, acc  int // subset sizes
+		suspect       []string
+		wantNotInHead []string // suspects that must go to rest
+	}{
+		{name: "3 majority", cfg: synod.Config{Acceptors: ids(3)}, prepare: 2, acc: 2},
+		{name: "5 majority", cfg: synod.Config{Acceptors: ids(5)}, prepare: 3, acc: 3},
+		{name: "5 flexible 4/2", cfg: synod.Config{Acceptors: ids(5), PrepareQuorum: 4, AcceptQuorum: 2}, prepare: 4, acc: 2},
+		{name: "3 flexible 3/1", cfg: synod.Config{Acceptors: ids(3), PrepareQuorum: 3, AcceptQuorum: 1}, prepare: 3, acc: 1},
+		{name: "5 flexible 2/4", cfg: synod.Config{Acceptors: ids(5), PrepareQuorum: 2, AcceptQuorum: 4}, prepare: 2, acc: 4},
+		{name: "1 acceptor", cfg: synod.Config{Acceptors: ids(1)}, prepare: 1, acc: 1},
+		{name: "suspect avoided", cfg: synod.Config{Acceptors: ids(5)}, prepare: 3, acc: 3,
+			suspect: []string{"a0", "a3"}, wantNotInHead: []string{"a0", "a3"}},
+		{name: "too many suspects fill the subset", cfg: synod.Config{Acceptors: ids(3)}, prepare: 2, acc: 2,
+			suspect: []string{"a0", "a1", "a2"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			suspect := func(id string) bool { return slices.Contains(tt.suspect, id) }
+			for _, accept := range []bool{false, true} {
+				want := tt.prepare
+				if accept {
+					want = tt.acc
+				}
+				if got := synod.ThriftySize(tt.cfg, accept); got != want {
+					t.Errorf("ThriftySize(accept=%v) = %d, want %d", accept, got, want)
+				}
+				for k := range 50 {
+					key := fmt.Sprintf("key%d", k)
+					first, rest := synod.ThriftySplit(tt.cfg, key, accept, suspect)
+					if len(first) != want {
+						t.Fatalf("%s accept=%v: first %v, want %d acceptors", key, accept, first, want)
+					}
+					all := append(slices.Clone(first), rest...)
+					slices.Sort(all)
+					if !slices.Equal(all, tt.cfg.Acceptors) {
+						t.Fatalf("%s: first %v + rest %v is not the configuration %v", key, first, rest, tt.cfg.Acceptors)
+					}
+					for _, id := range tt.wantNotInHead {
+						if slices.Contains(first, id) {
+							t.Fatalf("%s: suspect %s in first %v", key, id, first)
+						}
+					}
+					again, _ := synod.ThriftySplit(tt.cfg, key, accept, suspect)
+					if !slices.Equal(first, again) {
+						t.Fatalf("%s: split %v, then %v", key, first, again)
+					}
+				}
+			}
+		})
+	}
+}
+
+// Subsets spread the keys evenly over the acceptors.
+func TestThriftySplitSpreads(t *testing.T) {
+	for _, n := range []int{3, 5} {
+		cfg := synod.Config{}
+		for i := range n {
+			cfg.Acceptors = append(cfg.Acceptors, fmt.Sprintf("acceptor-%d", i))
+		}
+		count := map[string]int{}
+		const keys = 6000
+		for k := range keys {
+			first, _ := synod.ThriftySplit(cfg, fmt.Sprintf("user/%d", k), true, nil)
+			for _, id := range first {
+				count[id]++
+			}
+		}
+		want := keys * cfg.Q2() / n
+		for _, id := range cfg.Acceptors {
+			if got := count[id]; got < want*9/10 || got > want*11/10 {
+				t.Errorf("n=%d: %s in %d subsets of %d keys, want %d ± 10%%", n, id, got, keys, want)
+			}
+		}
+	}
+}
+
+// fakeTransport serves requests with real acceptors, synchronously, and
+// records where each went. An acceptor can be gone (every request to it is
+// answered ErrNotDelivered at once) or silent (requests to it are lost).
+type fakeTransport struct {
+	mu     sync.Mutex
+	accs   map[string]*synod.Acceptor
+	gone   map[string]bool
+	silent map[string]bool
+	sent   []sentReq
+}
+
+type sentReq struct {
+	op  string // "prepare" or "accept"
+	key string
+	b   synod.Ballot
+	to  []string
+}
+
+func newFakeTransport(n int) (*fakeTransport, synod.Config) {
+	f := &fakeTransport{accs: map[string]*synod.Acceptor{}, gone: map[string]bool{}, silent: map[string]bool{}}
+	var cfg synod.Config
+	for i := range n {
+		id := fmt.Sprintf("a%d", i)
+		f.accs[id] = synod.NewAcceptor(id, synod.NewMemoryStorage())
+		cfg.Acceptors = append(cfg.Acceptors, id)
+	}
+	return f, cfg
+}
+
+func (f *fakeTransport) record(op, key string, b synod.Ballot, to []string) (gone, silent map[string]bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sent = append(f.sent, sentReq{op, key, b, slices.Clone(to)})
+	return maps(f.gone), maps(f.silent)
+}
+
+func maps(m map[string]bool) map[string]bool {
+	c := make(map[string]bool, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+func (f *fakeTransport) set(id string, gone, silent bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gone[id], f.silent[id] = gone, silent
+}
+
+func (f *fakeTransport) requests() []sentReq {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.sent)
+}
+
+func (f *fakeTransport) reset() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sent = nil
+}
+
+var errGone = fmt.Errorf("fake: no responders: %w", synod.ErrNotDelivered)
+
+func (f *fakeTransport) Prepare(ctx context.Context, to []string, req synod.PrepareRequest, replies chan<- synod.PrepareReply) error {
+	gone, silent := f.record("prepare", req.Key, req.Ballot, to)
+	for _, id := range to {
+		var rep synod.PrepareReply
+		switch {
+		case silent[id]:
+			continue
+		case gone[id]:
+			rep = synod.PrepareReply{From: id, Key: req.Key, Ballot: req.Ballot, Err: errGone}
+		default:
+			var err error
+			if rep, err = f.accs[id].Prepare(ctx, req); err != nil {
+				rep = synod.PrepareReply{From: id, Key: req.Key, Ballot: req.Ballot, Err: err}
+			}
+		}
+		select {
+		case replies <- rep:
+		default:
+			panic("reply channel full")
+		}
+	}
+	return nil
+}
+
+func (f *fakeTransport) Accept(ctx context.Context, to []string, req synod.AcceptRequest, replies chan<- synod.AcceptReply) error {
+	gone, silent := f.record("accept", req.Key, req.Ballot, to)
+	for _, id := range to {
+		var rep synod.AcceptReply
+		switch {
+		case silent[id]:
+			continue
+		case gone[id]:
+			rep = synod.AcceptReply{From: id, Key: req.Key, Ballot: req.Ballot, Err: errGone}
+		default:
+			var err error
+			if rep, err = f.accs[id].Accept(ctx, req); err != nil {
+				rep = synod.AcceptReply{From: id, Key: req.Key, Ballot: req.Ballot, Err: err}
+			}
+		}
+		select {
+		case replies <- rep:
+		default:
+			panic("reply channel full")
+		}
+	}
+	return nil
+}
+
+// fakeClock is a clock that moves only when told.
+type fakeClock struct{ ns atomic.Int64 }
+
+func (c *fakeClock) now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *fakeClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+func hedges(t *testing.T, r *metrictest.Reader, reason string) float64 {
+	t.Helper()
+	return r.Get(t, "synod.client.hedges", metrictest.Attrs("reason", reason)...).N
+}
+
+// keyWith returns a key whose accept subset under cfg holds id (in, true)
+// or does not (in, false).
+func keyWith(t *testing.T, cfg synod.Config, id string, in bool, prefix ...string) string {
+	t.Helper()
+	for k := range 1000 {
+		key := fmt.Sprintf("%sk%d", prefix, k)
+		first, _ := synod.ThriftySplit(cfg, key, true, nil)
+		p, _ := synod.ThriftySplit(cfg, key, false, nil)
+		if slices.Contains(first, id) == in && slices.Contains(p, id) == in {
+			return key
+		}
+	}
+	t.Fatalf("no key with %s in its subsets = %v", id, in)
+	return ""
+}
+
+// Without failures every phase goes to a quorum only, and nothing hedges.
+func TestThriftyQuorumOnly(t *testing.T) {
+	tests := []struct {
+		name   string
+		cfg    func(synod.Config) synod.Config
+		n      int
+		fast   bool
+		wantTo map[string]int // phase -> acceptors
+	}{
+		{"3 majority", func(c synod.Config) synod.Config { return c }, 3, true, map[string]int{"prepare": 2, "accept": 2}},
+		{"5 majority", func(c synod.Config) synod.Config { return c }, 5, true, map[string]int{"prepare": 3, "accept": 3}},
+		{"5 flexible 4/2", func(c synod.Config) synod.Config { c.PrepareQuorum, c.AcceptQuorum = 4, 2; return c }, 5, false, map[string]int{"prepare": 4, "accept": 2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr, cfg := newFakeTransport(tt.n)
+			cfg = tt.cfg(cfg)
+			reader := metrictest.New()
+			c := newTestClient(t, "c", cfg, tr, synod.WithHedgeDelay(time.Hour), synod.WithMeterProvider(reader.Provider))
+			ctx := context.Background()
+			for i := range 3 {
+				if v, err := c.Change(ctx, "k", incr); err != nil || string(v) != fmt.Sprint(i+1) {
+					t.Fatalf("change %d = %q, %v", i, v, err)
+				}
+			}
+			reqs := tr.requests()
+			prepares := 0
+			for _, r := range reqs {
+				if len(r.to) != tt.wantTo[r.op] {
+					t.Errorf("%s %v went to %v, want %d acceptors", r.op, r.b, r.to, tt.wantTo[r.op])
+				}
+				if r.op == "prepare" {
+					prepares++
+				}
+			}
+			// One prepare; with Q1 <= Q2 the later changes take the fast path.
+			if want := map[bool]int{true: 1, false: 3}[tt.fast]; prepares != want {
+				t.Errorf("%d prepares, want %d", prepares, want)
+			}
+			for _, reason := range []string{"refused", "delay", "send"} {
+				if n := hedges(t, reader, reason); n != 0 {
+					t.Errorf("%v hedges (%s), want none", n, reason)
+				}
+			}
+		})
+	}
+}
+
+// WithThrifty(false) sends every phase to every acceptor.
+func TestThriftyOff(t *testing.T) {
+	tr, cfg := newFakeTransport(3)
+	c := newTestClient(t, "c", cfg, tr, synod.WithThrifty(false))
+	if _, err := c.Change(context.Background(), "k", incr); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range tr.requests() {
+		if len(r.to) != 3 {
+			t.Errorf("%s went to %v, want all three", r.op, r.to)
+		}
+	}
+}
+
+// A refusal from the subset hedges at once: the prepare reaches the third
+// acceptor and wins with it. The refused accept waits for its whole subset,
+// then hedges once it has a yes.
+func TestThriftyHedgeOnRefusal(t *testing.T) {
+	tr, cfg := newFakeTransport(3)
+	key := keyWith(t, cfg, "a0", true)
+	// a0 promised a ballot no one holds: it refuses every prepare and accept.
+	ctx := context.Background()
+	high := synod.Ballot{Counter: 1 << 40, Proposer: "elsewhere"}
+	if _, err := tr.accs["a0"].Prepare(ctx, synod.PrepareRequest{Key: key, Ballot: high}); err != nil {
+		t.Fatal(err)
+	}
+	reader := metrictest.New()
+	c := newTestClient(t, "c", cfg, tr, synod.WithHedgeDelay(time.Hour), synod.WithPhaseTimeout(time.Hour), synod.WithMeterProvider(reader.Provider))
+	if _, err := c.Change(ctx, key, incr); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, r := range tr.requests() {
+		got[r.op] += len(r.to)
+	}
+	if got["prepare"] != 3 || got["accept"] != 3 {
+		t.Errorf("acceptors reached: %v, want 3 prepares and 3 accepts (subset, then the hedge)", got)
+	}
+	if n := hedges(t, reader, "refused"); n != 2 {
+		t.Errorf("%v hedges on a refusal, want 2", n)
+	}
+}
+
+// An accept refused by its whole subset is withheld from the others: its
+// result is nowhere, so the retry runs the change again, determinately,
+// and the acceptor outside the subset never sees the doomed accept.
+func TestThriftyWithholdsRefusedAccept(t *testing.T) {
+	tr, cfg := newFakeTransport(3)
+	key := keyWith(t, cfg, "a2", false)
+	ctx := context.Background()
+	a := newTestClient(t, "a", cfg, tr, synod.WithHedgeDelay(time.Hour), synod.WithPhaseTimeout(time.Hour))
+	b := newTestClient(t, "b", cfg, tr, synod.WithHedgeDelay(time.Hour), synod.WithPhaseTimeout(time.Hour))
+	for range 2 {
+		if _, err := a.Change(ctx, key, incr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.Change(ctx, key, incr); err != nil { // a's fast-path entry is stale now
+		t.Fatal(err)
+	}
+	tr.reset()
+	v, err := a.Change(ctx, key, incr)
+	if err != nil || string(v) != "4" {
+		t.Fatalf("a's change = %q, %v; want 4", v, err)
+	}
+	reqs := tr.requests()
+	if len(reqs) < 3 || reqs[0].op != "accept" || len(reqs[0].to) != 2 || reqs[1].op != "prepare" {
+		t.Fatalf("requests %+v: want the fast-path accept to the subset, then a new round", reqs)
+	}
+	for _, r := range reqs {
+		if r.b == reqs[0].b && slices.Contains(r.to, "a2") {
+			t.Errorf("the refused accept %v reached a2", r.b)
+		}
+	}
+}
+
+// A silent acceptor of the subset costs one hedge delay; it is suspected
+// and left out of the next subsets until the suspicion ends, then tried
+// again.
+func TestThriftyHedgeOnDelaySuspects(t *testing.T) {
+	tr, cfg := newFakeTransport(3)
+	tr.set("a0", false, true)
+	clock := &fakeClock{}
+	reader := metrictest.New()
+	c := newTestClient(t, "c", cfg, tr, synod.WithHedgeDelay(time.Millisecond), synod.WithPhaseTimeout(time.Hour),
+		synod.WithClock(clock.now), synod.WithSuspectFor(time.Second), synod.WithMeterProvider(reader.Provider))
+	ctx := context.Background()
+	key := keyWith(t, cfg, "a0", true)
+	if _, err := c.Change(ctx, key, incr); err != nil {
+		t.Fatal(err)
+	}
+	if n := hedges(t, reader, "delay"); n != 1 {
+		t.Fatalf("%v hedges on the delay, want 1 (then a0 is suspected)", n)
+	}
+	// Other keys whose subset holds a0 avoid it now.
+	tr.reset()
+	for i := range 5 {
+		if _, err := c.Change(ctx, keyWith(t, cfg, "a0", true, fmt.Sprint(i)), incr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range tr.requests() {
+		if slices.Contains(r.to, "a0") {
+			t.Errorf("%s %s went to suspected a0: %v", r.op, r.key, r.to)
+		}
+	}
+	if n := hedges(t, reader, "delay"); n != 1 {
+		t.Errorf("%v hedges on the delay, want still 1", n)
+	}
+	// The suspicion ends: a0 (answering again) is back in the subsets.
+	tr.set("a0", false, false)
+	clock.advance(2 * time.Second)
+	tr.reset()
+	if _, err := c.Change(ctx, keyWith(t, cfg, "a0", true, "back"), incr); err != nil {
+		t.Fatal(err)
+	}
+	back := false
+	for _, r := range tr.requests() {
+		back = back || slices.Contains(r.to, "a0")
+	}
+	if !back {
+		t.Errorf("a0 not tried again after its suspicion ended: %+v", tr.requests())
+	}
+}
+
+// An acceptor that is gone answers "not delivered" at once: the phase
+// hedges without waiting, and the acceptor is suspected.
+func TestThriftyNotDeliveredSuspects(t *testing.T) {
+	tr, cfg := newFakeTransport(3)
+	tr.set("a1", true, false)
+	clock := &fakeClock{}
+	reader := metrictest.New()
+	c := newTestClient(t, "c", cfg, tr, synod.WithHedgeDelay(time.Hour), synod.WithPhaseTimeout(time.Hour),
+		synod.WithClock(clock.now), synod.WithMeterProvider(reader.Provider))
+	ctx := context.Background()
+	if _, err := c.Change(ctx, keyWith(t, cfg, "a1", true), incr); err != nil {
+		t.Fatal(err)
+	}
+	if n := hedges(t, reader, "refused"); n != 1 {
+		t.Errorf("%v hedges on a reply that was not a yes, want 1", n)
+	}
+	tr.reset()
+	if _, err := c.Change(ctx, keyWith(t, cfg, "a1", true, "2"), incr); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range tr.requests() {
+		if slices.Contains(r.to, "a1") {
+			t.Errorf("%s went to a1, which is gone and suspected: %v", r.op, r.to)
+		}
+	}
+}
+
+// A phase that timed out is followed by phases to every acceptor.
+func TestThriftyAllAfterTimeout(t *testing.T) {
+	tr, cfg := newFakeTransport(3)
+	tr.set("a0", false, true)
+	c := newTestClient(t, "c", cfg, tr, synod.WithHedgeDelay(time.Hour), synod.WithPhaseTimeout(20*time.Millisecond))
+	key := keyWith(t, cfg, "a0", true)
+	if _, err := c.Change(context.Background(), key, incr); err != nil {
+		t.Fatal(err)
+	}
+	reqs := tr.requests()
+	if len(reqs) < 2 || len(reqs[0].to) != 2 {
+		t.Fatalf("requests %+v: want a first prepare to two acceptors", reqs)
+	}
+	for _, r := range reqs[1:] {
+		if len(r.to) != 3 {
+			t.Errorf("%s %v after the timeout went to %v, want all three", r.op, r.b, r.to)
+		}
+	}
+}
+
+// The adaptive hedge delay follows the latency of phases, within its
+// bounds.
+func TestThriftyHedgeDelayAdapts(t *testing.T) {
+	tr, cfg := newFakeTransport(3)
+	c := newTestClient(t, "c", cfg, tr, synod.WithPhaseTimeout(time.Second))
+	if d := synod.HedgeDelay(c); d != 20*time.Millisecond {
+		t.Errorf("delay before any sample = %v, want 20ms", d)
+	}
+	for range 50 {
+		synod.Observe(c, 2*time.Millisecond)
+	}
+	if d := synod.HedgeDelay(c); d < 8*time.Millisecond || d > 9*time.Millisecond {
+		t.Errorf("delay after steady 2ms phases = %v, want about 8ms", d)
+	}
+	for range 50 {
+		synod.Observe(c, 10*time.Microsecond)
+	}
+	if d := synod.HedgeDelay(c); d != 2*time.Millisecond {
+		t.Errorf("delay after 10µs phases = %v, want the 2ms floor", d)
+	}
+	for range 50 {
+		synod.Observe(c, 5*time.Second)
+	}
+	if d := synod.HedgeDelay(c); d != 250*time.Millisecond {
+		t.Errorf("delay after 5s phases = %v, want the cap, a quarter of the phase timeout", d)
+	}
+}
