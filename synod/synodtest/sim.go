@@ -72,13 +72,19 @@ const (
 	// loaded and misses the acceptor's later Stores, so the acceptor builds
 	// on a stale state.
 	FaultCacheStale
+	// FaultWithholdHedged makes thrifty proposers (with Thrifty) withhold
+	// a refused accept from the acceptors outside its subset
+	// (synod.Proposal.Withhold) even after the hedge delay sent it to them:
+	// a proposal that counts acceptors that may have accepted as holding
+	// nothing.
+	FaultWithholdHedged
 )
 
 // String implements fmt.Stringer.
 func (f Fault) String() string {
 	return [...]string{"none", "forget-promise", "amnesia", "no-ballot-check", "lean-read-fewer", "lean-read-mismatch",
 		"no-rescan", "rescan-before-fence", "gc-no-fence", "batch-final-value", "batch-last-only",
-		"false-not-delivered", "cache-failed-store", "cache-stale"}[f]
+		"false-not-delivered", "cache-failed-store", "cache-stale", "withhold-hedged"}[f]
 }
 
 // SimConfig describes one simulated run. Zero fields take the defaults noted.
@@ -151,6 +157,19 @@ type SimConfig struct {
 	// cache), abandoning its operation in flight.
 	ProposerCrash float64
 
+	// Thrifty makes proposers send each phase first to a quorum-sized
+	// subset of the acceptors (synod.ThriftySplit) and hedge to the others
+	// as synod.Client does with WithThrifty: on a reply that is not a yes
+	// (an accept whose result may be nowhere waits for its whole subset and
+	// is withheld from the others if all refuse), or once HedgeDelay steps
+	// passed (default MaxDelay). Acceptors of the subset still silent when
+	// such a phase ends, or that answered with an error, are left out of
+	// the proposer's subsets for SuspectFor steps (default 2*PhaseTimeout).
+	// A phase after one that timed out goes to every acceptor.
+	Thrifty    bool
+	HedgeDelay int64
+	SuspectFor int64
+
 	// Membership and deletion: Deletes lets proposers delete registers (write
 	// the empty value); Operations is how many operator actions (add, remove
 	// or replace an acceptor, collect garbage) run during the load, drawn
@@ -201,6 +220,9 @@ func RandomSimConfig(seed uint64) SimConfig {
 	c.NoResponders = r.IntN(2) == 0
 	c.StateCache = []int64{0, 0, -1, 300, 600}[r.IntN(5)]
 	c.StoreFaults = []float64{0, 0, 0.02, 0.1}[r.IntN(4)]
+	if c.Thrifty = r.IntN(2) == 0; c.Thrifty {
+		c.HedgeDelay = 1 + r.Int64N(2*c.MaxDelay)
+	}
 	return c
 }
 
@@ -225,6 +247,8 @@ func (c *SimConfig) defaults() {
 	def64(&c.OpTimeout, 12*c.PhaseTimeout)
 	def64(&c.ChaosEvery, 2*c.MaxDelay)
 	def64(&c.Downtime, 5*c.PhaseTimeout)
+	def64(&c.HedgeDelay, c.MaxDelay)
+	def64(&c.SuspectFor, 2*c.PhaseTimeout)
 }
 
 // SimResult is what one simulated run did and found.
@@ -254,6 +278,10 @@ type SimResult struct {
 	TimedOut        int // operations abandoned at their deadline, whatever their outcome
 	ProposerCrashes int
 	NotDelivered    int // requests answered "not delivered" (NoResponders)
+	ThriftyPhases   int // phases sent first to a subset (Thrifty)
+	Hedges          int // of those, hedged on a reply that was not a yes
+	DelayHedges     int // of those, hedged once HedgeDelay passed
+	Withheld        int // of those, refused accepts withheld from the others
 
 	// Check is porcupine's verdict on History against RegisterModel.
 	Check porcupine.CheckResult
@@ -534,6 +562,8 @@ func (s *sim) handle(ev event) {
 		s.op.onAdminReply(ev)
 	case evOperator:
 		s.op.onTimer(ev.token)
+	case evHedge:
+		s.onHedgeDelay(s.props[ev.p], ev.token)
 	}
 }
 
@@ -677,7 +707,9 @@ func (s *sim) deliverReply(ev event) {
 	} else {
 		pp.pr.OnAcceptReply(ev.accRep)
 	}
+	s.thriftyReply(pp, ev)
 	if pp.pr.Status() != before {
+		s.endPhase(pp)
 		s.drive(pp)
 	}
 }
@@ -845,6 +877,7 @@ const (
 	evAdmin
 	evAdminReply
 	evOperator
+	evHedge
 )
 
 func (ev event) describe() string {

@@ -3,6 +3,7 @@ package synodtest
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/anishathalye/porcupine"
@@ -37,6 +38,26 @@ type simProposer struct {
 	made      int  // values made, for unique values
 	abandoned bool // the round reached its deadline
 	operator  bool // the operator's proposer: it runs the rescans
+
+	// Thrifty phases (SimConfig.Thrifty).
+	ph       simPhase
+	all      bool             // a phase of the round timed out: the next go to everyone
+	suspects map[string]int64 // acceptor -> step until which subsets avoid it
+}
+
+// simPhase is the phase in flight of a thrifty proposer: its request, the
+// acceptors it went to first and the others, and what it heard.
+type simPhase struct {
+	accept   bool
+	prep     synod.PrepareRequest
+	acc      synod.AcceptRequest
+	first    []string
+	rest     []string
+	hedged   bool
+	refused  bool            // a reply of first was not a yes
+	delayed  bool            // hedged once the hedge delay passed
+	withheld bool            // rest must never get the request (Withhold)
+	heard    map[string]bool // acceptors that answered
 }
 
 // simCaller is one of a simulated client's callers: a goroutine that makes
@@ -160,6 +181,7 @@ func (s *sim) nextBatch(pp *simProposer) {
 			return
 		}
 		pp.pr = pp.p.BeginBatch(key, nil)
+		pp.all = false
 	} else {
 		fs := make([]synod.ChangeFunc, len(batch))
 		for i, c := range batch {
@@ -167,6 +189,7 @@ func (s *sim) nextBatch(pp *simProposer) {
 		}
 		pp.pr = pp.p.BeginBatch(key, s.breakBatch(fs))
 	}
+	pp.all = false
 	if len(batch) > 1 {
 		s.res.Batches++
 		s.res.Batched += len(batch)
@@ -242,15 +265,7 @@ func (s *sim) drive(pp *simProposer) {
 			pr.Apply()
 		case synod.StatusPreparing, synod.StatusAccepting:
 			pp.token++
-			req := pr.Request()
-			for _, id := range pr.Config().Acceptors {
-				a := s.idx[id]
-				if req.Prepare != nil {
-					s.send(event{kind: evPrepare, p: pp.idx, a: a, prep: *req.Prepare})
-				} else {
-					s.send(event{kind: evAccept, p: pp.idx, a: a, acc: *req.Accept})
-				}
-			}
+			s.startPhase(pp)
 			s.schedule(min(s.cfg.PhaseTimeout, pp.deadline-s.now), event{kind: evTimeout, p: pp.idx, token: pp.token})
 			return
 		case synod.StatusRefused:
@@ -290,6 +305,8 @@ func (s *sim) onTimeout(pp *simProposer, token uint64) {
 		return
 	}
 	s.tracef("p%d phase timeout (%s)", pp.idx, pp.pr.Status())
+	pp.all = true
+	s.endPhase(pp)
 	if s.now >= pp.deadline {
 		pp.pr.Abandon()
 		pp.abandoned = true
@@ -458,6 +475,7 @@ func (s *sim) crashProposer(pp *simProposer) {
 	s.tracef("crash p%d, restart as %s", pp.idx, p.ID())
 	pp.p = p
 	pp.token++ // its timers die with it
+	pp.suspects, pp.all = nil, false
 	s.res.ProposerCrashes++
 	calls := append(pp.batch, pp.queue...)
 	if pp.pr != nil {
@@ -491,5 +509,141 @@ func (s *sim) crashProposer(pp *simProposer) {
 func (s *sim) ack(key string, b synod.Ballot) {
 	if s.acked[key].Less(b) && b.Counter > s.collectedFloor[key] {
 		s.acked[key] = b
+	}
+}
+
+// startPhase sends pp's current request: to every acceptor of its
+// proposal's configuration, or, thrifty, to the key's subset first.
+func (s *sim) startPhase(pp *simProposer) {
+	pr := pp.pr
+	req := pr.Request()
+	cfg := pr.Config()
+	ph := simPhase{accept: req.Accept != nil, first: cfg.Acceptors}
+	if ph.accept {
+		ph.acc = *req.Accept
+	} else {
+		ph.prep = *req.Prepare
+	}
+	if s.cfg.Thrifty && !pp.all {
+		ph.first, ph.rest = synod.ThriftySplit(cfg, pr.Key(), ph.accept, func(id string) bool { return pp.suspects[id] > s.now })
+		ph.heard = make(map[string]bool, len(ph.first))
+		s.res.ThriftyPhases++
+		if len(ph.rest) > 0 {
+			s.tracef("p%d thrifty %v, later %v", pp.idx, ph.first, ph.rest)
+			s.schedule(s.cfg.HedgeDelay, event{kind: evHedge, p: pp.idx, token: pp.token})
+		}
+	}
+	pp.ph = ph
+	s.sendPhase(pp, ph.first)
+}
+
+func (s *sim) sendPhase(pp *simProposer, to []string) {
+	for _, id := range to {
+		a := s.idx[id]
+		if pp.ph.accept {
+			s.send(event{kind: evAccept, p: pp.idx, a: a, acc: pp.ph.acc})
+		} else {
+			s.send(event{kind: evPrepare, p: pp.idx, a: a, prep: pp.ph.prep})
+		}
+	}
+}
+
+// hedge sends the phase's request to the acceptors outside its subset.
+func (s *sim) hedge(pp *simProposer, why string) {
+	if pp.ph.hedged || pp.ph.withheld || len(pp.ph.rest) == 0 {
+		return
+	}
+	pp.ph.hedged = true
+	s.tracef("p%d hedge (%s) to %v", pp.idx, why, pp.ph.rest)
+	s.sendPhase(pp, pp.ph.rest)
+}
+
+func (s *sim) suspect(pp *simProposer, id string) {
+	if pp.suspects == nil {
+		pp.suspects = make(map[string]int64)
+	}
+	pp.suspects[id] = s.now + s.cfg.SuspectFor
+}
+
+// onHedgeDelay hedges a phase still pending when its delay passed.
+func (s *sim) onHedgeDelay(pp *simProposer, token uint64) {
+	if pp.pr == nil || token != pp.token || pp.ph.hedged {
+		return
+	}
+	if st := pp.pr.Status(); st != synod.StatusPreparing && st != synod.StatusAccepting {
+		return
+	}
+	pp.ph.delayed = true
+	s.res.DelayHedges++
+	s.hedge(pp, "delay")
+}
+
+// thriftyReply does what a thrifty Client does after feeding a reply of its
+// phase to the proposal: it hedges when the reply is not a yes, except for
+// an accept whose result may be nowhere, which waits for its subset and is
+// withheld from the others if all of it refused.
+func (s *sim) thriftyReply(pp *simProposer, ev event) {
+	ph := &pp.ph
+	if ph.heard == nil || len(ph.rest) == 0 {
+		return
+	}
+	var from, key string
+	var b synod.Ballot
+	var yes bool
+	var err error
+	if ev.kind == evPrepareReply {
+		r := ev.prepRep
+		if ph.accept || r.Ballot != ph.prep.Ballot {
+			return
+		}
+		from, key, b, yes, err = r.From, r.Key, r.Ballot, r.OK && r.Err == nil, r.Err
+	} else {
+		r := ev.accRep
+		if !ph.accept || r.Ballot != ph.acc.Ballot {
+			return
+		}
+		from, key, b, yes, err = r.From, r.Key, r.Ballot, r.OK && r.Err == nil, r.Err
+	}
+	if key != pp.pr.Key() || b != pp.pr.Ballot() {
+		return
+	}
+	ph.heard[from] = true
+	buggy := s.cfg.Fault == FaultWithholdHedged
+	if ph.withheld || ph.hedged && !buggy {
+		return // withheld: the others must never get it
+	}
+	if !yes {
+		ph.refused = true
+		if err != nil && !errors.Is(err, synod.ErrStaleEpoch) && slices.Contains(ph.first, from) {
+			s.suspect(pp, from)
+		}
+	}
+	if !ph.refused {
+		return // the subset may still win alone
+	}
+	if ph.accept && pp.pr.Withhold(ph.rest) {
+		ph.withheld = true
+		s.res.Withheld++
+		s.tracef("p%d withholds %v from %v", pp.idx, ph.acc.Ballot, ph.rest)
+		return
+	}
+	if ph.accept && pp.pr.MayBeNowhere() || ph.hedged {
+		return
+	}
+	s.res.Hedges++
+	s.hedge(pp, "not a yes")
+}
+
+// endPhase suspects, as the Client does when a phase that hedged on the
+// delay ends, the acceptors of its subset still silent.
+func (s *sim) endPhase(pp *simProposer) {
+	if !pp.ph.delayed {
+		return
+	}
+	pp.ph.delayed = false
+	for _, id := range pp.ph.first {
+		if !pp.ph.heard[id] {
+			s.suspect(pp, id)
+		}
 	}
 }

@@ -117,6 +117,7 @@ func TestSimLinearizable(t *testing.T) {
 	var ops, committed, indeterminate, pruned, timedOut, notApplied, events, crashes, lean, fallbacks, leanSeeds int
 	var deleted, steps1, collections, collected, withOps, notDelivered int
 	var batches, batched, dropped, batchSeeds int
+	var thriftySeeds, thriftyPhases, hedges, delayHedges, withheld int
 	var steps int64
 	for _, r := range results {
 		ops += len(r.History)
@@ -141,6 +142,13 @@ func TestSimLinearizable(t *testing.T) {
 			batchSeeds++
 		}
 		notDelivered += r.NotDelivered
+		if r.Config.Thrifty {
+			thriftySeeds++
+		}
+		thriftyPhases += r.ThriftyPhases
+		hedges += r.Hedges
+		delayHedges += r.DelayHedges
+		withheld += r.Withheld
 		steps1 += r.Reconfigurations
 		collections += r.Collections
 		collected += r.Collected
@@ -162,6 +170,8 @@ func TestSimLinearizable(t *testing.T) {
 	t.Logf("change batching in %d seeds with several callers per proposer: %d rounds carried %d calls (%.2f per round); %d calls dropped at their deadline before their round",
 		batchSeeds, batches, batched, float64(batched)/float64(max(batches, 1)), dropped)
 	t.Logf("requests to a down acceptor answered \"not delivered\" (NATS no responders): %d", notDelivered)
+	t.Logf("thrifty phases in %d seeds: %d phases sent to a subset first, %d hedged on a reply that was not a yes, %d on the hedge delay; %d refused accepts withheld from the others",
+		thriftySeeds, thriftyPhases, hedges, delayHedges, withheld)
 	if ops == 0 || committed == 0 {
 		t.Fatalf("the simulation checked nothing")
 	}
@@ -176,6 +186,9 @@ func TestSimLinearizable(t *testing.T) {
 	}
 	if !single && n >= 50 && notDelivered == 0 {
 		t.Fatalf("the simulation answered no request \"not delivered\"")
+	}
+	if !single && n >= 50 && (hedges == 0 || delayHedges == 0 || withheld == 0) {
+		t.Fatalf("the simulation ran no thrifty hedge on a refusal (%d), on a delay (%d) or withholding (%d)", hedges, delayHedges, withheld)
 	}
 }
 
@@ -259,6 +272,12 @@ func TestSimFindsInjectedBugs(t *testing.T) {
 			c.DuplicateRequests, c.NoResponders, c.Duplicate = true, false, 0.3
 			c.Keys, c.ChaosEvery, c.Crash, c.Downtime = 1, 2, 0.3, 2
 			c.StoreFaults = 0.3
+		}, 0},
+		// A thrifty accept withheld from acceptors its hedge reached: a
+		// retry may apply the change a second time. Contention on one key
+		// makes refused accepts, a short hedge delay makes hedges.
+		{synodtest.FaultWithholdHedged, func(c *synodtest.SimConfig) {
+			c.Thrifty, c.HedgeDelay, c.Keys = true, 1, 1
 		}, 0},
 	}
 	for _, tt := range tests {
