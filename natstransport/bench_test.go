@@ -17,15 +17,23 @@ import (
 )
 
 // countingTransport counts prepare broadcasts, to measure how many changes
-// took the one-round-trip path.
+// took the one-round-trip path, and the requests sent to acceptors (fewer
+// with thrifty phases).
 type countingTransport struct {
 	synod.Transport
 	prepares atomic.Int64
+	requests atomic.Int64
 }
 
 func (c *countingTransport) Prepare(ctx context.Context, to []string, req synod.PrepareRequest, replies chan<- synod.PrepareReply) error {
 	c.prepares.Add(1)
+	c.requests.Add(int64(len(to)))
 	return c.Transport.Prepare(ctx, to, req, replies)
+}
+
+func (c *countingTransport) Accept(ctx context.Context, to []string, req synod.AcceptRequest, replies chan<- synod.AcceptReply) error {
+	c.requests.Add(int64(len(to)))
+	return c.Transport.Accept(ctx, to, req, replies)
 }
 
 // benchValue is the 100-byte value every change writes (the BASELINES.md size).
@@ -61,7 +69,9 @@ func benchCluster(b *testing.B, kind storageKind, opts ...synod.Option) (*synod.
 }
 
 // report adds throughput, latency percentiles and the fast-path hit rate.
-func report(b *testing.B, elapsed time.Duration, lat []time.Duration, prepares int64) {
+func report(b *testing.B, elapsed time.Duration, lat []time.Duration, ct *countingTransport) {
+	prepares := ct.prepares.Load()
+	b.ReportMetric(float64(ct.requests.Load())/float64(len(lat)), "acceptor-reqs/change")
 	slices.Sort(lat)
 	pct := func(p float64) float64 {
 		return float64(lat[min(len(lat)-1, int(float64(len(lat))*p))].Microseconds())
@@ -110,7 +120,7 @@ func BenchmarkSequential(b *testing.B) {
 				}
 				elapsed := time.Since(start)
 				b.StopTimer()
-				report(b, elapsed, lat, ct.prepares.Load())
+				report(b, elapsed, lat, ct)
 			})
 		}
 	}
@@ -170,7 +180,7 @@ func BenchmarkManyKeys(b *testing.B) {
 			elapsed := time.Since(start)
 			b.StopTimer()
 			if len(lat) > 0 {
-				report(b, elapsed, lat, ct.prepares.Load())
+				report(b, elapsed, lat, ct)
 			}
 		})
 	}
