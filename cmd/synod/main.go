@@ -179,8 +179,11 @@ func (e *env) clientTransport() (*synod.Client, *natstransport.Transport, func()
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	// An operator's one-off changes go to every acceptor (no thrifty
+	// phases): saving a request does not matter here, and inspect then
+	// shows no acceptor lagging behind a change just made.
 	cl, err := synod.NewClient(synod.RandomProposerID("synod-cli"), synod.Config{Acceptors: e.acceptorSet()}, tr,
-		synod.WithConfigSource(tr.DiscoverConfig))
+		synod.WithConfigSource(tr.DiscoverConfig), synod.WithThrifty(false))
 	if err != nil {
 		tr.Close()
 		return nil, nil, nil, fmt.Errorf("%w: %w", errUsage, err)
