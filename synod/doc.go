@@ -69,6 +69,23 @@
 // There is no timer: a lone change runs at once. Reads batch only with reads,
 // so a read never becomes indeterminate. WithBatching(false) turns it off.
 //
+// # Thrifty phases
+//
+// A Client sends each phase first to as few acceptors as can win it (see
+// WithThrifty, on by default): a prepare to Q1 of them, an accept to Q2,
+// chosen per key by ThriftySplit, so keys spread evenly and a key keeps its
+// acceptors while nothing fails; with three acceptors that is two requests,
+// fsyncs and replies per phase instead of three. The others get the request
+// too (a hedge) once the subset alone can no longer win (a reply that is not
+// a yes) or a delay adapted to recent latencies passes; acceptors that stay
+// silent or fail are avoided for a second. Safety does not depend on who
+// gets a request: a Proposal counts the replies it gets, and acceptors that
+// never got a request never answer. One rule keeps retries determinate: an
+// accept carrying the change's result that the whole subset refused is not
+// hedged but withheld from the others (Proposal.Withhold), so its result is
+// known to be nowhere; a driver must withhold only acceptors that never got
+// the request, not even through a hedge. Lean reads still ask every acceptor.
+//
 // # Reads with no disk write
 //
 // A read through a round writes: its prepare is a promise that each acceptor
