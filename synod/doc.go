@@ -71,8 +71,8 @@
 //
 // # Thrifty phases
 //
-// A Client sends each phase first to as few acceptors as can win it (see
-// WithThrifty, on by default): a prepare to Q1 of them, an accept to Q2,
+// With WithThrifty(true) (off by default), a Client sends each phase first
+// to as few acceptors as can win it: a prepare to Q1 of them, an accept to Q2,
 // chosen per key by ThriftySplit, so keys spread evenly and a key keeps its
 // acceptors while nothing fails; with three acceptors that is two requests,
 // fsyncs and replies per phase instead of three. The others get the request

@@ -260,7 +260,7 @@ func TestThriftyQuorumOnly(t *testing.T) {
 			tr, cfg := newFakeTransport(tt.n)
 			cfg = tt.cfg(cfg)
 			reader := metrictest.New()
-			c := newTestClient(t, "c", cfg, tr, synod.WithHedgeDelay(time.Hour), synod.WithMeterProvider(reader.Provider))
+			c := newTestClient(t, "c", cfg, tr, synod.WithThrifty(true), synod.WithHedgeDelay(time.Hour), synod.WithMeterProvider(reader.Provider))
 			ctx := context.Background()
 			for i := range 3 {
 				if v, err := c.Change(ctx, "k", incr); err != nil || string(v) != fmt.Sprint(i+1) {
@@ -317,7 +317,7 @@ func TestThriftyHedgeOnRefusal(t *testing.T) {
 		t.Fatal(err)
 	}
 	reader := metrictest.New()
-	c := newTestClient(t, "c", cfg, tr, synod.WithHedgeDelay(time.Hour), synod.WithPhaseTimeout(time.Hour), synod.WithMeterProvider(reader.Provider))
+	c := newTestClient(t, "c", cfg, tr, synod.WithThrifty(true), synod.WithHedgeDelay(time.Hour), synod.WithPhaseTimeout(time.Hour), synod.WithMeterProvider(reader.Provider))
 	if _, err := c.Change(ctx, key, incr); err != nil {
 		t.Fatal(err)
 	}
@@ -340,8 +340,8 @@ func TestThriftyWithholdsRefusedAccept(t *testing.T) {
 	tr, cfg := newFakeTransport(3)
 	key := keyWith(t, cfg, "a2", false)
 	ctx := context.Background()
-	a := newTestClient(t, "a", cfg, tr, synod.WithHedgeDelay(time.Hour), synod.WithPhaseTimeout(time.Hour))
-	b := newTestClient(t, "b", cfg, tr, synod.WithHedgeDelay(time.Hour), synod.WithPhaseTimeout(time.Hour))
+	a := newTestClient(t, "a", cfg, tr, synod.WithThrifty(true), synod.WithHedgeDelay(time.Hour), synod.WithPhaseTimeout(time.Hour))
+	b := newTestClient(t, "b", cfg, tr, synod.WithThrifty(true), synod.WithHedgeDelay(time.Hour), synod.WithPhaseTimeout(time.Hour))
 	for range 2 {
 		if _, err := a.Change(ctx, key, incr); err != nil {
 			t.Fatal(err)
@@ -374,7 +374,7 @@ func TestThriftyHedgeOnDelaySuspects(t *testing.T) {
 	tr.set("a0", false, true)
 	clock := &fakeClock{}
 	reader := metrictest.New()
-	c := newTestClient(t, "c", cfg, tr, synod.WithHedgeDelay(time.Millisecond), synod.WithPhaseTimeout(time.Hour),
+	c := newTestClient(t, "c", cfg, tr, synod.WithThrifty(true), synod.WithHedgeDelay(time.Millisecond), synod.WithPhaseTimeout(time.Hour),
 		synod.WithClock(clock.now), synod.WithSuspectFor(time.Second), synod.WithMeterProvider(reader.Provider))
 	ctx := context.Background()
 	key := keyWith(t, cfg, "a0", true)
@@ -422,7 +422,7 @@ func TestThriftyNotDeliveredSuspects(t *testing.T) {
 	tr.set("a1", true, false)
 	clock := &fakeClock{}
 	reader := metrictest.New()
-	c := newTestClient(t, "c", cfg, tr, synod.WithHedgeDelay(time.Hour), synod.WithPhaseTimeout(time.Hour),
+	c := newTestClient(t, "c", cfg, tr, synod.WithThrifty(true), synod.WithHedgeDelay(time.Hour), synod.WithPhaseTimeout(time.Hour),
 		synod.WithClock(clock.now), synod.WithMeterProvider(reader.Provider))
 	ctx := context.Background()
 	if _, err := c.Change(ctx, keyWith(t, cfg, "a1", true), incr); err != nil {
@@ -446,7 +446,7 @@ func TestThriftyNotDeliveredSuspects(t *testing.T) {
 func TestThriftyAllAfterTimeout(t *testing.T) {
 	tr, cfg := newFakeTransport(3)
 	tr.set("a0", false, true)
-	c := newTestClient(t, "c", cfg, tr, synod.WithHedgeDelay(time.Hour), synod.WithPhaseTimeout(20*time.Millisecond))
+	c := newTestClient(t, "c", cfg, tr, synod.WithThrifty(true), synod.WithHedgeDelay(time.Hour), synod.WithPhaseTimeout(20*time.Millisecond))
 	key := keyWith(t, cfg, "a0", true)
 	if _, err := c.Change(context.Background(), key, incr); err != nil {
 		t.Fatal(err)
@@ -466,7 +466,7 @@ func TestThriftyAllAfterTimeout(t *testing.T) {
 // bounds.
 func TestThriftyHedgeDelayAdapts(t *testing.T) {
 	tr, cfg := newFakeTransport(3)
-	c := newTestClient(t, "c", cfg, tr, synod.WithPhaseTimeout(time.Second))
+	c := newTestClient(t, "c", cfg, tr, synod.WithThrifty(true), synod.WithPhaseTimeout(time.Second))
 	if d := synod.HedgeDelay(c); d != 20*time.Millisecond {
 		t.Errorf("delay before any sample = %v, want 20ms", d)
 	}

@@ -76,6 +76,7 @@ func main() {
 		mutexprof string
 		blockprof string
 	)
+	flag.BoolVar(&c.thrifty, "thrifty", false, "protosynod proposers send each phase to a quorum-sized subset first (synod.WithThrifty)")
 	flag.StringVar(&c.layout, "layout", layoutEmbedded, "embedded (servers and acceptors in this process) or processes (nats-server and synod-acceptor processes)")
 	flag.StringVar(&c.natsURL, "nats", "", "run against an existing NATS cluster at these URLs (comma-separated) instead of starting one")
 	flag.StringVar(&c.cluster, "cluster", benchCluster, "with -nats: the synod cluster name")
@@ -154,6 +155,7 @@ func main() {
 
 // config is one run's settings.
 type config struct {
+	thrifty              bool // synod.WithThrifty for the proposers
 	layout               string
 	natsURL, cluster     string
 	acceptorIDs          []string
@@ -257,7 +259,7 @@ func bench(ctx context.Context, w, progress io.Writer, c config) error {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	defer js.close()
-	sy, err := newSynodEngine(dep)
+	sy, err := newSynodEngine(dep, c.thrifty)
 	if err != nil {
 		return fmt.Errorf("protosynod: %w", err)
 	}

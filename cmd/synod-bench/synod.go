@@ -20,7 +20,7 @@ type synodEngine struct {
 	clients []*synod.Client
 }
 
-func newSynodEngine(d *deployment) (*synodEngine, error) {
+func newSynodEngine(d *deployment, thrifty bool) (*synodEngine, error) {
 	e := &synodEngine{}
 	cfg := synod.Config{Acceptors: d.acceptors}
 	for i, u := range d.urls {
@@ -36,7 +36,7 @@ func newSynodEngine(d *deployment) (*synodEngine, error) {
 			return nil, err
 		}
 		e.trs = append(e.trs, tr)
-		cl, err := synod.NewClient(synod.RandomProposerID(fmt.Sprintf("bench%d", i)), cfg, tr, synod.WithDefaultTimeout(10*time.Second))
+		cl, err := synod.NewClient(synod.RandomProposerID(fmt.Sprintf("bench%d", i)), cfg, tr, synod.WithDefaultTimeout(10*time.Second), synod.WithThrifty(thrifty))
 		if err != nil {
 			e.close()
 			return nil, err
