@@ -168,42 +168,41 @@ func (f *fakeTransport) reset() {
 var errGone = fmt.Errorf("fake: no responders: %w", synod.ErrNotDelivered)
 
 func (f *fakeTransport) Prepare(ctx context.Context, to []string, req synod.PrepareRequest, replies chan<- synod.PrepareReply) error {
-	gone, silent := f.record("prepare", req.Key, req.Ballot, to)
-	for _, id := range to {
-		var rep synod.PrepareReply
-		switch {
-		case silent[id]:
-			continue
-		case gone[id]:
-			rep = synod.PrepareReply{From: id, Key: req.Key, Ballot: req.Ballot, Err: errGone}
-		default:
-			var err error
-			if rep, err = f.accs[id].Prepare(ctx, req); err != nil {
-				rep = synod.PrepareReply{From: id, Key: req.Key, Ballot: req.Ballot, Err: err}
-			}
-		}
-		select {
-		case replies <- rep:
-		default:
-			panic("reply channel full")
-		}
-	}
+	fakeSend(f, "prepare", req.Key, req.Ballot, to, replies,
+		func(id string) (synod.PrepareReply, error) { return f.accs[id].Prepare(ctx, req) },
+		func(id string, err error) synod.PrepareReply {
+			return synod.PrepareReply{From: id, Key: req.Key, Ballot: req.Ballot, Err: err}
+		})
 	return nil
 }
 
 func (f *fakeTransport) Accept(ctx context.Context, to []string, req synod.AcceptRequest, replies chan<- synod.AcceptReply) error {
-	gone, silent := f.record("accept", req.Key, req.Ballot, to)
+	fakeSend(f, "accept", req.Key, req.Ballot, to, replies,
+		func(id string) (synod.AcceptReply, error) { return f.accs[id].Accept(ctx, req) },
+		func(id string, err error) synod.AcceptReply {
+			return synod.AcceptReply{From: id, Key: req.Key, Ballot: req.Ballot, Err: err}
+		})
+	return nil
+}
+
+// fakeSend records a request of kind and answers it at once from every
+// acceptor in to that is neither silent nor gone (gone ones answer
+// errGone), through handle; failed builds the reply of an acceptor that
+// errs.
+func fakeSend[R any](f *fakeTransport, kind, key string, b synod.Ballot, to []string, replies chan<- R,
+	handle func(id string) (R, error), failed func(id string, err error) R) {
+	gone, silent := f.record(kind, key, b, to)
 	for _, id := range to {
-		var rep synod.AcceptReply
+		var rep R
 		switch {
 		case silent[id]:
 			continue
 		case gone[id]:
-			rep = synod.AcceptReply{From: id, Key: req.Key, Ballot: req.Ballot, Err: errGone}
+			rep = failed(id, errGone)
 		default:
 			var err error
-			if rep, err = f.accs[id].Accept(ctx, req); err != nil {
-				rep = synod.AcceptReply{From: id, Key: req.Key, Ballot: req.Ballot, Err: err}
+			if rep, err = handle(id); err != nil {
+				rep = failed(id, err)
 			}
 		}
 		select {
@@ -212,7 +211,6 @@ func (f *fakeTransport) Accept(ctx context.Context, to []string, req synod.Accep
 			panic("reply channel full")
 		}
 	}
-	return nil
 }
 
 // fakeClock is a clock that moves only when told.
