@@ -12,8 +12,13 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-// spaceCheckInterval is how long a free-space reading is trusted.
-const spaceCheckInterval = 100 * time.Millisecond
+// spaceCheckInterval is how long a free-space reading is trusted. Writes in
+// that window pass on the old reading, and a WAL write that then meets a full
+// disk is fatal to Pebble, so the window is short: at 10 ms a sudden loss of
+// space (another process filling the disk) lets through a few commits, not the
+// hundreds of KiB that a busy acceptor writes in 100 ms. A reading is one
+// statfs, at most 100 a second.
+const spaceCheckInterval = 10 * time.Millisecond
 
 // minStartBytes is the least free space Open needs without a reserve.
 const minStartBytes = 1 << 20
