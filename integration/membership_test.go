@@ -98,16 +98,8 @@ func (e *env) synodCLI(ctx context.Context, t *testing.T, args ...string) (strin
 // linearizable; the summary reports the longest unavailability.
 func TestMembershipUnderLoad(t *testing.T) {
 	skipShort(t)
-	seed := scenarioSeed(t, baseSeed(t))
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
-	defer cancel()
 	began := time.Now()
-	e := startEnv(t, natsEnv(3))
-	rec := harness.NewRecorder()
-	var props []*proposer
-	for i := range proposers {
-		props = append(props, e.newProposer(t, fmt.Sprintf("p%d", i), urlsFrom(e.nats, i%e.nats.Size()), seed+int64(i)))
-	}
+	ctx, seed, e, rec, props := startUnderLoad(t)
 	children := []*childRun{startNamedChild(t, e, seed+10, "child1"), startNamedChild(t, e, seed+11, "child2")}
 	wcfg := defaultWorkload()
 	wcfg.maxOps = 1 << 30 // until stopped
@@ -194,16 +186,8 @@ func TestMembershipUnderLoad(t *testing.T) {
 // value comes back.
 func TestDeleteGCUnderLoad(t *testing.T) {
 	skipShort(t)
-	seed := scenarioSeed(t, baseSeed(t))
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
-	defer cancel()
 	began := time.Now()
-	e := startEnv(t, natsEnv(3))
-	rec := harness.NewRecorder()
-	var props []*proposer
-	for i := range proposers {
-		props = append(props, e.newProposer(t, fmt.Sprintf("p%d", i), urlsFrom(e.nats, i%e.nats.Size()), seed+int64(i)))
-	}
+	ctx, seed, e, rec, props := startUnderLoad(t)
 	wcfg := defaultWorkload()
 	wcfg.maxOps = 1 << 30
 	wcfg.keys, wcfg.pad, wcfg.deleteShare = 48, 4<<10, 20
@@ -326,4 +310,19 @@ func TestDeleteGCUnderLoad(t *testing.T) {
 func (e *env) operatorWith(t *testing.T, progress func(synod.Progress)) (*synod.Reconfigurer, *natstransport.Transport) {
 	t.Helper()
 	return e.reconfigurer(t, 1, "gc", progress)
+}
+
+// startUnderLoad starts the three-server, three-acceptor environment of the
+// scenarios under load and one proposer per server slot, each connected first
+// to its own server. The context ends with the test or after 3 minutes.
+func startUnderLoad(t *testing.T) (ctx context.Context, seed int64, e *env, rec *harness.Recorder, props []*proposer) {
+	seed = scenarioSeed(t, baseSeed(t))
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	t.Cleanup(cancel)
+	e = startEnv(t, natsEnv(3))
+	rec = harness.NewRecorder()
+	for i := range proposers {
+		props = append(props, e.newProposer(t, fmt.Sprintf("p%d", i), urlsFrom(e.nats, i%e.nats.Size()), seed+int64(i)))
+	}
+	return ctx, seed, e, rec, props
 }
