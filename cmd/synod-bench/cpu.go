@@ -110,68 +110,89 @@ func procStatus(pid int, field string) int64 {
 }
 
 // batchMeter reads the acceptors' synod_storage_batch_size histogram (keys
-// per synced commit, that is per frame that wrote), so that a run can
-// report how many items each fsync carried and how many fsyncs an operation
-// cost: the per-message costs that dominate the CPU profiles shrink as
-// frames grow.
+// per synced commit, that is per frame that wrote) and their
+// synod_storage_sync_duration_seconds histogram, so that a run can report
+// how many items each fsync carried, how many fsyncs an operation cost (the
+// per-message costs that dominate the CPU profiles shrink as frames grow)
+// and how long a synced commit took: the floor under any change's latency,
+// since an acceptor answers only once its commit is durable.
 type batchMeter struct {
 	urls []string
 }
 
-// sample returns the histogram's sum and count over every acceptor, or
-// ok = false if an acceptor did not answer.
-func (m *batchMeter) sample() (sum, count float64, ok bool) {
+// storageSample is the two histograms' sums and counts over every acceptor.
+type storageSample struct {
+	items, commits  float64 // synod_storage_batch_size sum and count
+	syncSecs, syncs float64 // synod_storage_sync_duration_seconds sum and count
+	ok              bool    // every acceptor answered
+}
+
+// sample scrapes every acceptor; ok is false if one did not answer.
+func (m *batchMeter) sample() storageSample {
+	var t storageSample
 	if len(m.urls) == 0 {
-		return 0, 0, false
+		return t
 	}
 	for _, u := range m.urls {
-		s, c, err := scrapeBatchSize(u)
+		s, err := scrapeStorage(u)
 		if err != nil {
-			return 0, 0, false
+			return storageSample{}
 		}
-		sum, count = sum+s, count+c
+		t.items, t.commits = t.items+s.items, t.commits+s.commits
+		t.syncSecs, t.syncs = t.syncSecs+s.syncSecs, t.syncs+s.syncs
 	}
-	return sum, count, true
+	t.ok = true
+	return t
 }
 
-// perOp formats the items per synced commit and the commits per operation
-// and acceptor since (sum0, count0).
-func (m *batchMeter) perOp(sum0, count0 float64, ok0 bool, ops int64) string {
-	sum, count, ok := m.sample()
-	if !ok || !ok0 || ops == 0 || count <= count0 {
+// perOp formats, since before, the items per synced commit, the commits per
+// operation and acceptor, and the mean duration of a synced commit.
+func (m *batchMeter) perOp(before storageSample, ops int64) string {
+	now := m.sample()
+	if !now.ok || !before.ok || ops == 0 || now.commits <= before.commits {
 		return ""
 	}
-	return fmt.Sprintf("; acceptor commits: %.1f registers each, %.2f per op and acceptor",
-		(sum-sum0)/(count-count0), (count-count0)/float64(ops)/float64(len(m.urls)))
+	out := fmt.Sprintf("; acceptor commits: %.1f registers each, %.2f per op and acceptor",
+		(now.items-before.items)/(now.commits-before.commits), (now.commits-before.commits)/float64(ops)/float64(len(m.urls)))
+	if n := now.syncs - before.syncs; n > 0 {
+		mean := time.Duration((now.syncSecs - before.syncSecs) / n * float64(time.Second))
+		out += fmt.Sprintf(", mean synced commit %v", mean.Round(time.Microsecond))
+	}
+	return out
 }
 
-func scrapeBatchSize(url string) (sum, count float64, err error) {
+func scrapeStorage(url string) (storageSample, error) {
+	var s storageSample
 	client := http.Client{Timeout: 2 * time.Second}
 	resp, err := client.Get(url)
 	if err != nil {
-		return 0, 0, err
+		return s, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return 0, 0, err
+		return s, err
 	}
 	for line := range strings.Lines(string(b)) {
 		var dst *float64
 		switch {
 		case strings.HasPrefix(line, "synod_storage_batch_size_sum"):
-			dst = &sum
+			dst = &s.items
 		case strings.HasPrefix(line, "synod_storage_batch_size_count"):
-			dst = &count
+			dst = &s.commits
+		case strings.HasPrefix(line, "synod_storage_sync_duration_seconds_sum"):
+			dst = &s.syncSecs
+		case strings.HasPrefix(line, "synod_storage_sync_duration_seconds_count"):
+			dst = &s.syncs
 		default:
 			continue
 		}
 		f := strings.Fields(line)
 		v, err := strconv.ParseFloat(f[len(f)-1], 64)
 		if err != nil {
-			return 0, 0, err
+			return s, err
 		}
 		*dst += v
 	}
-	return sum, count, nil
+	return s, nil
 }

@@ -288,7 +288,7 @@ func bench(ctx context.Context, w, progress io.Writer, c config) error {
 			stem := fmt.Sprintf("%s-%d-%s", s.w.name, s.valueBytes, e.name())
 			var r result
 			before := cpu.sample()
-			bsum, bcount, bok := batches.sample()
+			storageBefore := batches.sample()
 			err := profileRun(ctx, dep, c.profileDir, stem, d, func() {
 				r = run(ctx, e, s.w, d, s.valueBytes, c.seed)
 			})
@@ -300,7 +300,7 @@ func bench(ctx context.Context, w, progress io.Writer, c config) error {
 			}
 			fmt.Fprintf(progress, "synod-bench: [%d/%d] %s %dB %s: %.0f ok/s, p50 %v, p99 %v, %d conflicts, %d errors%s\n",
 				n+1, len(steps), s.w.name, s.valueBytes, e.name(), r.rate(), r.pct(0.50).Round(time.Microsecond),
-				r.pct(0.99).Round(time.Microsecond), r.conflicts, r.errs, cpu.perOp(before, r.ok)+batches.perOp(bsum, bcount, bok, r.ok))
+				r.pct(0.99).Round(time.Microsecond), r.conflicts, r.errs, cpu.perOp(before, r.ok)+batches.perOp(storageBefore, r.ok))
 			if r.firstErr != nil {
 				fmt.Fprintf(progress, "synod-bench:   first error: %v\n", r.firstErr)
 			}
