@@ -3,6 +3,8 @@ package synod
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sync"
 )
 
 // Delete deletes the register key: it writes the register's tombstone, the
@@ -60,34 +62,45 @@ func (r *Reconfigurer) CollectGarbage(ctx context.Context) (GCResult, error) {
 		return res, err
 	}
 	res.Keys = len(keys)
-	r.report(Progress{Phase: "collect", Config: m.Config, Total: len(keys)})
-	var candidates []string
-	var top uint64
-	for _, k := range keys {
+	var (
+		mu         sync.Mutex // candidates, top, res
+		candidates []string
+		top        uint64
+	)
+	err = r.forKeys(ctx, "collect", m.Config, keys, func(ctx context.Context, k string) error {
 		if reserved(k) {
-			continue
+			return nil
 		}
 		empty, stale, t, err := r.deletedState(ctx, living, k)
 		if err != nil {
-			return res, err
+			return err
 		}
 		if stale {
 			// The tombstone is the latest value but some acceptor missed it:
 			// a full round writes it back to every acceptor it reaches
 			// (all of them, even with thrifty phases).
 			if _, err := r.c.readRoundAll(ctx, k, true); err != nil {
+				mu.Lock()
 				res.Skipped++
-				continue
+				mu.Unlock()
+				return nil
 			}
 			if empty, _, t, err = r.deletedState(ctx, living, k); err != nil {
-				return res, err
+				return err
 			}
 		}
 		if empty {
+			mu.Lock()
 			candidates = append(candidates, k)
 			top = max(top, t)
+			mu.Unlock()
 		}
+		return nil
+	})
+	if err != nil {
+		return res, err
 	}
+	slices.Sort(candidates)
 	res.Deleted = len(candidates)
 	if len(candidates) == 0 {
 		r.report(Progress{Phase: "done", Config: m.Config})
@@ -113,29 +126,39 @@ func (r *Reconfigurer) CollectGarbage(ctx context.Context) (GCResult, error) {
 		return res, err
 	}
 	res.Floor, res.Epoch = next.Floor, next.Epoch
-	r.report(Progress{Phase: "forget", Config: next, Total: len(candidates)})
-	for i, k := range candidates {
+	err = r.forKeys(ctx, "forget", next, candidates, func(ctx context.Context, k string) error {
 		ok, err := r.confirm(ctx, living, k, next.Floor)
 		if err != nil {
-			return res, err
+			return err
 		}
 		if !ok {
+			mu.Lock()
 			res.Skipped++
-			continue
+			mu.Unlock()
+			return nil
 		}
+		removed := 0
+		var err2 error
 		for _, id := range living {
-			removed, err := r.admin.Forget(ctx, id, k, next.Floor)
+			ok, err := r.admin.Forget(ctx, id, k, next.Floor)
 			if err != nil {
-				return res, fmt.Errorf("synod: forget %q at %s: %w", k, id, err)
+				err2 = fmt.Errorf("synod: forget %q at %s: %w", k, id, err)
+				break
 			}
-			if removed {
-				res.Removed++
+			if ok {
+				removed++
 			}
 		}
-		res.Collected++
-		if (i+1)%100 == 0 {
-			r.report(Progress{Phase: "forget", Config: next, Done: i + 1, Total: len(candidates)})
+		mu.Lock()
+		defer mu.Unlock()
+		res.Removed += removed
+		if err2 == nil {
+			res.Collected++
 		}
+		return err2
+	})
+	if err != nil {
+		return res, err
 	}
 	r.report(Progress{Phase: "done", Config: next, Done: res.Collected, Total: len(candidates)})
 	return res, nil

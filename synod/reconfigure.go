@@ -78,7 +78,8 @@ func WithReconfigLogger(l *slog.Logger) ReconfigOption {
 	return func(o *reconfigOptions) { o.logger = l }
 }
 
-// WithRescanWorkers sets how many keys a rescan runs at once (default 16).
+// WithRescanWorkers sets how many keys a rescan, and each pass of a garbage
+// collection, works on at once (default 16).
 func WithRescanWorkers(n int) ReconfigOption { return func(o *reconfigOptions) { o.workers = n } }
 
 // NewReconfigurer returns a Reconfigurer using c to run rounds and admin to
@@ -406,7 +407,29 @@ func (r *Reconfigurer) rescan(ctx context.Context, cfg Config, ids []string) err
 	if err != nil {
 		return err
 	}
-	r.report(Progress{Phase: "rescan", Config: cfg, Total: len(keys)})
+	return r.forKeys(ctx, "rescan", cfg, keys, func(ctx context.Context, k string) error {
+		for {
+			// To every acceptor, thrifty phases or not: new members catch up.
+			_, err := r.c.readRoundAll(ctx, k, false)
+			if err == nil {
+				return nil
+			}
+			if ctx.Err() != nil || !(errors.Is(err, ErrConflict) || errors.Is(err, ErrUnavailable)) {
+				return fmt.Errorf("synod: rescan %q under %v: %w", k, cfg, err)
+			}
+			_ = sleep(ctx, r.o.retry)
+		}
+	})
+}
+
+// forKeys runs f on every key of keys, WithRescanWorkers of them at once:
+// the work is a round trip or a few per key, so a collection or a rescan of
+// many keys is bound by how many are in flight, not by the acceptors. It
+// reports phase progress under cfg at the start, every 100 keys and at the
+// end. The first error of f ends the run (keys not yet started are left)
+// and is returned; ctx's error if ctx ended first.
+func (r *Reconfigurer) forKeys(ctx context.Context, phase string, cfg Config, keys []string, f func(ctx context.Context, k string) error) error {
+	r.report(Progress{Phase: phase, Config: cfg, Total: len(keys)})
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	work := make(chan string)
@@ -419,27 +442,15 @@ func (r *Reconfigurer) rescan(ctx context.Context, cfg Config, ids []string) err
 	for range min(r.o.workers, max(len(keys), 1)) {
 		wg.Go(func() {
 			for k := range work {
-				for {
-					// To every acceptor, thrifty phases or not: new members catch up.
-					_, err := r.c.readRoundAll(ctx, k, false)
-					if err == nil {
-						break
-					}
-					if ctx.Err() != nil || !(errors.Is(err, ErrConflict) || errors.Is(err, ErrUnavailable)) {
-						mu.Lock()
-						if first == nil {
-							first = fmt.Errorf("synod: rescan %q under %v: %w", k, cfg, err)
-						}
-						mu.Unlock()
-						cancel()
-						break
-					}
-					_ = sleep(ctx, r.o.retry)
-				}
+				err := f(ctx, k)
 				mu.Lock()
+				if err != nil && first == nil {
+					first = err
+					cancel()
+				}
 				done++
-				if done%100 == 0 || done == len(keys) {
-					r.report(Progress{Phase: "rescan", Config: cfg, Done: done, Total: len(keys)})
+				if err == nil && (done%100 == 0 || done == len(keys)) {
+					r.report(Progress{Phase: phase, Config: cfg, Done: done, Total: len(keys)})
 				}
 				mu.Unlock()
 			}
