@@ -86,9 +86,12 @@ func inspectCommand() *command {
 			if err != nil {
 				return fmt.Errorf("%w: %w", errUsage, err)
 			}
-			cfg := synod.Config{Acceptors: e.acceptorSet()}
-			if err := cfg.Validate(); err != nil {
-				return fmt.Errorf("%w: %w", errUsage, err)
+			cfg, note, err := e.servedConfig(ctx, in)
+			if err != nil {
+				return err
+			}
+			if note != "" {
+				fmt.Fprintln(e.stderr, "synod: "+note)
 			}
 			res := inspectKey(ctx, in, cfg, args[0])
 			if len(res.Unreachable) == len(cfg.Acceptors) {

@@ -53,7 +53,14 @@ func keysCommand() *command {
 			if err != nil {
 				return fmt.Errorf("%w: %w", errUsage, err)
 			}
-			res, err := listKeys(ctx, in, e.acceptorSet(), args[0], after, limit)
+			cfg, note, err := e.servedConfig(ctx, in)
+			if err != nil {
+				return err
+			}
+			if note != "" {
+				fmt.Fprintln(e.stderr, "synod: "+note)
+			}
+			res, err := listKeys(ctx, in, cfg.Acceptors, args[0], after, limit)
 			if err != nil {
 				return err
 			}

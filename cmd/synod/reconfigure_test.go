@@ -110,8 +110,22 @@ func TestCLIReconfigure(t *testing.T) {
 	if err != nil || json.Unmarshal([]byte(out), &gc) != nil || gc.Deleted != 1 || gc.Collected != 1 || gc.Removed != 3 || gc.Epoch != 5 {
 		t.Fatalf("gc -json = %q, %v\n%s", out, err, progress)
 	}
-	if out, err := cli(t, url, "-cluster", "demo", "-acceptors", "a3,a4,a5", "keys", "k"); err != nil || strings.Contains(out, "k2") || !strings.Contains(out, "k3") {
-		t.Errorf("keys after gc = %q, %v", out, err)
+	// The read-only commands adopt the newest configuration too: from a
+	// member of the old set that still answers (a3), or, when none does (a1
+	// is gone), from discovery.
+	const adopted = "synod: -acceptors a1,a2,a3 predates the cluster's configuration: an acceptor of -acceptors serves epoch 5, acceptors a3,a4,a5; using those\n"
+	if out, notes, err := cliStderr(t, url, append(set, "keys", "k")...); err != nil || strings.Contains(out, "k2") || !strings.Contains(out, "k3") ||
+		strings.Contains(out, "did not answer") || notes != adopted {
+		t.Errorf("keys after gc = %q, %q, %v; want k1 and k3 from a3,a4,a5 and the note %q", out, notes, err, adopted)
+	}
+	out, notes, err := cliStderr(t, url, append(set, "-json", "inspect", "k3")...)
+	var ins inspectResult
+	if err != nil || json.Unmarshal([]byte(out), &ins) != nil || !ins.Agree || ins.Epoch != 5 || len(ins.Acceptors) != 3 || ins.Acceptors[0].Acceptor != "a3" || notes != adopted {
+		t.Errorf("inspect k3 with the first set = %q, %q, %v; want a3,a4,a5 agreeing at epoch 5", out, notes, err)
+	}
+	if out, notes, err := cliStderr(t, url, "-cluster", "demo", "-acceptors", "a1", "keys", "k"); err != nil || !strings.Contains(out, "k3") ||
+		!strings.Contains(notes, "discovery found epoch 5, acceptors a3,a4,a5") {
+		t.Errorf("keys with only the gone a1 = %q, %q, %v; want the configuration discovery finds", out, notes, err)
 	}
 	if out, err := cli(t, url, append(set, "read", "k2")...); err != nil || out != "(empty register)\n" {
 		t.Errorf("read of a collected key = %q, %v", out, err)
