@@ -218,6 +218,29 @@ func retryable(err error) bool {
 	return errors.Is(err, synod.ErrIndeterminate) || errors.Is(err, synod.ErrConflict) || errors.Is(err, synod.ErrUnavailable)
 }
 
+// Delete removes the register key for good: it writes the register's
+// tombstone, the empty value, with no Table, so the acceptors drop the key
+// at the next garbage collection (synod.Reconfigurer.CollectGarbage). A
+// change whose value is empty keeps its Table in the register, which is
+// then not deleted. Having no Table, the register no longer knows which
+// changes it applied: a retry of a change from before the delete applies
+// again. Writing a tombstone twice is harmless, so after an error matching
+// synod.ErrIndeterminate call Delete again.
+func (c *Client) Delete(ctx context.Context, key string) error {
+	var err error
+	if d, ok := c.reg.(interface {
+		Delete(context.Context, string) error
+	}); ok {
+		err = d.Delete(ctx, key) // synod.Client's: it also guards reserved keys
+	} else {
+		_, err = c.reg.Change(ctx, key, func([]byte) ([]byte, error) { return nil, nil })
+	}
+	if err != nil {
+		return fmt.Errorf("dedup: delete %q: %w", key, err)
+	}
+	return nil
+}
+
 // Read returns the caller's value of the register key (see synod.Client.Read).
 func (c *Client) Read(ctx context.Context, key string) ([]byte, error) {
 	raw, err := c.reg.Read(ctx, key)

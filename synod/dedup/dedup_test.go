@@ -255,3 +255,40 @@ func TestClientExactlyOnce(t *testing.T) {
 	}
 	t.Logf("%d of %d changes learned on a retry that an earlier attempt had applied them", replayed, senders*each)
 }
+
+// Delete leaves the register empty, with no Table (a tombstone that garbage
+// collection removes), where a change to the empty value keeps its Table.
+func TestClientDelete(t *testing.T) {
+	tr, cfg, _ := synodtest.NewLocalCluster(3)
+	sc, err := synod.NewClient(synod.ProposerID("p", 1), cfg, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := dedup.NewClient(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s := dedup.NewSender()
+	empty := func([]byte) ([]byte, error) { return nil, nil }
+	if _, err := c.Change(ctx, "k", s.Next(), empty); err != nil {
+		t.Fatal(err)
+	}
+	if raw, err := sc.Read(ctx, "k"); err != nil || len(raw) == 0 {
+		t.Fatalf("raw value after a change to empty: %x, %v; want the wrapped Table", raw, err)
+	}
+	if err := c.Delete(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if raw, err := sc.Read(ctx, "k"); err != nil || len(raw) != 0 {
+		t.Fatalf("raw value after Delete: %x, %v; want the tombstone", raw, err)
+	}
+	if v, err := c.Read(ctx, "k"); err != nil || v != nil {
+		t.Fatalf("Read after Delete: %q, %v", v, err)
+	}
+	res, err := c.Change(ctx, "k", s.Next(), func([]byte) ([]byte, error) { return []byte("again"), nil })
+	if err != nil || string(res.Value) != "again" || res.Replayed {
+		t.Fatalf("change after Delete: %+v, %v", res, err)
+	}
+}
