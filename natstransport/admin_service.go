@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/micro"
+
+	"github.com/protosynod/protosynod/synod"
 )
 
 // adminTimeout bounds one admin request at the acceptor: an install waits
@@ -36,6 +38,7 @@ func (s *Service) handleAdmin(req micro.Request) {
 		rep.Config, err = s.acc.Install(ctx, r.Config)
 		if err == nil {
 			s.log.Info("natstransport: configuration installed", "config", rep.Config.String())
+			s.warnIfRetired(rep.Config)
 		}
 	case AdminConfig:
 		rep.Config, err = s.acc.Config(ctx)
@@ -102,4 +105,15 @@ func (s *Service) replyAdminError(req micro.Request, err error) {
 		s.stats.ReplyErrors.Add(1)
 		s.log.Debug("natstransport: admin error reply not sent", "subject", req.Subject(), "err", rerr)
 	}
+}
+
+// warnIfRetired tells the operator when cfg no longer lists this acceptor:
+// it then refuses every request (its ID never rejoins), and its process and
+// data are only waiting to be removed.
+func (s *Service) warnIfRetired(cfg synod.Config) {
+	if cfg.Epoch == 0 || cfg.Has(s.acc.ID()) {
+		return
+	}
+	s.log.Warn("natstransport: this acceptor is retired: the cluster's configuration no longer lists it and it refuses every request; stop it and remove its data directory",
+		"acceptor", s.acc.ID(), "config", cfg.String())
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -331,5 +332,39 @@ func TestCollectAndCompact(t *testing.T) {
 		if after >= full[id]/2 {
 			t.Errorf("%s: %d bytes after collection, %d before", id, after, full[id])
 		}
+	}
+}
+
+// TestRetiredAcceptorWarns checks that an acceptor left out of a configuration
+// it installs says, at the install and again when it is served anew, that it
+// is retired and should be removed; a member says nothing of the kind.
+func TestRetiredAcceptorWarns(t *testing.T) {
+	s := natstest.RunServer(t)
+	store := synod.NewMemoryStorage()
+	var logs logBuffer
+	svc, _ := serveOne(t, natstest.Connect(t, s), "a1", store, WithLogger(newTestLogger(&logs)))
+	tr := newTransport(t, natstest.Connect(t, s))
+	ctx := ctxTimeout(t, 10*time.Second)
+	const retired = "this acceptor is retired"
+
+	if _, err := tr.Install(ctx, "a1", synod.Config{Acceptors: []string{"a1", "a2", "a3"}, Epoch: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logs.String(), retired) {
+		t.Fatalf("a member warned that it is retired:\n%s", logs.String())
+	}
+	if _, err := tr.Install(ctx, "a1", synod.Config{Acceptors: []string{"a2", "a3", "a4"}, Epoch: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(logs.String(), retired); n != 1 {
+		t.Fatalf("after the install that left a1 out: %d warnings, want 1:\n%s", n, logs.String())
+	}
+	if err := svc.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var again logBuffer
+	serveOne(t, natstest.Connect(t, s), "a1", store, WithLogger(newTestLogger(&again)))
+	if !strings.Contains(again.String(), retired) {
+		t.Fatalf("served again while retired, without a warning:\n%s", again.String())
 	}
 }

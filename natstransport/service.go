@@ -234,6 +234,9 @@ func Serve(ctx context.Context, nc *nats.Conn, cluster string, acc *synod.Accept
 		return nil, err
 	}
 	s.log.Info("natstransport: acceptor serving", "frame", frame, "prepare", prep, "accept", accept, "instance", s.svc.Info().ID)
+	if cfg, err := acc.Config(ctx); err == nil {
+		s.warnIfRetired(cfg)
+	}
 	return s, nil
 }
 
