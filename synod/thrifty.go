@@ -1,6 +1,7 @@
 package synod
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -130,7 +131,7 @@ func (t *thrifty) split(cfg Config, key string, accept bool) (first, rest []stri
 		return ThriftySplit(cfg, key, accept, func(id string) bool { return t.suspectLocked(id, now) })
 	}
 	r := t.rot.Load()
-	if r == nil || !sameOrder(r.acceptors, acc) {
+	if r == nil || !slices.Equal(r.acceptors, acc) {
 		r = &rotations{acceptors: acc, rot: make([][]string, len(acc))}
 		for i := range acc {
 			r.rot[i] = append(append(make([]string, 0, len(acc)), acc[i:]...), acc[:i]...)
@@ -139,18 +140,6 @@ func (t *thrifty) split(cfg Config, key string, accept bool) (first, rest []stri
 	}
 	s := r.rot[keySlot(key, len(acc))]
 	return s[:size:size], s[size:]
-}
-
-func sameOrder(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // suspectLocked reports whether id is suspected at now, forgetting the
