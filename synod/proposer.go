@@ -629,6 +629,16 @@ func (pr *Proposal) finish(v []byte, err error) {
 // ballot above every ballot the acceptors reported, under the newer
 // configuration a stale-epoch refusal carried if there was one (the proposer
 // adopts it). It does nothing once the proposal is done.
+//
+// The new ballot leapfrogs the greatest one reported by more the longer the
+// proposal has been retrying: one past it on the first retry, then 2, 4, ...
+// up to 65536 past it. A competitor on the one-round-trip path takes a new
+// ballot with each change, so by the time a retry's prepare arrives (a
+// backoff and a round trip later) the ballot the refusal reported has moved
+// on, and a retry only one past it would be refused again for as long as the
+// competitor keeps changing the key: a rescan beside a busy writer, or a
+// failed-over actor beside its old activation, would starve. Ballots need
+// only be unique and grow, so a jump costs nothing.
 func (pr *Proposal) Retry(p *Proposer) {
 	if pr.stat == StatusDone {
 		return
@@ -637,8 +647,21 @@ func (pr *Proposal) Retry(p *Proposer) {
 		p.Adopt(*pr.newer)
 		pr.newer = nil
 	}
-	p.observe(pr.seen)
+	p.observe(leapfrog(pr.seen, pr.attempts))
 	pr.start(p)
+}
+
+// leapfrog returns the ballot to observe before the retry that follows
+// attempt (counted from 1) was refused by seen: see Retry.
+func leapfrog(seen Ballot, attempt int) Ballot {
+	if seen.Counter == 0 {
+		return seen
+	}
+	jump := uint64(1) << min(max(attempt-1, 0), 16)
+	if seen.Counter > ^uint64(0)-jump {
+		return seen
+	}
+	return Ballot{Counter: seen.Counter + jump - 1, Proposer: seen.Proposer}
 }
 
 // Unsendable ends the proposal because its current request is invalid (a
