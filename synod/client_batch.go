@@ -252,7 +252,7 @@ func (c *Client) round(key string, ws []*waiter) {
 			case StatusApply:
 				pr.Apply()
 			case StatusPreparing, StatusAccepting:
-				ok, accepts, cancel := c.phase(ctx, pr, all, settle)
+				ok, stalled, accepts, cancel := c.phase(ctx, pr, all, settle)
 				if pr.Status() == StatusRefused {
 					c.metrics.conflict(ctx)
 				}
@@ -262,7 +262,9 @@ func (c *Client) round(key string, ws []*waiter) {
 					}
 					if !ok {
 						all = true
-						c.refreshConfig(ctx) // no quorum answered: are they all gone?
+						if !stalled { // a stalled phase heard a quorum
+							c.refreshConfig(ctx) // no quorum answered: are they all gone?
+						}
 					}
 					c.retry(ctx, pr, accepts)
 				}

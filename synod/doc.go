@@ -84,7 +84,11 @@
 // accept carrying the change's result that the whole subset refused is not
 // hedged but withheld from the others (Proposal.Withhold), so its result is
 // known to be nowhere; a driver must withhold only acceptors that never got
-// the request, not even through a hedge. Lean reads still ask every acceptor.
+// the request, not even through a hedge. A hedged phase whose quorum
+// answered but split (Proposal.QuorumHeard) waits only for acceptors that
+// stayed silent through the hedge; two hedge delays on, the Client gives it
+// up as a timed-out phase and retries with every acceptor. Lean reads still
+// ask every acceptor.
 //
 // # Reads with no disk write
 //

@@ -37,6 +37,9 @@ const MeterName = "github.com/protosynod/protosynod/synod"
 //     request to the acceptors outside their first subset too, with
 //     attribute reason ("refused": a reply of the subset was not a yes;
 //     "delay": the hedge delay passed; "send": sending to the subset failed);
+//   - stalls (counter): thrifty phases given up after a hedge because a
+//     quorum answered but split and the rest stayed silent for two hedge
+//     delays (paused or cut off); the change retried with every acceptor;
 //   - reads (counter): reads by the path they took, attribute path
 //     ("quorum": answered by acceptors' agreeing states without a round;
 //     "round": a full round).
@@ -57,6 +60,7 @@ type clientMetrics struct {
 	reads         metric.Int64Counter
 	batchSize     metric.Int64Histogram
 	hedges        metric.Int64Counter
+	stalls        metric.Int64Counter
 }
 
 func newClientMetrics(mp metric.MeterProvider) (*clientMetrics, error) {
@@ -94,6 +98,9 @@ func newClientMetrics(mp metric.MeterProvider) (*clientMetrics, error) {
 	add(err)
 	cm.hedges, err = m.Int64Counter("synod.client.hedges", metric.WithUnit("{phase}"),
 		metric.WithDescription("Thrifty phases that also sent their request to the acceptors outside their subset, by reason (refused, delay, send)."))
+	add(err)
+	cm.stalls, err = m.Int64Counter("synod.client.stalls", metric.WithUnit("{phase}"),
+		metric.WithDescription("Thrifty phases given up after a hedge: a quorum answered but split, and the others stayed silent for two hedge delays."))
 	add(err)
 	if err := errors.Join(errs...); err != nil {
 		return nil, errorf(ErrInvalidConfig, "meter provider: %v", err)
@@ -152,6 +159,11 @@ var hedgeReasons = [...]metric.AddOption{
 // hedge records a thrifty phase that hedged, for reason why.
 func (m *clientMetrics) hedge(ctx context.Context, why int) {
 	m.hedges.Add(context.WithoutCancel(ctx), 1, hedgeReasons[why])
+}
+
+// stall records a thrifty phase given up as stalled.
+func (m *clientMetrics) stall(ctx context.Context) {
+	m.stalls.Add(context.WithoutCancel(ctx), 1)
 }
 
 // readPath records the path n reads took: quorum (no round) or a full round.

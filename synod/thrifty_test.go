@@ -487,3 +487,39 @@ func TestThriftyHedgeDelayAdapts(t *testing.T) {
 		t.Errorf("delay after 5s phases = %v, want the cap, a quarter of the phase timeout", d)
 	}
 }
+
+// A hedged phase whose quorum split (a refusal and a yes) while the acceptor
+// it hedged to stays silent (paused, say) cannot be decided without it:
+// after two hedge delays it is given up, as a phase timeout would be, and the
+// retry, sent to every acceptor, wins without the silent one. Waiting for
+// the phase timeout (an hour here) would hold the change until ctx ends.
+func TestThriftyStalledPhaseGivesUp(t *testing.T) {
+	tr, cfg := newFakeTransport(3)
+	key := keyWith(t, cfg, "a2", false)
+	tr.set("a2", false, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// a0 promised a ballot no one holds: it refuses the first prepare.
+	high := synod.Ballot{Counter: 1 << 40, Proposer: "elsewhere"}
+	if _, err := tr.accs["a0"].Prepare(ctx, synod.PrepareRequest{Key: key, Ballot: high}); err != nil {
+		t.Fatal(err)
+	}
+	reader := metrictest.New()
+	c := newTestClient(t, "c", cfg, tr, synod.WithThrifty(true), synod.WithHedgeDelay(time.Millisecond),
+		synod.WithPhaseTimeout(time.Hour), synod.WithMeterProvider(reader.Provider))
+	if v, err := c.Change(ctx, key, incr); err != nil || string(v) != "1" {
+		t.Fatalf("change = %q, %v; want 1 (a stalled phase must not wait for its timeout)", v, err)
+	}
+	if n := reader.Get(t, "synod.client.stalls").N; n != 1 {
+		t.Errorf("%v stalled phases, want 1", n)
+	}
+	reqs := tr.requests()
+	if len(reqs) < 3 || len(reqs[0].to) != 2 || !slices.Equal(reqs[1].to, []string{"a2"}) {
+		t.Fatalf("requests %+v: want the prepare to the subset, then the hedge to a2", reqs)
+	}
+	for _, r := range reqs[2:] {
+		if len(r.to) != 3 {
+			t.Errorf("%s %v after the stall went to %v, want all three", r.op, r.b, r.to)
+		}
+	}
+}

@@ -282,6 +282,7 @@ type SimResult struct {
 	Hedges          int // of those, hedged on a reply that was not a yes
 	DelayHedges     int // of those, hedged once HedgeDelay passed
 	Withheld        int // of those, refused accepts withheld from the others
+	Stalls          int // of those, given up after a hedge with a quorum split
 
 	// Check is porcupine's verdict on History against RegisterModel.
 	Check porcupine.CheckResult
@@ -564,6 +565,8 @@ func (s *sim) handle(ev event) {
 		s.op.onTimer(ev.token)
 	case evHedge:
 		s.onHedgeDelay(s.props[ev.p], ev.token)
+	case evStall:
+		s.onStall(s.props[ev.p], ev.token)
 	}
 }
 
@@ -708,7 +711,9 @@ func (s *sim) deliverReply(ev event) {
 		pp.pr.OnAcceptReply(ev.accRep)
 	}
 	s.thriftyReply(pp, ev)
-	if pp.pr.Status() != before {
+	if pp.pr.Status() == before {
+		s.giveUpStalled(pp)
+	} else {
 		s.endPhase(pp)
 		s.drive(pp)
 	}
@@ -878,6 +883,7 @@ const (
 	evAdminReply
 	evOperator
 	evHedge
+	evStall
 )
 
 func (ev event) describe() string {

@@ -42,6 +42,7 @@ type simProposer struct {
 	// Thrifty phases (SimConfig.Thrifty).
 	ph       simPhase
 	all      bool             // a phase of the round timed out: the next go to everyone
+	phases   uint64           // phases started, to tell a stall timer's phase
 	suspects map[string]int64 // acceptor -> step until which subsets avoid it
 }
 
@@ -57,6 +58,7 @@ type simPhase struct {
 	refused  bool            // a reply of first was not a yes
 	delayed  bool            // hedged once the hedge delay passed
 	withheld bool            // rest must never get the request (Withhold)
+	overdue  bool            // two hedge delays passed since the hedge
 	heard    map[string]bool // acceptors that answered
 }
 
@@ -306,6 +308,7 @@ func (s *sim) onTimeout(pp *simProposer, token uint64) {
 	}
 	s.tracef("p%d phase timeout (%s)", pp.idx, pp.pr.Status())
 	pp.all = true
+	pp.ph.overdue = false // late replies must not give the phase up again
 	s.endPhase(pp)
 	if s.now >= pp.deadline {
 		pp.pr.Abandon()
@@ -534,6 +537,7 @@ func (s *sim) startPhase(pp *simProposer) {
 		}
 	}
 	pp.ph = ph
+	pp.phases++
 	s.sendPhase(pp, ph.first)
 }
 
@@ -556,6 +560,28 @@ func (s *sim) hedge(pp *simProposer, why string) {
 	pp.ph.hedged = true
 	s.tracef("p%d hedge (%s) to %v", pp.idx, why, pp.ph.rest)
 	s.sendPhase(pp, pp.ph.rest)
+	s.schedule(2*s.cfg.HedgeDelay, event{kind: evStall, p: pp.idx, token: pp.phases})
+}
+
+// onStall marks a hedged phase overdue two hedge delays after the hedge,
+// and gives it up, as the Client does, if a quorum answered it but split.
+func (s *sim) onStall(pp *simProposer, phase uint64) {
+	if pp.pr == nil || phase != pp.phases {
+		return
+	}
+	pp.ph.overdue = true
+	s.giveUpStalled(pp)
+}
+
+// giveUpStalled ends pp's overdue phase as a phase timeout would when a
+// quorum answered it but split (synod.Proposal.QuorumHeard).
+func (s *sim) giveUpStalled(pp *simProposer) {
+	if !pp.ph.overdue || !pp.pr.QuorumHeard() {
+		return
+	}
+	s.res.Stalls++
+	s.tracef("p%d phase stalled with a quorum split", pp.idx)
+	s.onTimeout(pp, pp.token)
 }
 
 func (s *sim) suspect(pp *simProposer, id string) {

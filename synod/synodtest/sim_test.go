@@ -117,7 +117,7 @@ func TestSimLinearizable(t *testing.T) {
 	var ops, committed, indeterminate, pruned, timedOut, notApplied, events, crashes, lean, fallbacks, leanSeeds int
 	var deleted, steps1, collections, collected, withOps, notDelivered int
 	var batches, batched, dropped, batchSeeds int
-	var thriftySeeds, thriftyPhases, hedges, delayHedges, withheld int
+	var thriftySeeds, thriftyPhases, hedges, delayHedges, withheld, stalls int
 	var steps int64
 	for _, r := range results {
 		ops += len(r.History)
@@ -149,6 +149,7 @@ func TestSimLinearizable(t *testing.T) {
 		hedges += r.Hedges
 		delayHedges += r.DelayHedges
 		withheld += r.Withheld
+		stalls += r.Stalls
 		steps1 += r.Reconfigurations
 		collections += r.Collections
 		collected += r.Collected
@@ -170,8 +171,8 @@ func TestSimLinearizable(t *testing.T) {
 	t.Logf("change batching in %d seeds with several callers per proposer: %d rounds carried %d calls (%.2f per round); %d calls dropped at their deadline before their round",
 		batchSeeds, batches, batched, float64(batched)/float64(max(batches, 1)), dropped)
 	t.Logf("requests to a down acceptor answered \"not delivered\" (NATS no responders): %d", notDelivered)
-	t.Logf("thrifty phases in %d seeds: %d phases sent to a subset first, %d hedged on a reply that was not a yes, %d on the hedge delay; %d refused accepts withheld from the others",
-		thriftySeeds, thriftyPhases, hedges, delayHedges, withheld)
+	t.Logf("thrifty phases in %d seeds: %d phases sent to a subset first, %d hedged on a reply that was not a yes, %d on the hedge delay; %d refused accepts withheld from the others; %d stalled phases given up",
+		thriftySeeds, thriftyPhases, hedges, delayHedges, withheld, stalls)
 	if ops == 0 || committed == 0 {
 		t.Fatalf("the simulation checked nothing")
 	}
@@ -189,6 +190,9 @@ func TestSimLinearizable(t *testing.T) {
 	}
 	if !single && n >= 50 && (hedges == 0 || delayHedges == 0 || withheld == 0) {
 		t.Fatalf("the simulation ran no thrifty hedge on a refusal (%d), on a delay (%d) or withholding (%d)", hedges, delayHedges, withheld)
+	}
+	if !single && n >= 50 && stalls == 0 {
+		t.Fatalf("the simulation gave up no stalled thrifty phase")
 	}
 }
 
