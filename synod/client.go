@@ -160,13 +160,10 @@ func WithLeanReads(on bool) Option { return func(o *clientOptions) { o.noLeanRea
 // error, is suspected: the subsets
 // of the next phases leave it out for a second (then it is tried again), so a
 // dead or paused acceptor costs one hedge delay per second, not one per
-// change. A phase that hedged and then heard a quorum split between yes and
-// no is given up two hedge delays after the hedge if it is still undecided
-// (the acceptors it waits for are paused or cut off as often as slow), as a
-// phase timeout would be; the metric stalls counts them. A phase after one
-// that timed out or was given up goes to every acceptor at once. Lean reads
-// (see Read) always ask every acceptor. Disabled, every phase goes to every
-// acceptor at once. It is off by default for now because a paused acceptor
+// change. A phase after one that timed out or stalled (a quorum answered but
+// split, and the others stayed silent for two hedge delays) goes to every
+// acceptor at once. Lean reads (see Read) always ask every acceptor.
+// Disabled, every phase goes to every acceptor at once. It is off by default for now because a paused acceptor
 // still stalls changes for longer with it (a hedge delay, then up to two
 // more): integration's sigstop scenarios went 0.20–0.42 s without a success
 // without it and 0.13–0.73 s with it, although with it they completed about
@@ -342,15 +339,40 @@ func (c *Client) leanRead(ctx context.Context, r Reader, to []string, lr *LeanRe
 		c.opts.logger.Debug("synod: read send failed", "key", lr.Key(), "err", err)
 		lr.GiveUp()
 	}
+	var stall *time.Timer // armed once a quorum answered without agreeing
+	defer func() {
+		if stall != nil {
+			stall.Stop()
+		}
+	}()
+	var stalled <-chan time.Time
 	for lr.Status() == ReadPending {
 		select {
 		case rep := <-ch:
 			lr.OnReadReply(rep)
+			if stall == nil && lr.QuorumHeard() {
+				stall = time.NewTimer(c.stallWait())
+				stalled = stall.C
+			}
+		case <-stalled:
+			c.opts.logger.Debug("synod: lean read answered by a quorum that disagrees; reading through a round", "key", lr.Key())
+			lr.GiveUp()
 		case <-pctx.Done():
 			lr.GiveUp()
 		}
 	}
 	return lr.Status() == ReadDone
+}
+
+// stallWait is how long a phase or lean read that a quorum answered without
+// a decision waits for the acceptors still silent before it is given up:
+// two hedge delays with thrifty phases, a quarter of the phase timeout
+// without.
+func (c *Client) stallWait() time.Duration {
+	if c.thr != nil {
+		return 2 * c.thr.delay()
+	}
+	return c.opts.phaseTimeout / 4
 }
 
 // refreshConfig asks the ConfigSource, if there is one and no other call
@@ -449,13 +471,13 @@ func (c *Client) backoff(attempt int) time.Duration {
 // (Proposal.Withhold) and the phase is lost with its result nowhere. With
 // all, or without thrifty phases, the request goes to every acceptor at once.
 //
-// A thrifty phase that hedged stalls when a quorum has answered but split
-// (yes and no), so that only the acceptors still silent can decide it. Those
-// are paused or cut off as often as slow, and waiting for them would hold
-// the change until the phase timeout. Once two hedge delays have passed since
-// the hedge with the phase still stalled, phase gives up on it (ok false,
-// stalled true), as a phase timeout would: the retry goes to every acceptor,
-// and a quorum without the silent ones can decide it.
+// A phase stalls when a quorum of acceptors has answered but split (yes and
+// no, or failures), so that only the acceptors still silent can decide it.
+// Those are paused or cut off as often as slow, and waiting for them would
+// hold the change until the phase timeout. Once the stall wait (see
+// stallWait) has passed with the phase still undecided, phase gives it up
+// (ok false, stalled true) as a phase timeout would: the retry goes to every
+// acceptor at a higher ballot, which the acceptors that answered can decide.
 //
 // With settle, a won accept phase also waits (within the phase timeout) for
 // the replies of every acceptor it was sent to, so that they all stored the
@@ -524,8 +546,7 @@ func runPhase[R any](c *Client, pctx context.Context, pr *Proposal, first, rest 
 	hedged, refused := false, false // refused: a reply of the subset was not a yes
 	delayed := false                // hedged because the delay passed
 	withheld := false               // told pr that rest never got the request
-	var stall <-chan time.Time      // fires two hedge delays after the hedge
-	overdue := false                // it fired: give up once a quorum split
+	var stall <-chan time.Time      // fires the stall wait after a quorum answered
 	var timers [2]*time.Timer       // the hedge delay's and the stall's
 	hedge := func(why int) bool {
 		if hedged || withheld || len(rest) == 0 {
@@ -539,8 +560,6 @@ func runPhase[R any](c *Client, pctx context.Context, pr *Proposal, first, rest 
 			}
 			c.opts.logger.Debug("synod: hedge send failed", "key", pr.Key(), "err", err)
 		}
-		timers[1] = time.NewTimer(2 * c.thr.delay())
-		stall = timers[1].C
 		return false
 	}
 	defer func() {
@@ -552,7 +571,7 @@ func runPhase[R any](c *Client, pctx context.Context, pr *Proposal, first, rest 
 	}()
 	giveUp := func() (ok, stalled bool, _ chan R) {
 		c.metrics.stall(pctx)
-		c.opts.logger.Debug("synod: phase stalled with a quorum split; retrying with every acceptor",
+		c.opts.logger.Debug("synod: phase answered by a quorum stayed undecided; retrying with every acceptor",
 			"key", pr.Key(), "status", pr.Status(), "yes", pr.yes, "no", pr.no, "failed", pr.failed)
 		c.thr.suspectSilent(pr, first, delayed)
 		return false, true, ch
@@ -575,8 +594,9 @@ func runPhase[R any](c *Client, pctx context.Context, pr *Proposal, first, rest 
 		select {
 		case r := <-ch:
 			feed(r)
-			if overdue && pr.Status() == st && pr.QuorumHeard() {
-				return giveUp()
+			if timers[1] == nil && pr.Status() == st && pr.QuorumHeard() {
+				timers[1] = time.NewTimer(c.stallWait())
+				stall = timers[1].C
 			}
 			if hedged || len(rest) == 0 {
 				continue
@@ -611,10 +631,7 @@ func runPhase[R any](c *Client, pctx context.Context, pr *Proposal, first, rest 
 				}
 			}
 		case <-stall:
-			stall, overdue = nil, true
-			if pr.QuorumHeard() {
-				return giveUp()
-			}
+			return giveUp() // still pending, and replies only add votes
 		case <-pctx.Done():
 			c.thr.suspectSilent(pr, first, delayed)
 			return false, false, ch

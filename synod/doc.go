@@ -84,11 +84,14 @@
 // accept carrying the change's result that the whole subset refused is not
 // hedged but withheld from the others (Proposal.Withhold), so its result is
 // known to be nowhere; a driver must withhold only acceptors that never got
-// the request, not even through a hedge. A hedged phase whose quorum
-// answered but split (Proposal.QuorumHeard) waits only for acceptors that
-// stayed silent through the hedge; two hedge delays on, the Client gives it
-// up as a timed-out phase and retries with every acceptor. Lean reads still
-// ask every acceptor.
+// the request, not even through a hedge. Lean reads still ask every acceptor.
+//
+// A phase or lean read that a quorum answered without a decision (a split
+// vote, disagreeing reads: Proposal.QuorumHeard, LeanRead.QuorumHeard) can
+// only be decided by the acceptors still silent, which are paused or cut off
+// as often as slow. The Client waits for them for two hedge delays (thrifty)
+// or a quarter of the phase timeout, then gives the phase up as if it timed
+// out and retries with every acceptor (a lean read falls back to a round).
 //
 // # Reads with no disk write
 //

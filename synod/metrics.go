@@ -37,9 +37,10 @@ const MeterName = "github.com/protosynod/protosynod/synod"
 //     request to the acceptors outside their first subset too, with
 //     attribute reason ("refused": a reply of the subset was not a yes;
 //     "delay": the hedge delay passed; "send": sending to the subset failed);
-//   - stalls (counter): thrifty phases given up after a hedge because a
-//     quorum answered but split and the rest stayed silent for two hedge
-//     delays (paused or cut off); the change retried with every acceptor;
+//   - stalls (counter): phases given up because a quorum answered but split
+//     and the other acceptors stayed silent for the stall wait (two hedge
+//     delays with thrifty phases, a quarter of the phase timeout without):
+//     paused or cut off acceptors; the change retried with every acceptor;
 //   - reads (counter): reads by the path they took, attribute path
 //     ("quorum": answered by acceptors' agreeing states without a round;
 //     "round": a full round).
@@ -100,7 +101,7 @@ func newClientMetrics(mp metric.MeterProvider) (*clientMetrics, error) {
 		metric.WithDescription("Thrifty phases that also sent their request to the acceptors outside their subset, by reason (refused, delay, send)."))
 	add(err)
 	cm.stalls, err = m.Int64Counter("synod.client.stalls", metric.WithUnit("{phase}"),
-		metric.WithDescription("Thrifty phases given up after a hedge: a quorum answered but split, and the others stayed silent for two hedge delays."))
+		metric.WithDescription("Phases given up because a quorum answered but split and the other acceptors stayed silent for the stall wait."))
 	add(err)
 	if err := errors.Join(errs...); err != nil {
 		return nil, errorf(ErrInvalidConfig, "meter provider: %v", err)
@@ -161,7 +162,7 @@ func (m *clientMetrics) hedge(ctx context.Context, why int) {
 	m.hedges.Add(context.WithoutCancel(ctx), 1, hedgeReasons[why])
 }
 
-// stall records a thrifty phase given up as stalled.
+// stall records a phase given up as stalled.
 func (m *clientMetrics) stall(ctx context.Context) {
 	m.stalls.Add(context.WithoutCancel(ctx), 1)
 }

@@ -117,6 +117,14 @@ func (r *LeanRead) OnReadReply(rep ReadReply) {
 	}
 }
 
+// QuorumHeard reports whether the read is still pending although ReadQuorum
+// acceptors answered it: they disagree, and only acceptors that have not
+// answered can still make it agree. Those may be paused or cut off, so a
+// driver need not wait the whole phase timeout for them: it may give the
+// read up (GiveUp) and read through a round, which the acceptors that did
+// answer can decide.
+func (r *LeanRead) QuorumHeard() bool { return r.stat == ReadPending && r.heard >= r.need }
+
 // GiveUp ends a pending read as a fallback, as when the caller's phase
 // timeout passes before enough acceptors agree.
 func (r *LeanRead) GiveUp() {

@@ -228,3 +228,35 @@ func TestClientReadFallsBack(t *testing.T) {
 		t.Errorf("the second read wrote; the round should have settled the register")
 	}
 }
+
+// A lean read that a quorum answered without agreeing waits for the silent
+// acceptor only for the stall wait (two hedge delays of 1ms here, with thrifty
+// phases; without them a quarter of the phase timeout), not the hour of the
+// phase timeout, then reads through a round, which the two acceptors that
+// answered can decide. The old wait ran out the test's 30 s context.
+func TestClientReadGivesUpOnASilentAcceptor(t *testing.T) {
+	tr, cfg, stores := countingCluster()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b := func(n uint64) synod.Ballot { return synod.Ballot{Counter: n, Proposer: "old"} }
+	// a0 and a1 disagree; a2, which could make either of them a quorum, is
+	// silent.
+	for i, st := range []synod.AcceptorState{
+		{Promised: b(1), Accepted: b(1), Value: []byte("v1")},
+		{Promised: b(2), Accepted: b(2), Value: []byte("v2")},
+	} {
+		if err := stores[i].Store(ctx, "k", st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr.Isolate("a2")
+	c := newTestClient(t, "c", cfg, tr, synod.WithThrifty(true), synod.WithHedgeDelay(time.Millisecond), synod.WithPhaseTimeout(time.Hour))
+	before := writes(stores)
+	v, err := c.Read(ctx, "k")
+	if err != nil || string(v) != "v2" {
+		t.Fatalf("Read = %q, %v; want v2 through a round", v, err)
+	}
+	if writes(stores) == before {
+		t.Fatalf("the read wrote nothing, so it was not a round")
+	}
+}

@@ -221,8 +221,8 @@ func (t *thrifty) observe(d time.Duration) {
 // QuorumHeard reports whether the current phase is still pending although
 // as many acceptors as its quorum answered it: split between yes and no (or
 // failures), it waits for the acceptors that have not answered, which alone
-// can decide it. A thrifty driver gives such a phase up (as if it timed out)
-// once the acceptors it hedged to have been silent for long enough.
+// can decide it. A driver may give such a phase up, as if it timed out, once
+// they have been silent for long enough, and retry with every acceptor.
 func (pr *Proposal) QuorumHeard() bool {
 	q := pr.cfg.Q1()
 	if pr.inAcceptPhase() {

@@ -282,7 +282,8 @@ type SimResult struct {
 	Hedges          int // of those, hedged on a reply that was not a yes
 	DelayHedges     int // of those, hedged once HedgeDelay passed
 	Withheld        int // of those, refused accepts withheld from the others
-	Stalls          int // of those, given up after a hedge with a quorum split
+	Stalls          int // phases given up after a quorum answered undecided (the stall wait)
+	ReadStalls      int // lean reads given up after a quorum answered without agreeing
 
 	// Check is porcupine's verdict on History against RegisterModel.
 	Check porcupine.CheckResult
@@ -712,7 +713,7 @@ func (s *sim) deliverReply(ev event) {
 	}
 	s.thriftyReply(pp, ev)
 	if pp.pr.Status() == before {
-		s.giveUpStalled(pp)
+		s.watchStall(pp)
 	} else {
 		s.endPhase(pp)
 		s.drive(pp)

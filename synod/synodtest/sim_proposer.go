@@ -28,6 +28,7 @@ type simProposer struct {
 	pr        *synod.Proposal // nil between rounds and during a lean read
 	lr        leanReader      // the lean read in flight, if any
 	readID    uint64          // the lean read's ID, to ignore replies to earlier reads
+	lrStall   bool            // the lean read's stall wait is scheduled
 	batch     []*simCall      // the calls of the round or lean read in flight
 	queue     []*simCall      // calls waiting for a round
 	callers   []*simCaller
@@ -58,7 +59,7 @@ type simPhase struct {
 	refused  bool            // a reply of first was not a yes
 	delayed  bool            // hedged once the hedge delay passed
 	withheld bool            // rest must never get the request (Withhold)
-	overdue  bool            // two hedge delays passed since the hedge
+	stalling bool            // a quorum answered undecided: the stall wait runs
 	heard    map[string]bool // acceptors that answered
 }
 
@@ -298,6 +299,9 @@ func (s *sim) backoff(pp *simProposer) {
 
 func (s *sim) onTimeout(pp *simProposer, token uint64) {
 	if pp.lr != nil && token == pp.token {
+		if pp.lrStall && pp.lr.Status() == synod.ReadPending {
+			s.res.ReadStalls++
+		}
 		s.tracef("p%d read#%d timeout", pp.idx, pp.readID)
 		pp.lr.GiveUp()
 		s.leanReadStep(pp)
@@ -308,7 +312,9 @@ func (s *sim) onTimeout(pp *simProposer, token uint64) {
 	}
 	s.tracef("p%d phase timeout (%s)", pp.idx, pp.pr.Status())
 	pp.all = true
-	pp.ph.overdue = false // late replies must not give the phase up again
+	// The phase is over: its stall wait, running or not, must not end it again.
+	pp.ph.stalling = true
+	pp.phases++
 	s.endPhase(pp)
 	if s.now >= pp.deadline {
 		pp.pr.Abandon()
@@ -560,27 +566,26 @@ func (s *sim) hedge(pp *simProposer, why string) {
 	pp.ph.hedged = true
 	s.tracef("p%d hedge (%s) to %v", pp.idx, why, pp.ph.rest)
 	s.sendPhase(pp, pp.ph.rest)
-	s.schedule(2*s.cfg.HedgeDelay, event{kind: evStall, p: pp.idx, token: pp.phases})
 }
 
-// onStall marks a hedged phase overdue two hedge delays after the hedge,
-// and gives it up, as the Client does, if a quorum answered it but split.
-func (s *sim) onStall(pp *simProposer, phase uint64) {
-	if pp.pr == nil || phase != pp.phases {
+// watchStall starts the stall wait of pp's phase once a quorum answered it
+// without a decision (synod.Proposal.QuorumHeard), as the Client does.
+func (s *sim) watchStall(pp *simProposer) {
+	if pp.ph.stalling || !pp.pr.QuorumHeard() {
 		return
 	}
-	pp.ph.overdue = true
-	s.giveUpStalled(pp)
+	pp.ph.stalling = true
+	s.schedule(s.stallWait(), event{kind: evStall, p: pp.idx, token: pp.phases})
 }
 
-// giveUpStalled ends pp's overdue phase as a phase timeout would when a
-// quorum answered it but split (synod.Proposal.QuorumHeard).
-func (s *sim) giveUpStalled(pp *simProposer) {
-	if !pp.ph.overdue || !pp.pr.QuorumHeard() {
+// onStall gives pp's phase up, as a phase timeout would, if it is still the
+// phase whose stall wait ran out and still undecided.
+func (s *sim) onStall(pp *simProposer, phase uint64) {
+	if pp.pr == nil || phase != pp.phases || !pp.ph.stalling || !pp.pr.QuorumHeard() {
 		return
 	}
 	s.res.Stalls++
-	s.tracef("p%d phase stalled with a quorum split", pp.idx)
+	s.tracef("p%d phase stalled: a quorum answered undecided", pp.idx)
 	s.onTimeout(pp, pp.token)
 }
 

@@ -11,6 +11,7 @@ type leanReader interface {
 	Status() synod.ReadStatus
 	Result() ([]byte, synod.Ballot)
 	Seen() synod.Ballot
+	QuorumHeard() bool
 }
 
 var _ leanReader = (*synod.LeanRead)(nil)
@@ -31,6 +32,7 @@ func (s *sim) startLeanRead(pp *simProposer) {
 	}
 	pp.readID++
 	pp.token++
+	pp.lrStall = false
 	s.tracef("p%d begin lean read#%d %s", pp.idx, pp.readID, key)
 	req := synod.ReadRequest{Key: key, Epoch: cfg.Epoch}
 	for _, id := range cfg.Acceptors {
@@ -45,7 +47,22 @@ func (s *sim) onReadReply(pp *simProposer, ev event) {
 		return // a reply to an earlier read: its state may predate this one
 	}
 	pp.lr.OnReadReply(ev.readRep)
+	if !pp.lrStall && pp.lr.QuorumHeard() {
+		// As the Client does: give a read that a quorum answered without
+		// agreeing up after the stall wait, as its phase timeout would.
+		pp.lrStall = true
+		s.schedule(min(s.stallWait(), pp.deadline-s.now), event{kind: evTimeout, p: pp.idx, token: pp.token})
+	}
 	s.leanReadStep(pp)
+}
+
+// stallWait is the Client's wait for the silent acceptors of a phase or lean
+// read that a quorum answered without a decision.
+func (s *sim) stallWait() int64 {
+	if s.cfg.Thrifty {
+		return 2 * s.cfg.HedgeDelay
+	}
+	return max(1, s.cfg.PhaseTimeout/4)
 }
 
 // leanReadStep ends pp's lean read when it is done or must fall back.
@@ -125,3 +142,5 @@ func (r *brokenRead) Status() synod.ReadStatus { return r.stat }
 func (r *brokenRead) Result() ([]byte, synod.Ballot) { return r.value, r.ballot }
 
 func (r *brokenRead) Seen() synod.Ballot { return r.seen }
+
+func (r *brokenRead) QuorumHeard() bool { return r.stat == synod.ReadPending && r.heard >= r.need }
