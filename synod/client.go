@@ -173,7 +173,7 @@ func WithThrifty(on bool) Option { return func(o *clientOptions) { o.noThrifty =
 // WithHedgeDelay fixes how long a thrifty phase (see WithThrifty) waits for
 // its subset before it sends the request to the other acceptors too. By
 // default (0) the delay adapts: four times the smoothed latency of recent
-// phases that won without a hedge plus four mean deviations, at least 2ms
+// replies to thrifty phases plus four mean deviations, at least 2ms
 // and at most a quarter of the phase timeout (20ms before the first
 // sample).
 func WithHedgeDelay(d time.Duration) Option { return func(o *clientOptions) { o.hedgeDelay = d } }
@@ -539,7 +539,7 @@ func runPhase[R any](c *Client, pctx context.Context, pr *Proposal, first, rest 
 	send func(to []string, ch chan<- R) error, feed func(R), answer func(R) (from string, yes bool, err error)) (ok, stalled bool, _ chan R) {
 	st := pr.Status()
 	ch := make(chan R, len(pr.Config().Acceptors))
-	var start time.Time
+	var start, hedgedAt time.Time // when first and rest were sent
 	if len(rest) > 0 {
 		start = time.Now()
 	}
@@ -552,7 +552,7 @@ func runPhase[R any](c *Client, pctx context.Context, pr *Proposal, first, rest 
 		if hedged || withheld || len(rest) == 0 {
 			return false
 		}
-		hedged = true
+		hedged, hedgedAt = true, time.Now()
 		c.metrics.hedge(pctx, why)
 		if err := send(rest, ch); err != nil {
 			if unsendable(pr, err) {
@@ -594,6 +594,14 @@ func runPhase[R any](c *Client, pctx context.Context, pr *Proposal, first, rest 
 		select {
 		case r := <-ch:
 			feed(r)
+			if len(rest) > 0 { // a reply's latency, from when it was sent
+				from, _, _ := answer(r)
+				sent := start
+				if hedged && !slices.Contains(first, from) {
+					sent = hedgedAt
+				}
+				c.thr.observe(time.Since(sent))
+			}
 			if timers[1] == nil && pr.Status() == st && pr.QuorumHeard() {
 				timers[1] = time.NewTimer(c.stallWait())
 				stall = timers[1].C
@@ -636,9 +644,6 @@ func runPhase[R any](c *Client, pctx context.Context, pr *Proposal, first, rest 
 			c.thr.suspectSilent(pr, first, delayed)
 			return false, false, ch
 		}
-	}
-	if len(rest) > 0 && !hedged {
-		c.thr.observe(time.Since(start))
 	}
 	c.thr.suspectSilent(pr, first, delayed)
 	return true, false, ch

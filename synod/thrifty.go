@@ -185,7 +185,7 @@ func (t *thrifty) suspectSilent(pr *Proposal, first []string, delayed bool) {
 }
 
 // delay is how long a phase waits for its subset before it hedges: four
-// times the smoothed latency plus four mean deviations (TCP's
+// times the smoothed reply latency plus four mean deviations (TCP's
 // retransmission timeout, times four: under load phase latencies have
 // long tails, and a hedge that fires early spends the request it was to
 // save), at least 2ms and at most a quarter of the phase timeout.
@@ -200,8 +200,12 @@ func (t *thrifty) delay() time.Duration {
 	return min(max(d, hedgeFloor), t.ceiling)
 }
 
-// observe feeds the latency of a phase that won without a hedge. Phases
-// that needed one do not count: a paused acceptor would inflate it.
+// observe feeds the latency of one reply to a thrifty phase, from when its
+// request was sent. Only replies count: a paused or cut-off acceptor sends
+// none, so it cannot inflate the estimate, while acceptors that all became
+// slower (a slower network, say) raise it with their replies, hedged or
+// not. (Counting only phases that won without a hedge, as this did first,
+// left the estimate stuck once every phase hedged.)
 func (t *thrifty) observe(d time.Duration) {
 	x := int64(d)
 	s := t.srtt.Load()
