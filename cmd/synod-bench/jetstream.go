@@ -109,30 +109,45 @@ func newJSKV(ctx context.Context, urls []string, replicas int) (*jsKV, error) {
 		e.close()
 		return nil, err
 	}
-	// The cluster may still be electing its meta leader.
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		_, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: jsBucket, Replicas: replicas, Storage: jetstream.FileStorage})
-		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
-			break
+	// A fresh cluster may still be electing its meta leader, and the new
+	// stream its leader: each JetStream API call is retried for a while.
+	deadline := time.Now().Add(30 * time.Second)
+	retry := func(what string, f func() error) error {
+		for {
+			err := f()
+			if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+				if err != nil {
+					return fmt.Errorf("%s: %w", what, err)
+				}
+				return nil
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
-		time.Sleep(200 * time.Millisecond)
 	}
-	if err != nil {
-		e.close()
-		return nil, fmt.Errorf("create KV bucket: %w", err)
+	var s jetstream.Stream
+	err = retry("create KV bucket", func() error {
+		_, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: jsBucket, Replicas: replicas, Storage: jetstream.FileStorage})
+		return err
+	})
+	if err == nil {
+		err = retry("look up the KV stream", func() (err error) {
+			s, err = js.Stream(ctx, "KV_"+jsBucket)
+			return err
+		})
 	}
-	// Direct gets may be served by a lagging replica; a fair CAS needs reads
-	// from the stream leader, as BASELINES.md notes.
-	s, err := js.Stream(ctx, "KV_"+jsBucket)
+	if err == nil {
+		// Direct gets may be served by a lagging replica; a fair CAS needs
+		// reads from the stream leader, as BASELINES.md notes.
+		cfg := s.CachedInfo().Config
+		cfg.AllowDirect = false
+		err = retry("disable direct get", func() error {
+			_, err := js.UpdateStream(ctx, cfg)
+			return err
+		})
+	}
 	if err != nil {
 		e.close()
 		return nil, err
-	}
-	cfg := s.CachedInfo().Config
-	cfg.AllowDirect = false
-	if _, err := js.UpdateStream(ctx, cfg); err != nil {
-		e.close()
-		return nil, fmt.Errorf("disable direct get: %w", err)
 	}
 	for _, nc := range e.conns {
 		js, err := jetstream.New(nc)
