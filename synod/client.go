@@ -163,11 +163,12 @@ func WithLeanReads(on bool) Option { return func(o *clientOptions) { o.noLeanRea
 // change. A phase after one that timed out or stalled (a quorum answered but
 // split, and the others stayed silent for two hedge delays) goes to every
 // acceptor at once. Lean reads (see Read) always ask every acceptor.
-// Disabled, every phase goes to every acceptor at once. It is off by default for now because a paused acceptor
-// still stalls changes for longer with it (a hedge delay, then up to two
-// more): integration's sigstop scenarios went 0.20–0.42 s without a success
-// without it and 0.13–0.73 s with it, although with it they completed about
-// twice the operations, with a third of the indeterminate ones.
+// Disabled, every phase goes to every acceptor at once. It is off by default
+// for now: under network latency with jitter a fixed subset forgoes the
+// fastest two replies of three, and integration's latency scenario went
+// longer without a success with it (0.28–0.41 s against 0.23–0.31 s), while
+// a paused acceptor or nats-server cost less with it (42–134 ms against
+// 0.20–0.25 s).
 func WithThrifty(on bool) Option { return func(o *clientOptions) { o.noThrifty = !on } }
 
 // WithHedgeDelay fixes how long a thrifty phase (see WithThrifty) waits for
