@@ -570,13 +570,6 @@ func runPhase[R any](c *Client, pctx context.Context, pr *Proposal, first, rest 
 			}
 		}
 	}()
-	giveUp := func() (ok, stalled bool, _ chan R) {
-		c.metrics.stall(pctx)
-		c.opts.logger.Debug("synod: phase answered by a quorum stayed undecided; retrying with every acceptor",
-			"key", pr.Key(), "status", pr.Status(), "yes", pr.yes, "no", pr.no, "failed", pr.failed)
-		c.thr.suspectSilent(pr, first, delayed)
-		return false, true, ch
-	}
 	if err := send(first, ch); err != nil {
 		if unsendable(pr, err) {
 			return true, false, nil
@@ -639,8 +632,12 @@ func runPhase[R any](c *Client, pctx context.Context, pr *Proposal, first, rest 
 					return true, false, nil
 				}
 			}
-		case <-stall:
-			return giveUp() // still pending, and replies only add votes
+		case <-stall: // still pending, and replies only add votes
+			c.metrics.stall(pctx)
+			c.opts.logger.Debug("synod: phase answered by a quorum stayed undecided; retrying with every acceptor",
+				"key", pr.Key(), "status", pr.Status(), "yes", pr.yes, "no", pr.no, "failed", pr.failed)
+			c.thr.suspectSilent(pr, first, delayed)
+			return false, true, ch
 		case <-pctx.Done():
 			c.thr.suspectSilent(pr, first, delayed)
 			return false, false, ch

@@ -430,6 +430,19 @@ func (pr *Proposal) outcome(q int) (v VoteResult, storage bool) {
 	return VotePending, false
 }
 
+// QuorumHeard reports whether the current phase is still pending although
+// as many acceptors as its quorum answered it: split between yes and no (or
+// failures), it waits for the acceptors that have not answered, which alone
+// can decide it. A driver may give such a phase up, as if it timed out, once
+// they have been silent for long enough, and retry with every acceptor.
+func (pr *Proposal) QuorumHeard() bool {
+	q := pr.cfg.Q1()
+	if pr.inAcceptPhase() {
+		q = pr.cfg.Q2()
+	}
+	return (pr.stat == StatusPreparing || pr.stat == StatusAccepting) && pr.yes+pr.no+pr.failed >= q
+}
+
 // failStorage ends the proposal because storage failures and unreachable
 // acceptors put the quorum of the current phase out of reach. If an accept
 // carrying the change's result may have reached an acceptor (a failed store

@@ -222,19 +222,6 @@ func (t *thrifty) observe(d time.Duration) {
 	t.srtt.Store(max(s+(x-s)/8, 1))
 }
 
-// QuorumHeard reports whether the current phase is still pending although
-// as many acceptors as its quorum answered it: split between yes and no (or
-// failures), it waits for the acceptors that have not answered, which alone
-// can decide it. A driver may give such a phase up, as if it timed out, once
-// they have been silent for long enough, and retry with every acceptor.
-func (pr *Proposal) QuorumHeard() bool {
-	q := pr.cfg.Q1()
-	if pr.inAcceptPhase() {
-		q = pr.cfg.Q2()
-	}
-	return (pr.stat == StatusPreparing || pr.stat == StatusAccepting) && pr.yes+pr.no+pr.failed >= q
-}
-
 // MayBeNowhere reports whether the current accept carries the change's
 // result and every acceptor that answered so far refused it or never got
 // it, while others have not answered: the result may still turn out to be

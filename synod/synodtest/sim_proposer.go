@@ -581,7 +581,7 @@ func (s *sim) watchStall(pp *simProposer) {
 // onStall gives pp's phase up, as a phase timeout would, if it is still the
 // phase whose stall wait ran out and still undecided.
 func (s *sim) onStall(pp *simProposer, phase uint64) {
-	if pp.pr == nil || phase != pp.phases || !pp.ph.stalling || !pp.pr.QuorumHeard() {
+	if pp.pr == nil || phase != pp.phases || !pp.pr.QuorumHeard() {
 		return
 	}
 	s.res.Stalls++
