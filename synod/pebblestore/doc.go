@@ -11,6 +11,15 @@
 // concurrently for different keys, which is what makes this work. StoreBatch
 // commits several keys in one batch.
 //
+// Every WAL file is written in full (with zeros) before Pebble's first record
+// goes into it, as Pebble's recycled WALs are: an fdatasync after writing into
+// blocks never written before must also commit the file system's journal.
+// On ext4 over a virtual disk (the benchmark machine), a sequential synced
+// Store took 220–360 µs so against 290–570 µs into Pebble's fresh,
+// preallocated WAL (BenchmarkStoreSync/sequential, pairs of runs). A new WAL
+// of 110% of the memtable size costs one extra write of that size and one
+// sync when it is created; if prewriting fails the WAL is used as it is.
+//
 // # Storage failures
 //
 // If a commit fails (for example a WAL write or fsync returns an error) the
