@@ -50,6 +50,7 @@ type Transport struct {
 	// replyPrefix is inbox + ".", the start of every reply subject.
 	replyPrefix string
 	sub         *nats.Subscription
+	status      chan nats.Status // the connection's losses, see watchConnection
 
 	mu        sync.Mutex
 	closed    bool
@@ -119,6 +120,10 @@ type frame struct {
 // the Transport's subscription is restored by nats.go. Phases that run while
 // the connection is down get no replies and time out, so changes then fail
 // with synod.ErrUnavailable or synod.ErrIndeterminate within their deadline.
+// When the connection drops, the frames in flight get replies whose Err
+// matches synod.ErrReplyLost (their replies cannot come back), so that the
+// Client retries through the server nats.go reconnects to at once instead of
+// waiting out its phase timeout.
 // A frame to an acceptor that nobody serves (its process is down) gets the
 // server's "no responders" answer at once, which the Transport delivers as
 // replies whose Err matches synod.ErrNotDelivered, so a change that cannot
@@ -157,7 +162,43 @@ func NewTransport(nc *nats.Conn, cluster string, opts ...Option) (*Transport, er
 		return nil, fmt.Errorf("natstransport: new transport: subscribe %s: %w", t.inbox, err)
 	}
 	t.sub = sub
+	t.status = nc.StatusChanged(nats.DISCONNECTED, nats.RECONNECTING)
+	go t.watchConnection(t.status)
 	return t, nil
+}
+
+// watchConnection ends the frames in flight each time the connection is lost
+// (see connectionLost), until Close removes ch.
+func (t *Transport) watchConnection(ch <-chan nats.Status) {
+	for range ch {
+		t.connectionLost()
+	}
+}
+
+// connectionLost answers every item of the frames in flight with a reply
+// whose Err matches synod.ErrReplyLost, and frees their acceptors'
+// pipelines. Their replies would come back through the server the
+// connection just lost, so none will come: without this, each phase waiting
+// for them would wait out its timeout, and every later request to those
+// acceptors would queue behind their frames. A frame may have reached its
+// acceptor and taken effect; the Client treats the reply as no vote, and
+// retries at once with a higher ballot, through the server nats.go
+// reconnects to. Frames published while the connection is down are kept by
+// nats.go and sent after the reconnect; one caught here too only costs its
+// phase a retry.
+func (t *Transport) connectionLost() {
+	t.mu.Lock()
+	frames := make([]*frame, 0, len(t.frames))
+	for _, fr := range t.frames {
+		frames = append(frames, fr)
+	}
+	t.mu.Unlock()
+	if len(frames) > 0 {
+		t.log.Info("natstransport: connection to the NATS server lost; frames in flight will get no reply", "frames", len(frames))
+	}
+	for _, fr := range frames {
+		t.frameFailed(fr, fmt.Errorf("natstransport: acceptor %s: connection lost before the reply: %w", fr.peer.id, synod.ErrReplyLost))
+	}
 }
 
 // Close unsubscribes and forgets every pending request. Calls after Close
@@ -184,6 +225,7 @@ func (t *Transport) Close() error {
 	for _, stop := range stops {
 		stop()
 	}
+	t.nc.RemoveStatusListener(t.status)
 	if err := t.sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		return fmt.Errorf("natstransport: close: %w", err)
 	}
@@ -549,7 +591,7 @@ func (t *Transport) onReply(m *nats.Msg) {
 // synod.ErrNotDelivered) are delivered as replies with Err.
 func (t *Transport) frameFailed(fr *frame, err error) {
 	var remote *RemoteError
-	isRemote := errors.As(err, &remote) || errors.Is(err, synod.ErrNotDelivered)
+	isRemote := errors.As(err, &remote) || errors.Is(err, synod.ErrNotDelivered) || errors.Is(err, synod.ErrReplyLost)
 	// Room on the stack for the usual few entries.
 	var (
 		stops [16]func() bool
@@ -578,7 +620,7 @@ func (t *Transport) frameFailed(fr *frame, err error) {
 // logRemote logs an acceptor's refusal to serve a request.
 func (t *Transport) logRemote(sc *scatter, err error) {
 	lvl := slog.LevelWarn
-	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, ErrStopping) || errors.Is(err, ErrOverloaded) {
+	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, ErrStopping) || errors.Is(err, ErrOverloaded) || errors.Is(err, synod.ErrReplyLost) {
 		lvl = slog.LevelDebug
 	}
 	t.log.Log(context.Background(), lvl, "natstransport: no answer from acceptor", "op", sc.req.Op, "key", sc.key, "err", err)

@@ -279,3 +279,73 @@ func TestEndToEndNATSRestart(t *testing.T) {
 	}
 	l.check(t, c)
 }
+
+// TestTransportConnectionLost checks that when the proposer's connection
+// drops, the frames in flight end at once with replies matching
+// synod.ErrReplyLost, instead of holding their acceptors' pipelines until
+// their requests' contexts end, and that requests flow again after the
+// reconnect.
+func TestTransportConnectionLost(t *testing.T) {
+	srv := runRestartableServer(t)
+	connect := func() *nats.Conn {
+		nc, err := nats.Connect(srv.url(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+		if err != nil {
+			t.Fatalf("connect: %v", err)
+		}
+		t.Cleanup(nc.Close)
+		return nc
+	}
+	// An acceptor that takes frames and never answers.
+	frames := make(chan struct{}, 16)
+	if _, err := connect().Subscribe("synod."+testCluster+".mute.frame", func(*nats.Msg) { frames <- struct{}{} }); err != nil {
+		t.Fatal(err)
+	}
+	nc := connect()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	tr := newTransport(t, nc)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	replies := make(chan synod.PrepareReply, 1)
+	if err := tr.Prepare(ctx, []string{"mute"}, synod.PrepareRequest{Key: "k", Ballot: b1}, replies); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-frames:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the frame never reached the acceptor")
+	}
+
+	srv.shutdown()
+	select {
+	case r := <-replies:
+		if !errors.Is(r.Err, synod.ErrReplyLost) || r.From != "mute" || r.Key != "k" || r.Ballot != b1 {
+			t.Fatalf("reply after the connection dropped: %+v, want one from mute for k at %v matching synod.ErrReplyLost", r, b1)
+		}
+		t.Logf("reply: %v", r.Err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reply within 10s of the connection dropping (the request's context has a minute left)")
+	}
+	waitFor(t, "the lost request to leave", func() bool { return tr.Pending() == 0 })
+
+	// The acceptor's pipeline is free: the next request goes out once the
+	// connections are back, while the lost one's context still runs.
+	srv.start()
+	waitFor(t, "the proposer to reconnect", nc.IsConnected)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if time.Now().After(deadline) {
+			t.Fatal("no frame reached the acceptor within 10s of the reconnect")
+		}
+		if err := tr.Prepare(ctx, []string{"mute"}, synod.PrepareRequest{Key: "k", Ballot: b1}, make(chan synod.PrepareReply, 1)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-frames:
+			return
+		case <-time.After(100 * time.Millisecond):
+			// The silent acceptor's subscription may not be back yet:
+			// its frame got "no responders". Send another.
+		}
+	}
+}

@@ -548,6 +548,7 @@ func runPhase[R any](c *Client, pctx context.Context, pr *Proposal, first, rest 
 	delayed := false                // hedged because the delay passed
 	withheld := false               // told pr that rest never got the request
 	var stall <-chan time.Time      // fires the stall wait after a quorum answered
+	var answered []string           // acceptors that answered, with a vote or not
 	var timers [2]*time.Timer       // the hedge delay's and the stall's
 	hedge := func(why int) bool {
 		if hedged || withheld || len(rest) == 0 {
@@ -595,6 +596,17 @@ func runPhase[R any](c *Client, pctx context.Context, pr *Proposal, first, rest 
 					sent = hedgedAt
 				}
 				c.thr.observe(time.Since(sent))
+			}
+			if from, _, _ := answer(r); !slices.Contains(answered, from) {
+				answered = append(answered, from)
+			}
+			// Every acceptor asked answered, some without a vote (their
+			// replies were lost, say): nothing more can decide the phase.
+			if pr.Status() == st && (hedged || withheld || len(rest) == 0) && len(answered) >= asked(first, rest, hedged) {
+				c.opts.logger.Debug("synod: every acceptor answered the phase, undecided; retrying with every acceptor",
+					"key", pr.Key(), "status", pr.Status(), "yes", pr.yes, "no", pr.no, "failed", pr.failed)
+				c.thr.suspectSilent(pr, first, delayed)
+				return false, true, ch
 			}
 			if timers[1] == nil && pr.Status() == st && pr.QuorumHeard() {
 				timers[1] = time.NewTimer(c.stallWait())
@@ -645,6 +657,14 @@ func runPhase[R any](c *Client, pctx context.Context, pr *Proposal, first, rest 
 	}
 	c.thr.suspectSilent(pr, first, delayed)
 	return true, false, ch
+}
+
+// asked is how many acceptors a phase sent its request to.
+func asked(first, rest []string, hedged bool) int {
+	if hedged {
+		return len(first) + len(rest)
+	}
+	return len(first)
 }
 
 // unsendable ends pr when the transport refused its request as invalid before

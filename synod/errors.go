@@ -51,6 +51,15 @@ var (
 	// ErrUnavailable (and ErrIndeterminate when the change's value may have
 	// reached an acceptor). errors.Is(err, ErrUnavailable) holds for it.
 	ErrNotDelivered error = &sentinel{"synod: request not delivered: no acceptor serves it", ErrUnavailable}
+
+	// ErrReplyLost, in the Err of a reply, says that no reply to the request
+	// will come, although the request may have reached the acceptor and taken
+	// effect there: the connection that was to carry the reply back is gone
+	// (a NATS client that lost its server). It is neither a vote nor a
+	// failure. A Client whose phase every asked acceptor has answered, with
+	// votes or such replies, without a decision gives the phase up at once,
+	// as if it had timed out, instead of waiting out the phase timeout.
+	ErrReplyLost = errors.New("synod: reply lost: the request may have reached the acceptor, but its reply will not come")
 )
 
 // sentinel is a sentinel that also matches a more general one.

@@ -106,11 +106,14 @@ func TestThriftySplitSpreads(t *testing.T) {
 // fakeTransport serves requests with real acceptors, synchronously, and
 // records where each went. An acceptor can be gone (every request to it is
 // answered ErrNotDelivered at once) or silent (requests to it are lost).
+// The next lost[id] requests to an acceptor take effect, but their replies
+// are lost (ErrReplyLost).
 type fakeTransport struct {
 	mu     sync.Mutex
 	accs   map[string]*synod.Acceptor
 	gone   map[string]bool
 	silent map[string]bool
+	lost   map[string]int
 	sent   []sentReq
 }
 
@@ -132,11 +135,30 @@ func newFakeTransport(n int) (*fakeTransport, synod.Config) {
 	return f, cfg
 }
 
-func (f *fakeTransport) record(op, key string, b synod.Ballot, to []string) (gone, silent map[string]bool) {
+func (f *fakeTransport) record(op, key string, b synod.Ballot, to []string) (gone, silent, lost map[string]bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.sent = append(f.sent, sentReq{op, key, b, slices.Clone(to)})
-	return maps(f.gone), maps(f.silent)
+	lost = map[string]bool{}
+	for _, id := range to {
+		if f.lost[id] > 0 {
+			f.lost[id]--
+			lost[id] = true
+		}
+	}
+	return maps(f.gone), maps(f.silent), lost
+}
+
+// loseReplies makes the next n requests to each of ids lose their replies.
+func (f *fakeTransport) loseReplies(n int, ids ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.lost == nil {
+		f.lost = map[string]int{}
+	}
+	for _, id := range ids {
+		f.lost[id] = n
+	}
 }
 
 func maps(m map[string]bool) map[string]bool {
@@ -165,7 +187,10 @@ func (f *fakeTransport) reset() {
 	f.sent = nil
 }
 
-var errGone = fmt.Errorf("fake: no responders: %w", synod.ErrNotDelivered)
+var (
+	errGone = fmt.Errorf("fake: no responders: %w", synod.ErrNotDelivered)
+	errLost = fmt.Errorf("fake: connection lost: %w", synod.ErrReplyLost)
+)
 
 func (f *fakeTransport) Prepare(ctx context.Context, to []string, req synod.PrepareRequest, replies chan<- synod.PrepareReply) error {
 	fakeSend(f, "prepare", req.Key, req.Ballot, to, replies,
@@ -191,7 +216,7 @@ func (f *fakeTransport) Accept(ctx context.Context, to []string, req synod.Accep
 // errs.
 func fakeSend[R any](f *fakeTransport, kind, key string, b synod.Ballot, to []string, replies chan<- R,
 	handle func(id string) (R, error), failed func(id string, err error) R) {
-	gone, silent := f.record(kind, key, b, to)
+	gone, silent, lost := f.record(kind, key, b, to)
 	for _, id := range to {
 		var rep R
 		switch {
@@ -199,6 +224,9 @@ func fakeSend[R any](f *fakeTransport, kind, key string, b synod.Ballot, to []st
 			continue
 		case gone[id]:
 			rep = failed(id, errGone)
+		case lost[id]:
+			_, _ = handle(id) // it takes effect; its reply is lost
+			rep = failed(id, errLost)
 		default:
 			var err error
 			if rep, err = handle(id); err != nil {
@@ -521,5 +549,35 @@ func TestThriftyStalledPhaseGivesUp(t *testing.T) {
 		if len(r.to) != 3 {
 			t.Errorf("%s %v after the stall went to %v, want all three", r.op, r.b, r.to)
 		}
+	}
+}
+
+// TestPhaseEveryAcceptorAnsweredGivesUp checks that a phase every acceptor
+// answered without a decision (their replies were lost, as when the
+// proposer's NATS connection drops) is retried at once, not after the phase
+// timeout, and that a lost accept that took effect is not applied twice.
+func TestPhaseEveryAcceptorAnsweredGivesUp(t *testing.T) {
+	for _, thrifty := range []bool{false, true} {
+		t.Run(fmt.Sprintf("thrifty=%v", thrifty), func(t *testing.T) {
+			tr, cfg := newFakeTransport(3)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			// A thrifty phase whose subset lost its replies hedges after
+			// the hedge delay, and then has every acceptor's answer.
+			c := newTestClient(t, "c", cfg, tr, synod.WithThrifty(thrifty), synod.WithHedgeDelay(time.Millisecond),
+				synod.WithPhaseTimeout(time.Hour))
+			const key = "k"
+			tr.loseReplies(1, cfg.Acceptors...) // the first prepare
+			if v, err := c.Change(ctx, key, incr); err != nil || string(v) != "1" {
+				t.Fatalf("first change = %q, %v; want 1 (the lost phase must be retried at once)", v, err)
+			}
+			tr.loseReplies(1, cfg.Acceptors...) // the one-round-trip accept, which takes effect
+			if v, err := c.Change(ctx, key, incr); err != nil || string(v) != "2" {
+				t.Fatalf("second change = %q, %v; want 2, applied once", v, err)
+			}
+			if v, err := c.Read(ctx, key); err != nil || string(v) != "2" {
+				t.Fatalf("read = %q, %v; want 2", v, err)
+			}
+		})
 	}
 }

@@ -78,13 +78,17 @@ const (
 	// a proposal that counts acceptors that may have accepted as holding
 	// nothing.
 	FaultWithholdHedged
+	// FaultLostAsYes makes proposers (with LostReplies) take a reply whose
+	// request or reply was lost for a yes: a promise from an acceptor that
+	// may hold an accepted value, an accept that may not have happened.
+	FaultLostAsYes
 )
 
 // String implements fmt.Stringer.
 func (f Fault) String() string {
 	return [...]string{"none", "forget-promise", "amnesia", "no-ballot-check", "lean-read-fewer", "lean-read-mismatch",
 		"no-rescan", "rescan-before-fence", "gc-no-fence", "batch-final-value", "batch-last-only",
-		"false-not-delivered", "cache-failed-store", "cache-stale", "withhold-hedged"}[f]
+		"false-not-delivered", "cache-failed-store", "cache-stale", "withhold-hedged", "lost-as-yes"}[f]
 }
 
 // SimConfig describes one simulated run. Zero fields take the defaults noted.
@@ -127,6 +131,13 @@ type SimConfig struct {
 	// its phase timeout). Not with DuplicateRequests: a second copy of the
 	// request could still arrive later, which that answer rules out.
 	NoResponders bool
+	// LostReplies makes every request or reply the network drops (Drop)
+	// come back to its proposer as a reply whose Err is synod.ErrReplyLost,
+	// as natstransport answers the frames in flight when its connection to
+	// NATS drops: the request may have taken effect, but no reply will
+	// come. The proposer gives a phase up at once once every acceptor it
+	// asked has answered, with votes or such replies, undecided.
+	LostReplies bool
 
 	// StateCache is the size in bytes of each acceptor's state cache (see
 	// synod.WithStateCache): 0 means synod.DefaultStateCache, a negative
@@ -223,6 +234,7 @@ func RandomSimConfig(seed uint64) SimConfig {
 	if c.Thrifty = r.IntN(2) == 0; c.Thrifty {
 		c.HedgeDelay = 1 + r.Int64N(2*c.MaxDelay)
 	}
+	c.LostReplies = r.IntN(3) == 0 && c.Drop > 0
 	return c
 }
 
@@ -284,6 +296,8 @@ type SimResult struct {
 	Withheld        int // of those, refused accepts withheld from the others
 	Stalls          int // phases given up after a quorum answered undecided (the stall wait)
 	ReadStalls      int // lean reads given up after a quorum answered without agreeing
+	LostReplies     int // replies whose Err is synod.ErrReplyLost (LostReplies)
+	AllAnswered     int // phases given up at once: every acceptor asked answered, undecided
 
 	// Check is porcupine's verdict on History against RegisterModel.
 	Check porcupine.CheckResult
@@ -575,6 +589,10 @@ func (s *sim) handle(ev event) {
 func (s *sim) send(ev event) {
 	if !s.final && s.rng.Float64() < s.cfg.Drop {
 		s.tracef("drop %s", ev.describe())
+		if s.cfg.LostReplies && ev.kind != evAdmin && ev.kind != evAdminReply {
+			s.res.LostReplies++
+			s.schedule(1+s.rng.Int64N(s.cfg.MaxDelay), s.lostReply(ev))
+		}
 		return
 	}
 	copies := 1
@@ -673,6 +691,44 @@ func (s *sim) notDelivered(ev event) event {
 	return reply
 }
 
+// lostReply is the reply with synod.ErrReplyLost that tells ev's proposer
+// that ev (a request or a reply) was lost, or under FaultLostAsYes a yes.
+func (s *sim) lostReply(ev event) event {
+	err := fmt.Errorf("synodtest: connection to a%d lost: %w", ev.a, synod.ErrReplyLost)
+	id := s.accs[ev.a].id
+	reply := event{p: ev.p, a: ev.a, token: ev.token}
+	yes := s.cfg.Fault == FaultLostAsYes
+	if yes {
+		err = nil
+	}
+	switch ev.kind {
+	case evRead, evReadReply:
+		key := ev.read.Key
+		if ev.kind == evReadReply {
+			key = ev.readRep.Key
+		}
+		reply.kind, reply.readRep = evReadReply, synod.ReadReply{From: id, Key: key, Err: err}
+		if yes {
+			reply.readRep.Err = errors.New("synodtest: lost")
+		}
+	case evPrepare, evPrepareReply:
+		r := synod.PrepareReply{From: id, Key: ev.prep.Key, Ballot: ev.prep.Ballot}
+		if ev.kind == evPrepareReply {
+			r = synod.PrepareReply{From: id, Key: ev.prepRep.Key, Ballot: ev.prepRep.Ballot}
+		}
+		r.OK, r.Err = yes, err
+		reply.kind, reply.prepRep = evPrepareReply, r
+	default:
+		r := synod.AcceptReply{From: id, Key: ev.acc.Key, Ballot: ev.acc.Ballot}
+		if ev.kind == evAcceptReply {
+			r = synod.AcceptReply{From: id, Key: ev.accRep.Key, Ballot: ev.accRep.Ballot}
+		}
+		r.OK, r.Err = yes, err
+		reply.kind, reply.accRep = evAcceptReply, r
+	}
+	return reply
+}
+
 // accept runs the accept rule, or under FaultNoBallotCheck the broken rule that
 // accepts everything.
 func (s *sim) accept(a *simAcceptor, req synod.AcceptRequest) (synod.AcceptReply, error) {
@@ -712,6 +768,12 @@ func (s *sim) deliverReply(ev event) {
 		pp.pr.OnAcceptReply(ev.accRep)
 	}
 	s.thriftyReply(pp, ev)
+	if pp.pr.Status() == before && s.allAnswered(pp, ev) {
+		s.res.AllAnswered++
+		s.tracef("p%d phase undecided although every acceptor asked answered: giving it up", pp.idx)
+		s.onTimeout(pp, pp.token)
+		return
+	}
 	if pp.pr.Status() == before {
 		s.watchStall(pp)
 	} else {

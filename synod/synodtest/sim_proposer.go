@@ -60,7 +60,8 @@ type simPhase struct {
 	delayed  bool            // hedged once the hedge delay passed
 	withheld bool            // rest must never get the request (Withhold)
 	stalling bool            // a quorum answered undecided: the stall wait runs
-	heard    map[string]bool // acceptors that answered
+	heard    map[string]bool // acceptors that answered (Thrifty)
+	answered []string        // acceptors that answered, with a vote or not
 }
 
 // simCaller is one of a simulated client's callers: a goroutine that makes
@@ -566,6 +567,40 @@ func (s *sim) hedge(pp *simProposer, why string) {
 	pp.ph.hedged = true
 	s.tracef("p%d hedge (%s) to %v", pp.idx, why, pp.ph.rest)
 	s.sendPhase(pp, pp.ph.rest)
+}
+
+// allAnswered records who sent reply ev to pp's phase and reports whether
+// every acceptor the phase asked has answered, as the Client checks before
+// it gives an undecided phase up at once: a thrifty phase not yet hedged
+// waits for its hedge instead.
+func (s *sim) allAnswered(pp *simProposer, ev event) bool {
+	ph := &pp.ph
+	var from string
+	var b synod.Ballot
+	if ev.kind == evPrepareReply {
+		if ph.accept {
+			return false
+		}
+		from, b = ev.prepRep.From, ev.prepRep.Ballot
+	} else {
+		if !ph.accept {
+			return false
+		}
+		from, b = ev.accRep.From, ev.accRep.Ballot
+	}
+	if b != pp.pr.Ballot() {
+		return false
+	}
+	if !slices.Contains(ph.answered, from) {
+		ph.answered = append(ph.answered, from)
+	}
+	asked := len(ph.first)
+	if ph.hedged {
+		asked += len(ph.rest)
+	} else if len(ph.rest) > 0 && !ph.withheld {
+		return false
+	}
+	return len(ph.answered) >= asked
 }
 
 // watchStall starts the stall wait of pp's phase once a quorum answered it

@@ -118,6 +118,7 @@ func TestSimLinearizable(t *testing.T) {
 	var deleted, steps1, collections, collected, withOps, notDelivered int
 	var batches, batched, dropped, batchSeeds int
 	var thriftySeeds, thriftyPhases, hedges, delayHedges, withheld, stalls, readStalls int
+	var lostSeeds, lostReplies, allAnswered int
 	var steps int64
 	for _, r := range results {
 		ops += len(r.History)
@@ -151,6 +152,11 @@ func TestSimLinearizable(t *testing.T) {
 		withheld += r.Withheld
 		stalls += r.Stalls
 		readStalls += r.ReadStalls
+		if r.Config.LostReplies {
+			lostSeeds++
+		}
+		lostReplies += r.LostReplies
+		allAnswered += r.AllAnswered
 		steps1 += r.Reconfigurations
 		collections += r.Collections
 		collected += r.Collected
@@ -175,6 +181,8 @@ func TestSimLinearizable(t *testing.T) {
 	t.Logf("thrifty phases in %d seeds: %d phases sent to a subset first, %d hedged on a reply that was not a yes, %d on the hedge delay; %d refused accepts withheld from the others",
 		thriftySeeds, thriftyPhases, hedges, delayHedges, withheld)
 	t.Logf("phases given up after a quorum answered undecided and the others stayed silent: %d", stalls)
+	t.Logf("lost messages reported to their proposer (ErrReplyLost) in %d seeds: %d; phases given up at once because every acceptor asked answered undecided: %d",
+		lostSeeds, lostReplies, allAnswered)
 	if ops == 0 || committed == 0 {
 		t.Fatalf("the simulation checked nothing")
 	}
@@ -195,6 +203,9 @@ func TestSimLinearizable(t *testing.T) {
 	}
 	if !single && n >= 50 && (stalls == 0 || readStalls == 0) {
 		t.Fatalf("the simulation gave up no stalled phase (%d) or lean read (%d)", stalls, readStalls)
+	}
+	if !single && n >= 50 && (lostReplies == 0 || allAnswered == 0) {
+		t.Fatalf("the simulation reported no lost reply (%d) or gave up no phase every acceptor answered (%d)", lostReplies, allAnswered)
 	}
 }
 
@@ -280,14 +291,21 @@ func TestSimFindsInjectedBugs(t *testing.T) {
 			c.StoreFaults = 0.3
 			// Four proposers on the key keep retries coming: since retries
 			// leapfrog the ballots they saw, conflicts end sooner and three
-			// proposers left the bug unseen in the first 600 seeds.
+			// proposers left the bug unseen in the first 600 seeds. Since
+			// phases every acceptor answered undecided are given up at once,
+			// the first seed to show it is 327.
 			c.Proposers = 4
-		}, 0},
+		}, 600},
 		// A thrifty accept withheld from acceptors its hedge reached: a
 		// retry may apply the change a second time. Contention on one key
 		// makes refused accepts, a short hedge delay makes hedges.
 		{synodtest.FaultWithholdHedged, func(c *synodtest.SimConfig) {
 			c.Thrifty, c.HedgeDelay, c.Keys = true, 1, 1
+		}, 0},
+		// A lost request or reply taken for a yes: a promise that ignores
+		// an accepted value, an accept counted that never happened.
+		{synodtest.FaultLostAsYes, func(c *synodtest.SimConfig) {
+			c.LostReplies, c.Drop = true, 0.2
 		}, 0},
 	}
 	for _, tt := range tests {
@@ -299,9 +317,10 @@ func TestSimFindsInjectedBugs(t *testing.T) {
 			cfg := func(fault synodtest.Fault) func(uint64) synodtest.SimConfig {
 				return func(seed uint64) synodtest.SimConfig {
 					c := synodtest.RandomSimConfig(seed)
-					// Thrifty phases change every seed's schedule; the
-					// other faults' seed budgets were set without them.
-					c.Thrifty = false
+					// Thrifty phases and lost replies change every seed's
+					// schedule; the other faults' seed budgets were set
+					// without them.
+					c.Thrifty, c.LostReplies = false, false
 					tt.tweak(&c)
 					c.Fault = fault
 					return c
