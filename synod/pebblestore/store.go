@@ -115,7 +115,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	po.DisableWAL, po.ReadOnly = false, false
 	po.EnsureDefaults()
 	// Pebble preallocates 110% of the memtable size for a WAL; prewrite as much.
-	po.FS = &walFS{FS: po.FS, size: int64(po.MemTableSize + po.MemTableSize/10), logger: o.logger}
+	po.FS = &walFS{FS: po.FS, size: int64(po.MemTableSize + po.MemTableSize/10), space: sp, logger: o.logger}
 	el := pebble.EventListener{BackgroundError: func(err error) {
 		// Pebble retries a failed flush or compaction at once and for ever,
 		// and blocks writes once its memtables are full: fail instead, so

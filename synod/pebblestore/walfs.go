@@ -29,17 +29,26 @@ const prewriteChunk = 256 << 10
 // for the end of the log, as it does the old records of a recycled file.
 //
 // Prewriting is best effort: if it fails (no space, say), the WAL is used as
-// Pebble created it, and the error is logged.
+// Pebble created it, and the error is logged. It is skipped when it would
+// leave less free space than the space reserve (WithSpaceReserve), which is
+// kept for Pebble's flushes and compactions.
 type walFS struct {
 	vfs.FS
 	size   int64
+	space  *space
 	logger *slog.Logger
+}
+
+// roomFor reports whether n more bytes leave the space reserve free.
+func (fs *walFS) roomFor(n int64) bool {
+	avail, known := fs.space.free()
+	return !known || avail >= uint64(n)+fs.space.reserve
 }
 
 // Create implements vfs.FS.
 func (fs *walFS) Create(name string, category vfs.DiskWriteCategory) (vfs.File, error) {
 	f, err := fs.FS.Create(name, category)
-	if err != nil || !isWAL(name, category) {
+	if err != nil || !isWAL(name, category) || !fs.roomFor(fs.size) {
 		return f, err
 	}
 	if err := fs.prewrite(name, category, 0); err != nil {
@@ -58,7 +67,7 @@ func (fs *walFS) ReuseForWrite(oldname, newname string, category vfs.DiskWriteCa
 		return f, err
 	}
 	st, err := f.Stat()
-	if err == nil && st.Size() < fs.size {
+	if err == nil && st.Size() < fs.size && fs.roomFor(fs.size-st.Size()) {
 		err = fs.prewrite(newname, category, st.Size())
 	}
 	if err != nil {

@@ -140,3 +140,27 @@ func TestWALPrewriteFailureIsHarmless(t *testing.T) {
 		}
 	}
 }
+
+// TestWALNotPrewrittenIntoTheReserve checks that prewriting leaves the space
+// reserve alone: with less room above the reserve than a WAL's size, the WAL
+// is used as Pebble creates it.
+func TestWALNotPrewrittenIntoTheReserve(t *testing.T) {
+	dir := t.TempDir()
+	u, err := vfs.Default.GetDiskUsage(dir)
+	if err != nil {
+		t.Skipf("no disk usage here: %v", err)
+	}
+	s, err := Open(dir, WithSpaceReserve(u.AvailBytes-1<<20)) // 1 MiB above the reserve
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Store(t.Context(), "k", regState(1)); err != nil && !errors.Is(err, ErrNoSpace) {
+		t.Fatal(err)
+	}
+	for n, size := range walSizes(t, vfs.Default, dir) {
+		if size >= 1<<20 {
+			t.Errorf("WAL %s holds %d bytes: prewritten into the space reserve", n, size)
+		}
+	}
+}
