@@ -245,6 +245,7 @@ func (c *Client) round(key string, ws []*waiter) {
 	if read {
 		c.metrics.readPath(ctx, false, len(ws))
 	}
+	var unreached reachWait
 	for {
 		all := everyone // after a phase timed out, the next ones go to every acceptor too
 		for pr.Status() != StatusDone {
@@ -276,11 +277,13 @@ func (c *Client) round(key string, ws []*waiter) {
 		c.mu.Lock()
 		c.p.Complete(pr)
 		c.mu.Unlock()
-		if _, err := pr.Result(); !notApplied(err) || ctx.Err() != nil || !c.refreshConfig(ctx) {
+		if _, err := pr.Result(); !notApplied(err) || ctx.Err() != nil ||
+			!c.refreshConfig(ctx) && !c.awaitReachable(ctx, key, err, &unreached) {
 			break
 		}
 		// Nothing was applied, and the client found a newer configuration
-		// than the one whose acceptors did not answer: start again under it.
+		// than the one whose acceptors did not answer, or they may be back
+		// (reconnected to another NATS server): start again.
 		c.mu.Lock()
 		pr = c.p.BeginBatch(key, fs)
 		c.mu.Unlock()
@@ -308,6 +311,50 @@ func (c *Client) round(key string, ws []*waiter) {
 		if i > 0 {
 			w.wake <- struct{}{}
 		}
+	}
+}
+
+// unreachableGrace is how long a round whose quorum NATS found unreachable
+// ("no responders": ErrNotDelivered) starts again before its change fails
+// with ErrUnavailable, at most a quarter of the phase timeout. An acceptor
+// whose NATS server went away reconnects to another within milliseconds,
+// and its subscription is back a moment later: a change should ride that
+// out, while one whose acceptors are down should still fail fast.
+const unreachableGrace = 250 * time.Millisecond
+
+// reachWait is the state of a round's wait for unreachable acceptors.
+type reachWait struct {
+	since time.Time // when a proposal of the round first found them unreachable
+	tries int
+}
+
+// awaitReachable reports, after a backoff, whether the round should start
+// again because err, which applied nothing, says that acceptors were
+// unreachable (not that storage failed) and the grace has not run out.
+func (c *Client) awaitReachable(ctx context.Context, key string, err error, w *reachWait) bool {
+	if !errors.Is(err, ErrNotDelivered) || errors.Is(err, ErrStorage) {
+		return false
+	}
+	now := time.Now()
+	if w.since.IsZero() {
+		w.since = now
+	}
+	grace := min(unreachableGrace, c.opts.phaseTimeout/4)
+	if now.Sub(w.since) >= grace {
+		return false
+	}
+	w.tries++
+	c.mu.Lock()
+	d := min(c.backoff(w.tries), grace-now.Sub(w.since))
+	c.mu.Unlock()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		c.opts.logger.Debug("synod: acceptors unreachable; trying again", "key", key, "tries", w.tries, "err", err)
+		return true
 	}
 }
 

@@ -47,9 +47,13 @@ var (
 	// neither promised nor accepted it. A Transport must use it only when it
 	// knows that; a request that timed out may still arrive. A Client whose
 	// quorum is out of reach because acceptors are unreachable (or their
-	// storage failed) ends the change at once with an error matching
-	// ErrUnavailable (and ErrIndeterminate when the change's value may have
-	// reached an acceptor). errors.Is(err, ErrUnavailable) holds for it.
+	// storage failed) ends the change with an error matching ErrUnavailable
+	// (and ErrIndeterminate when the change's value may have reached an
+	// acceptor): when nothing was applied and no storage failed, after
+	// starting it again for up to 250 ms (at most a quarter of the phase
+	// timeout), as acceptors reconnecting to another NATS server are
+	// unreachable for a moment; otherwise at once. errors.Is(err,
+	// ErrUnavailable) holds for it.
 	ErrNotDelivered error = &sentinel{"synod: request not delivered: no acceptor serves it", ErrUnavailable}
 
 	// ErrReplyLost, in the Err of a reply, says that no reply to the request

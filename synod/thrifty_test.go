@@ -2,6 +2,7 @@ package synod_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -114,6 +115,7 @@ type fakeTransport struct {
 	gone   map[string]bool
 	silent map[string]bool
 	lost   map[string]int
+	goneN  map[string]int // the next goneN[id] requests to id find it gone
 	sent   []sentReq
 }
 
@@ -139,14 +141,30 @@ func (f *fakeTransport) record(op, key string, b synod.Ballot, to []string) (gon
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.sent = append(f.sent, sentReq{op, key, b, slices.Clone(to)})
-	lost = map[string]bool{}
+	lost, gone = map[string]bool{}, maps(f.gone)
 	for _, id := range to {
 		if f.lost[id] > 0 {
 			f.lost[id]--
 			lost[id] = true
 		}
+		if f.goneN[id] > 0 {
+			f.goneN[id]--
+			gone[id] = true
+		}
 	}
-	return maps(f.gone), maps(f.silent), lost
+	return gone, maps(f.silent), lost
+}
+
+// goneFor makes the next n requests to each of ids find nobody serving them.
+func (f *fakeTransport) goneFor(n int, ids ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.goneN == nil {
+		f.goneN = map[string]int{}
+	}
+	for _, id := range ids {
+		f.goneN[id] = n
+	}
 }
 
 // loseReplies makes the next n requests to each of ids lose their replies.
@@ -580,4 +598,35 @@ func TestPhaseEveryAcceptorAnsweredGivesUp(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestChangeRidesOutBrieflyUnreachableAcceptors checks that a change whose
+// quorum NATS found unreachable for a moment (acceptors reconnecting to
+// another server) starts again instead of failing, and that one whose
+// acceptors stay unreachable still fails fast with ErrUnavailable.
+func TestChangeRidesOutBrieflyUnreachableAcceptors(t *testing.T) {
+	tr, cfg := newFakeTransport(3)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := newTestClient(t, "c", cfg, tr, synod.WithPhaseTimeout(time.Hour))
+	tr.goneFor(2, "a1", "a2") // the first two prepares
+	if v, err := c.Change(ctx, "k", incr); err != nil || string(v) != "1" {
+		t.Fatalf("change = %q, %v; want 1 once the acceptors are back", v, err)
+	}
+	if n := len(tr.requests()); n < 3 {
+		t.Errorf("%d requests, want two prepares that found them gone, then a round", n)
+	}
+
+	tr.set("a1", true, false)
+	tr.set("a2", true, false)
+	start := time.Now()
+	_, err := c.Change(ctx, "other", incr) // a prepare first: nothing applied
+
+	if !errors.Is(err, synod.ErrUnavailable) || !errors.Is(err, synod.ErrNotDelivered) || errors.Is(err, synod.ErrIndeterminate) {
+		t.Fatalf("change with two acceptors gone: %v, want ErrUnavailable (not applied)", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("the change with two acceptors gone ran out its context (%v): it must fail fast", time.Since(start))
+	}
+	t.Logf("failed after %v: %v", time.Since(start).Round(time.Millisecond), err)
 }
