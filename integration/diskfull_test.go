@@ -84,8 +84,24 @@ func TestDiskFull(t *testing.T) {
 	fill(0, reserve*3/4) // below the reserve: a0 refuses new keys
 	// Whether a0 then falls below half the reserve (refusing every write)
 	// depends on its flushes and compactions, not on its WAL, which
-	// pebblestore prewrites: wait for its first refusal only.
-	if err := e.acceptors[0].WaitOutput(ctx, "write refused"); err != nil {
+	// pebblestore prewrites: wait for its first refusal only. The workload
+	// seldom writes a new key, so changes of new keys (outside the
+	// checked history) make a0 refuse one.
+	pctx, stopProbes := context.WithCancel(ctx)
+	probes := make(chan struct{})
+	go func() {
+		defer close(probes)
+		for i := 0; pctx.Err() == nil; i++ {
+			cctx, cancel := context.WithTimeout(pctx, 2*time.Second)
+			_, _ = props[0].client.Change(cctx, fmt.Sprintf("new-key-%d", i), func([]byte) ([]byte, error) { return []byte("x"), nil })
+			cancel()
+			sleep(pctx, 50*time.Millisecond)
+		}
+	}()
+	err := e.acceptors[0].WaitOutput(ctx, "write refused")
+	stopProbes()
+	<-probes
+	if err != nil {
 		t.Fatalf("a0 never refused a write: %v", err)
 	}
 	t.Logf("a0 refuses writes %v after its disk was filled", time.Since(start).Round(time.Millisecond))
