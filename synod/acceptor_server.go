@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // Acceptor serves prepare, accept and read requests for one acceptor ID over a
@@ -25,8 +26,9 @@ type Acceptor struct {
 	// reply is ready, and exclusively by Install: a request checked against
 	// the old configuration never completes after a new one is acknowledged.
 	epochMu sync.RWMutex
-	cfg     Config // the configuration served; zero until installed
-	loaded  bool   // cfg was loaded from the store
+	cfg     Config      // the configuration served; zero until installed
+	loaded  atomic.Bool // cfg was loaded from the store
+	loadMu  sync.Mutex  // serializes the load of cfg
 }
 
 type keyLock struct {
@@ -173,10 +175,16 @@ func (a *Acceptor) floorBallot(floor uint64) Ballot {
 	return Ballot{Counter: floor, Proposer: a.id}
 }
 
-// load reads the stored configuration once. The caller holds epochMu
-// exclusively.
+// load reads the stored configuration once. It needs no hold on epochMu:
+// until loaded is set no request reads cfg, and afterwards load leaves it
+// alone.
 func (a *Acceptor) load(ctx context.Context) error {
-	if a.loaded {
+	if a.loaded.Load() {
+		return nil
+	}
+	a.loadMu.Lock()
+	defer a.loadMu.Unlock()
+	if a.loaded.Load() {
 		return nil
 	}
 	if cs, ok := a.store.(ConfigStorage); ok {
@@ -188,23 +196,20 @@ func (a *Acceptor) load(ctx context.Context) error {
 			a.cfg = cfg
 		}
 	}
-	a.loaded = true
+	a.loaded.Store(true)
 	return nil
 }
 
-// rlock takes epochMu shared, with the configuration loaded.
+// rlock takes epochMu shared, with the configuration loaded. It loads
+// without taking epochMu exclusively: a request that found it unloaded and
+// then waited for the exclusive lock behind one that loaded it meanwhile and
+// now holds it shared (through a slow Store, say) would hold every later
+// request back, as a waiting writer blocks new readers.
 func (a *Acceptor) rlock(ctx context.Context) error {
-	a.epochMu.RLock()
-	for !a.loaded {
-		a.epochMu.RUnlock()
-		a.epochMu.Lock()
-		err := a.load(ctx)
-		a.epochMu.Unlock()
-		if err != nil {
-			return err
-		}
-		a.epochMu.RLock()
+	if err := a.load(ctx); err != nil {
+		return err
 	}
+	a.epochMu.RLock()
 	return nil
 }
 
