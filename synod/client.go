@@ -32,7 +32,11 @@ import (
 // nowhere (see the package doc, duty 7). For the same reason a transport
 // answers a request with a reply whose Err matches ErrNotDelivered only when
 // it knows that no acceptor got it and none ever will (NATS "no responders"),
-// never for a request that merely timed out.
+// never for a request that merely timed out. A reply whose Err matches
+// ErrReplyLost, which a transport may deliver when it knows that no reply
+// will come (its connection dropped), claims nothing about the request: the
+// Client takes it for no vote, and gives up a phase that every acceptor it
+// asked has answered without a decision at once instead of at its timeout.
 type Transport interface {
 	Prepare(ctx context.Context, to []string, req PrepareRequest, replies chan<- PrepareReply) error
 	Accept(ctx context.Context, to []string, req AcceptRequest, replies chan<- AcceptReply) error
