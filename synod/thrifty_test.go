@@ -143,41 +143,39 @@ func (f *fakeTransport) record(op, key string, b synod.Ballot, to []string) (gon
 	f.sent = append(f.sent, sentReq{op, key, b, slices.Clone(to)})
 	lost, gone = map[string]bool{}, maps(f.gone)
 	for _, id := range to {
-		if f.lost[id] > 0 {
-			f.lost[id]--
-			lost[id] = true
-		}
-		if f.goneN[id] > 0 {
-			f.goneN[id]--
-			gone[id] = true
-		}
+		lost[id] = take(f.lost, id)
+		gone[id] = gone[id] || take(f.goneN, id)
 	}
 	return gone, maps(f.silent), lost
 }
 
+// take counts one request to id down in counts and reports whether it had
+// one left.
+func take(counts map[string]int, id string) bool {
+	if counts[id] <= 0 {
+		return false
+	}
+	counts[id]--
+	return true
+}
+
 // goneFor makes the next n requests to each of ids find nobody serving them.
-func (f *fakeTransport) goneFor(n int, ids ...string) {
+func (f *fakeTransport) goneFor(n int, ids ...string) { f.countDown(&f.goneN, n, ids) }
+
+// countDown sets the count of each of ids in *counts to n.
+func (f *fakeTransport) countDown(counts *map[string]int, n int, ids []string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.goneN == nil {
-		f.goneN = map[string]int{}
+	if *counts == nil {
+		*counts = map[string]int{}
 	}
 	for _, id := range ids {
-		f.goneN[id] = n
+		(*counts)[id] = n
 	}
 }
 
 // loseReplies makes the next n requests to each of ids lose their replies.
-func (f *fakeTransport) loseReplies(n int, ids ...string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.lost == nil {
-		f.lost = map[string]int{}
-	}
-	for _, id := range ids {
-		f.lost[id] = n
-	}
-}
+func (f *fakeTransport) loseReplies(n int, ids ...string) { f.countDown(&f.lost, n, ids) }
 
 func maps(m map[string]bool) map[string]bool {
 	c := make(map[string]bool, len(m))
