@@ -593,15 +593,15 @@ func runPhase[R any](c *Client, pctx context.Context, pr *Proposal, first, rest 
 		select {
 		case r := <-ch:
 			feed(r)
+			from, yes, err := answer(r)
 			if len(rest) > 0 { // a reply's latency, from when it was sent
-				from, _, _ := answer(r)
 				sent := start
 				if hedged && !slices.Contains(first, from) {
 					sent = hedgedAt
 				}
 				c.thr.observe(time.Since(sent))
 			}
-			if from, _, _ := answer(r); !slices.Contains(answered, from) {
+			if !slices.Contains(answered, from) {
 				answered = append(answered, from)
 			}
 			// Every acceptor asked answered, some without a vote (their
@@ -619,7 +619,6 @@ func runPhase[R any](c *Client, pctx context.Context, pr *Proposal, first, rest 
 			if hedged || len(rest) == 0 {
 				continue
 			}
-			from, yes, err := answer(r)
 			if !yes {
 				refused = true
 				if err != nil && staleConfig(err) == nil && slices.Contains(first, from) {

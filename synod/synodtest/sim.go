@@ -694,12 +694,12 @@ func (s *sim) notDelivered(ev event) event {
 // lostReply is the reply with synod.ErrReplyLost that tells ev's proposer
 // that ev (a request or a reply) was lost, or under FaultLostAsYes a yes.
 func (s *sim) lostReply(ev event) event {
-	err := fmt.Errorf("synodtest: connection to a%d lost: %w", ev.a, synod.ErrReplyLost)
+	lost := fmt.Errorf("synodtest: connection to a%d lost: %w", ev.a, synod.ErrReplyLost)
 	id := s.accs[ev.a].id
 	reply := event{p: ev.p, a: ev.a, token: ev.token}
-	yes := s.cfg.Fault == FaultLostAsYes
-	if yes {
-		err = nil
+	err := lost
+	if s.cfg.Fault == FaultLostAsYes {
+		err = nil // a yes, for prepares and accepts; reads ignore the fault
 	}
 	switch ev.kind {
 	case evRead, evReadReply:
@@ -707,23 +707,20 @@ func (s *sim) lostReply(ev event) event {
 		if ev.kind == evReadReply {
 			key = ev.readRep.Key
 		}
-		reply.kind, reply.readRep = evReadReply, synod.ReadReply{From: id, Key: key, Err: err}
-		if yes {
-			reply.readRep.Err = errors.New("synodtest: lost")
-		}
+		reply.kind, reply.readRep = evReadReply, synod.ReadReply{From: id, Key: key, Err: lost}
 	case evPrepare, evPrepareReply:
 		r := synod.PrepareReply{From: id, Key: ev.prep.Key, Ballot: ev.prep.Ballot}
 		if ev.kind == evPrepareReply {
 			r = synod.PrepareReply{From: id, Key: ev.prepRep.Key, Ballot: ev.prepRep.Ballot}
 		}
-		r.OK, r.Err = yes, err
+		r.OK, r.Err = err == nil, err
 		reply.kind, reply.prepRep = evPrepareReply, r
 	default:
 		r := synod.AcceptReply{From: id, Key: ev.acc.Key, Ballot: ev.acc.Ballot}
 		if ev.kind == evAcceptReply {
 			r = synod.AcceptReply{From: id, Key: ev.accRep.Key, Ballot: ev.accRep.Ballot}
 		}
-		r.OK, r.Err = yes, err
+		r.OK, r.Err = err == nil, err
 		reply.kind, reply.accRep = evAcceptReply, r
 	}
 	return reply

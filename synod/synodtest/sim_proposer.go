@@ -575,20 +575,8 @@ func (s *sim) hedge(pp *simProposer, why string) {
 // waits for its hedge instead.
 func (s *sim) allAnswered(pp *simProposer, ev event) bool {
 	ph := &pp.ph
-	var from string
-	var b synod.Ballot
-	if ev.kind == evPrepareReply {
-		if ph.accept {
-			return false
-		}
-		from, b = ev.prepRep.From, ev.prepRep.Ballot
-	} else {
-		if !ph.accept {
-			return false
-		}
-		from, b = ev.accRep.From, ev.accRep.Ballot
-	}
-	if b != pp.pr.Ballot() {
+	from, _, _, ok := phaseReply(pp, ev)
+	if !ok {
 		return false
 	}
 	if !slices.Contains(ph.answered, from) {
@@ -644,6 +632,29 @@ func (s *sim) onHedgeDelay(pp *simProposer, token uint64) {
 	s.hedge(pp, "delay")
 }
 
+// phaseReply returns who sent reply ev (a prepare or accept reply), whether
+// it is a yes, and its error; ok is false if ev does not answer pp's current
+// phase.
+func phaseReply(pp *simProposer, ev event) (from string, yes bool, err error, ok bool) {
+	ph := &pp.ph
+	var key string
+	var b synod.Ballot
+	if ev.kind == evPrepareReply {
+		r := ev.prepRep
+		if ph.accept || r.Ballot != ph.prep.Ballot {
+			return "", false, nil, false
+		}
+		from, key, b, yes, err = r.From, r.Key, r.Ballot, r.OK && r.Err == nil, r.Err
+	} else {
+		r := ev.accRep
+		if !ph.accept || r.Ballot != ph.acc.Ballot {
+			return "", false, nil, false
+		}
+		from, key, b, yes, err = r.From, r.Key, r.Ballot, r.OK && r.Err == nil, r.Err
+	}
+	return from, yes, err, key == pp.pr.Key() && b == pp.pr.Ballot()
+}
+
 // thriftyReply does what a thrifty Client does after feeding a reply of its
 // phase to the proposal: it hedges when the reply is not a yes, except for
 // an accept whose result may be nowhere, which waits for its subset and is
@@ -653,24 +664,8 @@ func (s *sim) thriftyReply(pp *simProposer, ev event) {
 	if ph.heard == nil || len(ph.rest) == 0 {
 		return
 	}
-	var from, key string
-	var b synod.Ballot
-	var yes bool
-	var err error
-	if ev.kind == evPrepareReply {
-		r := ev.prepRep
-		if ph.accept || r.Ballot != ph.prep.Ballot {
-			return
-		}
-		from, key, b, yes, err = r.From, r.Key, r.Ballot, r.OK && r.Err == nil, r.Err
-	} else {
-		r := ev.accRep
-		if !ph.accept || r.Ballot != ph.acc.Ballot {
-			return
-		}
-		from, key, b, yes, err = r.From, r.Key, r.Ballot, r.OK && r.Err == nil, r.Err
-	}
-	if key != pp.pr.Key() || b != pp.pr.Ballot() {
+	from, yes, err, ok := phaseReply(pp, ev)
+	if !ok {
 		return
 	}
 	ph.heard[from] = true
