@@ -114,7 +114,6 @@ func defaultClientOptions() clientOptions {
 		backoffMax:     100 * time.Millisecond,
 		maxBatch:       DefaultMaxBatch,
 		suspectFor:     defaultSuspectFor,
-		noThrifty:      true,
 		logger:         slog.New(slog.DiscardHandler),
 	}
 }
@@ -151,28 +150,41 @@ func WithLogger(l *slog.Logger) Option { return func(o *clientOptions) { o.logge
 // do not agree. Disabled, every Read is a full round, as ReadRound is.
 func WithLeanReads(on bool) Option { return func(o *clientOptions) { o.noLeanReads = !on } }
 
-// WithThrifty enables or disables (the default) thrifty phases: each
-// prepare goes first to Q1 acceptors of the configuration and each accept to
-// Q2 (ThriftySplit: a subset chosen per key, so keys spread evenly and a key
-// keeps its acceptors while nothing fails), instead of to all of them, which
-// saves the others' requests, fsyncs and messages. The others get the request
-// too (a hedge) as soon as a reply of the subset is not a yes (a refusal, a
-// storage failure, a request not delivered, a stale epoch), when sending to
-// the subset fails, or when the hedge delay (see WithHedgeDelay) passes with
-// the phase still pending. An acceptor of the subset that had still not
-// answered when a phase hedged on the delay ended, or that answered with an
-// error, is suspected: the subsets
-// of the next phases leave it out for a second (then it is tried again), so a
-// dead or paused acceptor costs one hedge delay per second, not one per
-// change. A phase after one that timed out or stalled (a quorum answered but
-// split, and the others stayed silent for two hedge delays) goes to every
-// acceptor at once. Lean reads (see Read) always ask every acceptor.
-// Disabled, every phase goes to every acceptor at once. It is off by default
-// for now: under network latency with jitter a fixed subset forgoes the
-// fastest two replies of three, and integration's latency scenario went
-// longer without a success with it (0.28–0.41 s against 0.23–0.31 s), while
-// a paused acceptor or nats-server cost less with it (42–134 ms against
-// 0.20–0.25 s).
+// WithThrifty enables (the default) or disables thrifty phases: a
+// one-round-trip accept (a change of a key whose last write was this
+// client's: the common case of a key with one writer, such as an actor's
+// state) goes first to Q2 acceptors of the configuration instead of to all
+// of them, which saves the others' requests, fsyncs and messages. Every
+// other phase (prepares, and the accepts that follow them) goes to every
+// acceptor: those are where proposers contend, and sending them to a subset
+// left many more changes indeterminate under contention and network faults.
+//
+// The subset is the client's own (ThriftySplit of its proposer ID), not one
+// per key: all of a client's requests to an acceptor then share the
+// Transport's frames to it, which stay as large as with every acceptor
+// asked, and a third fewer frames travel (with three acceptors). Subsets per
+// key would spread each client's requests over every acceptor in smaller
+// frames, and with many changes in flight it is the cost per frame, not per
+// request, that bounds acceptors and NATS servers. Clients with different
+// proposer IDs spread over the acceptors, and no acceptor gets more requests
+// than it would with every acceptor asked.
+//
+// The others get the accept too (a hedge) as soon as a reply of the subset
+// is not a yes (a refusal, a storage failure, a request not delivered, a
+// stale epoch), when sending to the subset fails, or when the hedge delay
+// (see WithHedgeDelay) passes with the phase still pending. An acceptor of
+// the subset that had still not answered when a phase hedged on the delay
+// ended, or that answered with an error, is suspected: the subsets of the
+// next phases leave it out for a second (then it is tried again), so a dead
+// or paused acceptor costs one hedge delay per second, not one per change. A
+// phase after one that timed out or stalled (a quorum answered but split, and
+// the others stayed silent for two hedge delays) goes to every acceptor at
+// once. Lean reads (see Read) always ask every acceptor.
+//
+// Disabled, every phase goes to every acceptor at once. That is better only
+// under network latency with jitter, where a fixed subset forgoes the
+// fastest two replies of three; a paused acceptor or nats-server costs less
+// with thrifty phases (the README's performance section has the figures).
 func WithThrifty(on bool) Option { return func(o *clientOptions) { o.noThrifty = !on } }
 
 // WithHedgeDelay fixes how long a thrifty phase (see WithThrifty) waits for
@@ -467,8 +479,8 @@ func (c *Client) backoff(attempt int) time.Duration {
 // context lives until the caller calls cancel, so that replies to an accept can
 // still arrive on accepts after the phase was decided.
 //
-// Thrifty (see WithThrifty), the request goes first to the key's subset of
-// pr's configuration only (ThriftySplit), and to the others (a hedge) as soon
+// Thrifty (see WithThrifty), the request goes first to the client's subset
+// of pr's configuration only (ThriftySplit), and to the others (a hedge) as soon
 // as the subset alone can no longer win (a reply that is not a yes, a failed
 // send) or the hedge delay passes with the phase still pending. An accept
 // carrying the change's result is not hedged on a refusal while it may be
@@ -492,8 +504,8 @@ func (c *Client) phase(ctx context.Context, pr *Proposal, all, settle bool) (ok,
 	req := pr.Request()
 	cfg := pr.Config()
 	first, rest := cfg.Acceptors, []string(nil)
-	if c.thr != nil && !all {
-		first, rest = c.thr.split(cfg, pr.Key(), req.Accept != nil)
+	if c.thr != nil && !all && pr.OneRoundTrip() {
+		first, rest = c.thr.split(cfg, c.p.ID(), req.Accept != nil)
 	}
 	if p := req.Prepare; p != nil {
 		ok, stalled, _ := runPhase(c, pctx, pr, first, rest,
@@ -545,7 +557,7 @@ func runPhase[R any](c *Client, pctx context.Context, pr *Proposal, first, rest 
 	st := pr.Status()
 	ch := make(chan R, len(pr.Config().Acceptors))
 	var start, hedgedAt time.Time // when first and rest were sent
-	if len(rest) > 0 {
+	if c.thr != nil {
 		start = time.Now()
 	}
 	hedged, refused := false, false // refused: a reply of the subset was not a yes
@@ -594,12 +606,18 @@ func runPhase[R any](c *Client, pctx context.Context, pr *Proposal, first, rest 
 		case r := <-ch:
 			feed(r)
 			from, yes, err := answer(r)
-			if len(rest) > 0 { // a reply's latency, from when it was sent
+			if c.thr != nil { // a reply's latency, from when it was sent
 				sent := start
 				if hedged && !slices.Contains(first, from) {
 					sent = hedgedAt
 				}
-				c.thr.observe(time.Since(sent))
+				d := time.Since(sent)
+				if len(rest) > 0 {
+					c.thr.observe(d)
+				}
+				if err == nil {
+					c.thr.observeFrom(from, d)
+				}
 			}
 			if !slices.Contains(answered, from) {
 				answered = append(answered, from)

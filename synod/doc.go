@@ -71,13 +71,14 @@
 //
 // # Thrifty phases
 //
-// With WithThrifty(true) (off by default), a Client sends each phase first
-// to as few acceptors as can win it: a prepare to Q1 of them, an accept to Q2,
-// chosen per key by ThriftySplit, so keys spread evenly and a key keeps its
-// acceptors while nothing fails; with three acceptors that is two requests,
-// fsyncs and replies per phase instead of three. The others get the request
-// too (a hedge) once the subset alone can no longer win (a reply that is not
-// a yes) or a delay adapted to recent latencies passes; acceptors that stay
+// By default (WithThrifty), a Client sends each one-round-trip accept first
+// to as few acceptors as can win it, Q2 of them: the client's own subset
+// (ThriftySplit of its proposer ID, so that its requests to one acceptor
+// share large frames); with three acceptors that is two requests, fsyncs and
+// replies per change instead of three. Prepares and the accepts that follow
+// them, where proposers contend, go to every acceptor. The others get the
+// accept too (a hedge) once the subset alone can no longer win (a reply that
+// is not a yes) or a delay adapted to recent latencies passes; acceptors that stay
 // silent or fail are avoided for a second. Safety does not depend on who
 // gets a request: a Proposal counts the replies it gets, and acceptors that
 // never got a request never answer. One rule keeps retries determinate: an

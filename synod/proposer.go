@@ -160,6 +160,7 @@ type Proposal struct {
 	current     []byte
 	isResult    bool // the accept carries the change's result
 	inAccept    bool // the attempt reached the accept phase
+	fromEntry   bool // the attempt began from a one-round-trip entry
 	fErr        error
 	outs        []Outcome // what each function did in the run the accept carries
 	seen        Ballot    // greatest ballot in any refusal
@@ -276,6 +277,7 @@ func (p *Proposer) BeginBatch(key string, fs []ChangeFunc) *Proposal {
 		pr.attempts = 1
 		pr.ballot, pr.next = e.next, p.reserve()
 		pr.current = e.value
+		pr.fromEntry = true
 		pr.stat = StatusApply
 		return pr
 	}
@@ -294,6 +296,7 @@ func (pr *Proposal) start(p *Proposer) {
 	pr.resetVotes()
 	pr.highest, pr.current = Ballot{}, nil
 	pr.inAccept = false
+	pr.fromEntry = false
 	pr.stat = StatusPreparing
 }
 

@@ -80,7 +80,7 @@ func TestThriftySplit(t *testing.T) {
 	}
 }
 
-// Subsets spread the keys evenly over the acceptors.
+// Subsets spread proposers evenly over the acceptors.
 func TestThriftySplitSpreads(t *testing.T) {
 	for _, n := range []int{3, 5} {
 		cfg := synod.Config{}
@@ -88,9 +88,9 @@ func TestThriftySplitSpreads(t *testing.T) {
 			cfg.Acceptors = append(cfg.Acceptors, fmt.Sprintf("acceptor-%d", i))
 		}
 		count := map[string]int{}
-		const keys = 6000
+		const keys = 6000 // proposer IDs
 		for k := range keys {
-			first, _ := synod.ThriftySplit(cfg, fmt.Sprintf("user/%d", k), true, nil)
+			first, _ := synod.ThriftySplit(cfg, synod.ProposerID(fmt.Sprintf("node-%d", k), uint64(k)*7919), true, nil)
 			for _, id := range first {
 				count[id]++
 			}
@@ -268,34 +268,55 @@ func hedges(t *testing.T, r *metrictest.Reader, reason string) float64 {
 	return r.Get(t, "synod.client.hedges", metrictest.Attrs("reason", reason)...).N
 }
 
-// keyWith returns a key whose accept subset under cfg holds id (in, true)
-// or does not (in, false).
-func keyWith(t *testing.T, cfg synod.Config, id string, in bool, prefix ...string) string {
+// nameWith returns a client name whose subsets under cfg (ThriftySplit of
+// the proposer ID newTestClient gives it) hold id (in, true) or do not (in,
+// false).
+func nameWith(t *testing.T, cfg synod.Config, id string, in bool) string {
 	t.Helper()
 	for k := range 1000 {
-		key := fmt.Sprintf("%sk%d", prefix, k)
-		first, _ := synod.ThriftySplit(cfg, key, true, nil)
-		p, _ := synod.ThriftySplit(cfg, key, false, nil)
+		name := fmt.Sprintf("c%d", k)
+		first, _ := synod.ThriftySplit(cfg, synod.ProposerID(name, 1), true, nil)
+		p, _ := synod.ThriftySplit(cfg, synod.ProposerID(name, 1), false, nil)
 		if slices.Contains(first, id) == in && slices.Contains(p, id) == in {
-			return key
+			return name
 		}
 	}
-	t.Fatalf("no key with %s in its subsets = %v", id, in)
+	t.Fatalf("no client name with %s in its subsets = %v", id, in)
 	return ""
 }
 
-// Without failures every phase goes to a quorum only, and nothing hedges.
+// warm makes c hold a one-round-trip entry for each of keys (a change of
+// each, a full round), then forgets the requests sent so far.
+func warm(t *testing.T, c *synod.Client, tr *fakeTransport, keys ...string) {
+	t.Helper()
+	for _, k := range keys {
+		if _, err := c.Change(context.Background(), k, incr); err != nil {
+			t.Fatalf("warm-up change of %s: %v", k, err)
+		}
+	}
+	tr.reset()
+}
+
+// Without failures a one-round-trip accept goes to an accept quorum only,
+// every other phase to every acceptor, and nothing hedges.
 func TestThriftyQuorumOnly(t *testing.T) {
+	type sent struct {
+		op string
+		to int
+	}
 	tests := []struct {
-		name   string
-		cfg    func(synod.Config) synod.Config
-		n      int
-		fast   bool
-		wantTo map[string]int // phase -> acceptors
+		name string
+		cfg  func(synod.Config) synod.Config
+		n    int
+		want []sent
 	}{
-		{"3 majority", func(c synod.Config) synod.Config { return c }, 3, true, map[string]int{"prepare": 2, "accept": 2}},
-		{"5 majority", func(c synod.Config) synod.Config { return c }, 5, true, map[string]int{"prepare": 3, "accept": 3}},
-		{"5 flexible 4/2", func(c synod.Config) synod.Config { c.PrepareQuorum, c.AcceptQuorum = 4, 2; return c }, 5, false, map[string]int{"prepare": 4, "accept": 2}},
+		{"3 majority", func(c synod.Config) synod.Config { return c }, 3,
+			[]sent{{"prepare", 3}, {"accept", 3}, {"accept", 2}, {"accept", 2}}},
+		{"5 majority", func(c synod.Config) synod.Config { return c }, 5,
+			[]sent{{"prepare", 5}, {"accept", 5}, {"accept", 3}, {"accept", 3}}},
+		// Q1 > Q2: no one-round-trip entries, so every phase goes to all.
+		{"5 flexible 4/2", func(c synod.Config) synod.Config { c.PrepareQuorum, c.AcceptQuorum = 4, 2; return c }, 5,
+			[]sent{{"prepare", 5}, {"accept", 5}, {"prepare", 5}, {"accept", 5}, {"prepare", 5}, {"accept", 5}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -309,19 +330,12 @@ func TestThriftyQuorumOnly(t *testing.T) {
 					t.Fatalf("change %d = %q, %v", i, v, err)
 				}
 			}
-			reqs := tr.requests()
-			prepares := 0
-			for _, r := range reqs {
-				if len(r.to) != tt.wantTo[r.op] {
-					t.Errorf("%s %v went to %v, want %d acceptors", r.op, r.b, r.to, tt.wantTo[r.op])
-				}
-				if r.op == "prepare" {
-					prepares++
-				}
+			var got []sent
+			for _, r := range tr.requests() {
+				got = append(got, sent{r.op, len(r.to)})
 			}
-			// One prepare; with Q1 <= Q2 the later changes take the fast path.
-			if want := map[bool]int{true: 1, false: 3}[tt.fast]; prepares != want {
-				t.Errorf("%d prepares, want %d", prepares, want)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("sent %v, want %v", got, tt.want)
 			}
 			for _, reason := range []string{"refused", "delay", "send"} {
 				if n := hedges(t, reader, reason); n != 0 {
@@ -331,6 +345,73 @@ func TestThriftyQuorumOnly(t *testing.T) {
 		})
 	}
 }
+
+// A client sends the one-round-trip accepts of all its keys to its own
+// subset, so that its requests to an acceptor share frames; with a subset
+// per key they would spread over every acceptor.
+func TestThriftySubsetIsTheClients(t *testing.T) {
+	tr, cfg := newFakeTransport(3)
+	c := newTestClient(t, "c", cfg, tr, synod.WithHedgeDelay(time.Hour)) // thrifty by default
+	var keys []string
+	for k := range 30 {
+		keys = append(keys, fmt.Sprint("key", k))
+	}
+	warm(t, c, tr, keys...)
+	for _, k := range keys {
+		if _, err := c.Change(context.Background(), k, incr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := synod.Subset(c, cfg)
+	reached := map[string]bool{}
+	reqs := tr.requests()
+	for _, r := range reqs {
+		if r.op != "accept" || len(r.to) != 2 {
+			t.Errorf("%s %s went to %v, want a one-round-trip accept to 2 acceptors", r.op, r.key, r.to)
+		}
+		for _, id := range r.to {
+			reached[id] = true
+		}
+	}
+	if len(reqs) != len(keys) || len(reached) != 2 || !reached[want[0]] || !reached[want[1]] {
+		t.Errorf("%d requests for %d keys reached %v, want one each, to the client's subset %v only", len(reqs), len(keys), reached, want)
+	}
+}
+
+// A client starts with its proposer ID's subset and moves it to the
+// acceptors it measured to answer faster, but not for noise.
+func TestThriftyPrefersFasterSubset(t *testing.T) {
+	tr, cfg := newFakeTransport(3)
+	c := newTestClient(t, nameWith(t, cfg, "a0", true), cfg, tr)
+	if got, want := synod.Subset(c, cfg), must(synod.ThriftySplit(cfg, c.ID(), true, nil)); !slices.Equal(got, want) {
+		t.Fatalf("subset before any answer %v, want the proposer ID's %v", got, want)
+	}
+	feed := func(ms map[string]float64) {
+		for range 40 {
+			for id, m := range ms {
+				synod.ObserveFrom(c, id, time.Duration(m*float64(time.Millisecond)))
+			}
+		}
+	}
+	// a0 is far: the subset leaves it.
+	feed(map[string]float64{"a0": 20, "a1": 1, "a2": 1.2})
+	if got := synod.Subset(c, cfg); slices.Contains(got, "a0") {
+		t.Fatalf("subset %v holds a0, which answers in 20ms against 1ms", got)
+	}
+	before := synod.Subset(c, cfg)
+	// a0 comes close, but not closer by enough: the subset stays.
+	feed(map[string]float64{"a0": 1.1, "a1": 1, "a2": 1.2})
+	if got := synod.Subset(c, cfg); !slices.Equal(got, before) {
+		t.Fatalf("subset moved from %v to %v for a 0.1ms difference", before, got)
+	}
+	// a2 (in the subset) becomes slow: the subset takes a0 back.
+	feed(map[string]float64{"a0": 1.1, "a1": 1, "a2": 30})
+	if got := synod.Subset(c, cfg); slices.Contains(got, "a2") || !slices.Contains(got, "a0") {
+		t.Fatalf("subset %v, want a0 and a1 once a2 answers in 30ms", got)
+	}
+}
+
+func must(first, _ []string) []string { return first }
 
 // WithThrifty(false) sends every phase to every acceptor.
 func TestThriftyOff(t *testing.T) {
@@ -346,32 +427,31 @@ func TestThriftyOff(t *testing.T) {
 	}
 }
 
-// A refusal from the subset hedges at once: the prepare reaches the third
-// acceptor and wins with it. The refused accept waits for its whole subset,
-// then hedges once it has a yes.
+// A refusal from the subset hedges once the subset has a yes: the refused
+// one-round-trip accept waits for its whole subset (its result may be
+// nowhere until then), then reaches the third acceptor and wins with it.
 func TestThriftyHedgeOnRefusal(t *testing.T) {
 	tr, cfg := newFakeTransport(3)
-	key := keyWith(t, cfg, "a0", true)
-	// a0 promised a ballot no one holds: it refuses every prepare and accept.
+	const key = "k"
 	ctx := context.Background()
+	reader := metrictest.New()
+	c := newTestClient(t, nameWith(t, cfg, "a0", true), cfg, tr, synod.WithThrifty(true), synod.WithHedgeDelay(time.Hour), synod.WithPhaseTimeout(time.Hour), synod.WithMeterProvider(reader.Provider))
+	warm(t, c, tr, key)
+	// a0 promised a ballot no one holds: it refuses the one-round-trip accept.
 	high := synod.Ballot{Counter: 1 << 40, Proposer: "elsewhere"}
 	if _, err := tr.accs["a0"].Prepare(ctx, synod.PrepareRequest{Key: key, Ballot: high}); err != nil {
 		t.Fatal(err)
 	}
-	reader := metrictest.New()
-	c := newTestClient(t, "c", cfg, tr, synod.WithThrifty(true), synod.WithHedgeDelay(time.Hour), synod.WithPhaseTimeout(time.Hour), synod.WithMeterProvider(reader.Provider))
-	if _, err := c.Change(ctx, key, incr); err != nil {
-		t.Fatal(err)
+	if v, err := c.Change(ctx, key, incr); err != nil || string(v) != "2" {
+		t.Fatalf("change = %q, %v; want 2", v, err)
 	}
-	got := map[string]int{}
-	for _, r := range tr.requests() {
-		got[r.op] += len(r.to)
+	reqs := tr.requests()
+	if len(reqs) != 2 || reqs[0].op != "accept" || len(reqs[0].to) != 2 || !slices.Contains(reqs[0].to, "a0") ||
+		reqs[1].op != "accept" || len(reqs[1].to) != 1 || slices.Contains(reqs[0].to, reqs[1].to[0]) {
+		t.Errorf("requests %+v: want the accept to the subset, then the hedge to the third acceptor", reqs)
 	}
-	if got["prepare"] != 3 || got["accept"] != 3 {
-		t.Errorf("acceptors reached: %v, want 3 prepares and 3 accepts (subset, then the hedge)", got)
-	}
-	if n := hedges(t, reader, "refused"); n != 2 {
-		t.Errorf("%v hedges on a refusal, want 2", n)
+	if n := hedges(t, reader, "refused"); n != 1 {
+		t.Errorf("%v hedges on a refusal, want 1", n)
 	}
 }
 
@@ -380,9 +460,9 @@ func TestThriftyHedgeOnRefusal(t *testing.T) {
 // and the acceptor outside the subset never sees the doomed accept.
 func TestThriftyWithholdsRefusedAccept(t *testing.T) {
 	tr, cfg := newFakeTransport(3)
-	key := keyWith(t, cfg, "a2", false)
+	key := "k"
 	ctx := context.Background()
-	a := newTestClient(t, "a", cfg, tr, synod.WithThrifty(true), synod.WithHedgeDelay(time.Hour), synod.WithPhaseTimeout(time.Hour))
+	a := newTestClient(t, nameWith(t, cfg, "a2", false), cfg, tr, synod.WithThrifty(true), synod.WithHedgeDelay(time.Hour), synod.WithPhaseTimeout(time.Hour))
 	b := newTestClient(t, "b", cfg, tr, synod.WithThrifty(true), synod.WithHedgeDelay(time.Hour), synod.WithPhaseTimeout(time.Hour))
 	for range 2 {
 		if _, err := a.Change(ctx, key, incr); err != nil {
@@ -413,23 +493,27 @@ func TestThriftyWithholdsRefusedAccept(t *testing.T) {
 // again.
 func TestThriftyHedgeOnDelaySuspects(t *testing.T) {
 	tr, cfg := newFakeTransport(3)
-	tr.set("a0", false, true)
 	clock := &fakeClock{}
 	reader := metrictest.New()
-	c := newTestClient(t, "c", cfg, tr, synod.WithThrifty(true), synod.WithHedgeDelay(time.Millisecond), synod.WithPhaseTimeout(time.Hour),
+	c := newTestClient(t, nameWith(t, cfg, "a0", true), cfg, tr, synod.WithThrifty(true), synod.WithHedgeDelay(time.Millisecond), synod.WithPhaseTimeout(time.Hour),
 		synod.WithClock(clock.now), synod.WithSuspectFor(time.Second), synod.WithMeterProvider(reader.Provider))
 	ctx := context.Background()
-	key := keyWith(t, cfg, "a0", true)
-	if _, err := c.Change(ctx, key, incr); err != nil {
+	var others []string
+	for i := range 5 {
+		others = append(others, fmt.Sprint("k", i))
+	}
+	warm(t, c, tr, append(others, "k", "back")...)
+	tr.set("a0", false, true)
+	if _, err := c.Change(ctx, "k", incr); err != nil {
 		t.Fatal(err)
 	}
 	if n := hedges(t, reader, "delay"); n != 1 {
 		t.Fatalf("%v hedges on the delay, want 1 (then a0 is suspected)", n)
 	}
-	// Other keys whose subset holds a0 avoid it now.
+	// The client's subset holds a0, and its other changes avoid it now.
 	tr.reset()
-	for i := range 5 {
-		if _, err := c.Change(ctx, keyWith(t, cfg, "a0", true, fmt.Sprint(i)), incr); err != nil {
+	for _, k := range others {
+		if _, err := c.Change(ctx, k, incr); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -441,11 +525,11 @@ func TestThriftyHedgeOnDelaySuspects(t *testing.T) {
 	if n := hedges(t, reader, "delay"); n != 1 {
 		t.Errorf("%v hedges on the delay, want still 1", n)
 	}
-	// The suspicion ends: a0 (answering again) is back in the subsets.
+	// The suspicion ends: a0 (answering again) is back in the subset.
 	tr.set("a0", false, false)
 	clock.advance(2 * time.Second)
 	tr.reset()
-	if _, err := c.Change(ctx, keyWith(t, cfg, "a0", true, "back"), incr); err != nil {
+	if _, err := c.Change(ctx, "back", incr); err != nil {
 		t.Fatal(err)
 	}
 	back := false
@@ -461,20 +545,21 @@ func TestThriftyHedgeOnDelaySuspects(t *testing.T) {
 // hedges without waiting, and the acceptor is suspected.
 func TestThriftyNotDeliveredSuspects(t *testing.T) {
 	tr, cfg := newFakeTransport(3)
-	tr.set("a1", true, false)
 	clock := &fakeClock{}
 	reader := metrictest.New()
-	c := newTestClient(t, "c", cfg, tr, synod.WithThrifty(true), synod.WithHedgeDelay(time.Hour), synod.WithPhaseTimeout(time.Hour),
+	c := newTestClient(t, nameWith(t, cfg, "a1", true), cfg, tr, synod.WithThrifty(true), synod.WithHedgeDelay(time.Hour), synod.WithPhaseTimeout(time.Hour),
 		synod.WithClock(clock.now), synod.WithMeterProvider(reader.Provider))
 	ctx := context.Background()
-	if _, err := c.Change(ctx, keyWith(t, cfg, "a1", true), incr); err != nil {
+	warm(t, c, tr, "k", "k2")
+	tr.set("a1", true, false)
+	if _, err := c.Change(ctx, "k", incr); err != nil {
 		t.Fatal(err)
 	}
 	if n := hedges(t, reader, "refused"); n != 1 {
 		t.Errorf("%v hedges on a reply that was not a yes, want 1", n)
 	}
 	tr.reset()
-	if _, err := c.Change(ctx, keyWith(t, cfg, "a1", true, "2"), incr); err != nil {
+	if _, err := c.Change(ctx, "k2", incr); err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range tr.requests() {
@@ -487,15 +572,16 @@ func TestThriftyNotDeliveredSuspects(t *testing.T) {
 // A phase that timed out is followed by phases to every acceptor.
 func TestThriftyAllAfterTimeout(t *testing.T) {
 	tr, cfg := newFakeTransport(3)
+	c := newTestClient(t, nameWith(t, cfg, "a0", true), cfg, tr, synod.WithThrifty(true), synod.WithHedgeDelay(time.Hour), synod.WithPhaseTimeout(20*time.Millisecond))
+	const key = "k"
+	warm(t, c, tr, key)
 	tr.set("a0", false, true)
-	c := newTestClient(t, "c", cfg, tr, synod.WithThrifty(true), synod.WithHedgeDelay(time.Hour), synod.WithPhaseTimeout(20*time.Millisecond))
-	key := keyWith(t, cfg, "a0", true)
-	if _, err := c.Change(context.Background(), key, incr); err != nil {
-		t.Fatal(err)
+	if v, err := c.Change(context.Background(), key, incr); err != nil || string(v) != "2" {
+		t.Fatalf("change = %q, %v; want 2", v, err)
 	}
 	reqs := tr.requests()
-	if len(reqs) < 2 || len(reqs[0].to) != 2 {
-		t.Fatalf("requests %+v: want a first prepare to two acceptors", reqs)
+	if len(reqs) < 2 || reqs[0].op != "accept" || len(reqs[0].to) != 2 {
+		t.Fatalf("requests %+v: want a first one-round-trip accept to two acceptors", reqs)
 	}
 	for _, r := range reqs[1:] {
 		if len(r.to) != 3 {
@@ -539,27 +625,28 @@ func TestThriftyHedgeDelayAdapts(t *testing.T) {
 // the phase timeout (an hour here) would hold the change until ctx ends.
 func TestThriftyStalledPhaseGivesUp(t *testing.T) {
 	tr, cfg := newFakeTransport(3)
-	key := keyWith(t, cfg, "a2", false)
-	tr.set("a2", false, true)
+	const key = "k"
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	// a0 promised a ballot no one holds: it refuses the first prepare.
+	reader := metrictest.New()
+	c := newTestClient(t, nameWith(t, cfg, "a2", false), cfg, tr, synod.WithThrifty(true), synod.WithHedgeDelay(time.Millisecond),
+		synod.WithPhaseTimeout(time.Hour), synod.WithMeterProvider(reader.Provider))
+	warm(t, c, tr, key)
+	tr.set("a2", false, true)
+	// a0 promised a ballot no one holds: it refuses the one-round-trip accept.
 	high := synod.Ballot{Counter: 1 << 40, Proposer: "elsewhere"}
 	if _, err := tr.accs["a0"].Prepare(ctx, synod.PrepareRequest{Key: key, Ballot: high}); err != nil {
 		t.Fatal(err)
 	}
-	reader := metrictest.New()
-	c := newTestClient(t, "c", cfg, tr, synod.WithThrifty(true), synod.WithHedgeDelay(time.Millisecond),
-		synod.WithPhaseTimeout(time.Hour), synod.WithMeterProvider(reader.Provider))
-	if v, err := c.Change(ctx, key, incr); err != nil || string(v) != "1" {
-		t.Fatalf("change = %q, %v; want 1 (a stalled phase must not wait for its timeout)", v, err)
+	if v, err := c.Change(ctx, key, incr); err != nil || string(v) != "2" {
+		t.Fatalf("change = %q, %v; want 2 (a stalled phase must not wait for its timeout)", v, err)
 	}
 	if n := reader.Get(t, "synod.client.stalls").N; n != 1 {
 		t.Errorf("%v stalled phases, want 1", n)
 	}
 	reqs := tr.requests()
 	if len(reqs) < 3 || len(reqs[0].to) != 2 || !slices.Equal(reqs[1].to, []string{"a2"}) {
-		t.Fatalf("requests %+v: want the prepare to the subset, then the hedge to a2", reqs)
+		t.Fatalf("requests %+v: want the accept to the subset, then the hedge to a2", reqs)
 	}
 	for _, r := range reqs[2:] {
 		if len(r.to) != 3 {

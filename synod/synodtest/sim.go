@@ -176,10 +176,14 @@ type SimConfig struct {
 	// passed (default MaxDelay). Acceptors of the subset still silent when
 	// such a phase ends, or that answered with an error, are left out of
 	// the proposer's subsets for SuspectFor steps (default 2*PhaseTimeout).
-	// A phase after one that timed out goes to every acceptor.
-	Thrifty    bool
-	HedgeDelay int64
-	SuspectFor int64
+	// A phase after one that timed out goes to every acceptor. As with
+	// synod.Client, only one-round-trip accepts go to a subset, the
+	// proposer's (ThriftySplit of its ID); with ThriftyByKey every phase
+	// does, to the key's subset (the Client's rule before).
+	Thrifty      bool
+	HedgeDelay   int64
+	SuspectFor   int64
+	ThriftyByKey bool
 
 	// Membership and deletion: Deletes lets proposers delete registers (write
 	// the empty value); Operations is how many operator actions (add, remove
@@ -235,6 +239,7 @@ func RandomSimConfig(seed uint64) SimConfig {
 		c.HedgeDelay = 1 + r.Int64N(2*c.MaxDelay)
 	}
 	c.LostReplies = r.IntN(3) == 0 && c.Drop > 0
+	c.ThriftyByKey = c.Thrifty && r.IntN(2) == 0
 	return c
 }
 

@@ -534,8 +534,12 @@ func (s *sim) startPhase(pp *simProposer) {
 	} else {
 		ph.prep = *req.Prepare
 	}
-	if s.cfg.Thrifty && !pp.all {
-		ph.first, ph.rest = synod.ThriftySplit(cfg, pr.Key(), ph.accept, func(id string) bool { return pp.suspects[id] > s.now })
+	if s.cfg.Thrifty && !pp.all && (s.cfg.ThriftyByKey || pr.OneRoundTrip()) {
+		spread := pp.p.ID()
+		if s.cfg.ThriftyByKey {
+			spread = pr.Key()
+		}
+		ph.first, ph.rest = synod.ThriftySplit(cfg, spread, ph.accept, func(id string) bool { return pp.suspects[id] > s.now })
 		ph.heard = make(map[string]bool, len(ph.first))
 		s.res.ThriftyPhases++
 		if len(ph.rest) > 0 {
