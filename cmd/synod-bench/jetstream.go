@@ -85,7 +85,7 @@ func (c *natsCluster) shutdown() {
 }
 
 // jsKV is JetStream KV compare-and-set: Get, then Update with the revision
-// read. It has one connection per nats-server.
+// read, over clients connections (see config.clients).
 type jsKV struct {
 	conns []*nats.Conn
 	kvs   []jetstream.KeyValue
@@ -94,9 +94,10 @@ type jsKV struct {
 // jsBucket is the KV bucket the bench uses.
 const jsBucket = "synod_bench"
 
-func newJSKV(ctx context.Context, urls []string, replicas int) (*jsKV, error) {
+func newJSKV(ctx context.Context, urls []string, replicas, clients int) (*jsKV, error) {
 	e := &jsKV{}
-	for i, u := range urls {
+	for i := range clients {
+		u := urls[i%len(urls)]
 		nc, err := nats.Connect(u, nats.Name(fmt.Sprintf("bench-jetstream-%d", i)))
 		if err != nil {
 			e.close()

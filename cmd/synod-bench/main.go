@@ -76,7 +76,8 @@ func main() {
 		mutexprof string
 		blockprof string
 	)
-	flag.BoolVar(&c.thrifty, "thrifty", false, "protosynod proposers send each phase to a quorum-sized subset first (synod.WithThrifty)")
+	flag.BoolVar(&c.thrifty, "thrifty", true, "protosynod proposers send each phase to a quorum-sized subset first (synod.WithThrifty, the default); -thrifty=false sends it to every acceptor")
+	flag.IntVar(&c.clients, "clients", 1, "NATS connections per system, spread over the nats-servers: protosynod proposer clients (one connection each) and JetStream KV connections")
 	flag.StringVar(&c.layout, "layout", layoutEmbedded, "embedded (servers and acceptors in this process) or processes (nats-server and synod-acceptor processes)")
 	flag.StringVar(&c.natsURL, "nats", "", "run against an existing NATS cluster at these URLs (comma-separated) instead of starting one")
 	flag.StringVar(&c.cluster, "cluster", benchCluster, "with -nats: the synod cluster name")
@@ -113,6 +114,10 @@ func main() {
 	}
 	if acceptors != "" {
 		c.acceptorIDs = strings.Split(acceptors, ",")
+	}
+	if c.clients < 1 {
+		fmt.Fprintf(os.Stderr, "synod-bench: -clients %d: need at least one connection per system\n", c.clients)
+		os.Exit(2)
 	}
 	if cpuprof != "" && c.profileDir != "" {
 		fmt.Fprintln(os.Stderr, "synod-bench: -cpuprofile and -profile-dir both profile the bench process; give one")
@@ -156,6 +161,7 @@ func main() {
 // config is one run's settings.
 type config struct {
 	thrifty              bool // synod.WithThrifty for the proposers
+	clients              int  // connections (and proposer clients) per system
 	layout               string
 	natsURL, cluster     string
 	acceptorIDs          []string
@@ -254,12 +260,12 @@ func bench(ctx context.Context, w, progress io.Writer, c config) error {
 		return err
 	}
 	defer dep.close()
-	js, err := newJSKV(ctx, dep.urls, dep.replicas)
+	js, err := newJSKV(ctx, dep.urls, dep.replicas, max(c.clients, 1))
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	defer js.close()
-	sy, err := newSynodEngine(dep, c.thrifty)
+	sy, err := newSynodEngine(dep, c.thrifty, max(c.clients, 1))
 	if err != nil {
 		return fmt.Errorf("protosynod: %w", err)
 	}
@@ -335,8 +341,8 @@ func bench(ctx context.Context, w, progress io.Writer, c config) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(w, "\n%s layout, %d nats-servers, %v per workload and system, fsync before every acknowledgement; ratios: protosynod over jetstream-kv\n",
-		dep.layout, len(dep.urls), d)
+	_, err = fmt.Fprintf(w, "\n%s layout, %d nats-servers, %d connection(s) per system%s, %v per workload and system, fsync before every acknowledgement; ratios: protosynod over jetstream-kv\n",
+		dep.layout, len(dep.urls), max(c.clients, 1), map[bool]string{true: "", false: ", thrifty phases off"}[c.thrifty], d)
 	return err
 }
 

@@ -31,9 +31,13 @@ func TestSmokeJSON(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			var out bytes.Buffer
-			c := config{layout: layout, d: 100 * time.Millisecond, sizes: []int{100, 1024}, servers: 3, seed: 1, json: true}
+			c := config{layout: layout, d: 100 * time.Millisecond, sizes: []int{100, 1024}, servers: 3, seed: 1, json: true,
+				thrifty: true, clients: 1}
 			if layout == layoutProcesses {
 				c.natsBin, c.acceptorBin = testBinaries(t, bins)
+			} else {
+				// The flags' other settings: more connections, every acceptor asked.
+				c.thrifty, c.clients = false, 2
 			}
 			if err := bench(ctx, &out, io.Discard, c); err != nil {
 				t.Fatal(err)

@@ -12,18 +12,20 @@ import (
 	"github.com/protosynod/protosynod/synod"
 )
 
-// synodEngine is protosynod's raw registers: one proposer client per
-// nats-server in this process, against the deployment's acceptors.
+// synodEngine is protosynod's raw registers: clients proposer clients in
+// this process (see config.clients), each with its own NATS connection,
+// against the deployment's acceptors.
 type synodEngine struct {
 	conns   []*nats.Conn
 	trs     []*natstransport.Transport
 	clients []*synod.Client
 }
 
-func newSynodEngine(d *deployment, thrifty bool) (*synodEngine, error) {
+func newSynodEngine(d *deployment, thrifty bool, clients int) (*synodEngine, error) {
 	e := &synodEngine{}
 	cfg := synod.Config{Acceptors: d.acceptors}
-	for i, u := range d.urls {
+	for i := range clients {
+		u := d.urls[i%len(d.urls)]
 		nc, err := nats.Connect(u, nats.Name(fmt.Sprintf("bench-proposer-%d", i)))
 		if err != nil {
 			e.close()
