@@ -181,10 +181,13 @@ func WithLeanReads(on bool) Option { return func(o *clientOptions) { o.noLeanRea
 // the others stayed silent for two hedge delays) goes to every acceptor at
 // once. Lean reads (see Read) always ask every acceptor.
 //
-// Disabled, every phase goes to every acceptor at once. That is better only
+// Disabled, every phase goes to every acceptor at once. That is better
 // under network latency with jitter, where a fixed subset forgoes the
-// fastest two replies of three; a paused acceptor or nats-server costs less
-// with thrifty phases (the README's performance section has the figures).
+// fastest two replies of three, and when one acceptor is much farther than
+// the others (another zone): the subset takes no account of distance, so a
+// client whose subset holds the far acceptor waits for it. A paused
+// acceptor or nats-server costs less with thrifty phases (the README's
+// performance section has the figures).
 func WithThrifty(on bool) Option { return func(o *clientOptions) { o.noThrifty = !on } }
 
 // WithHedgeDelay fixes how long a thrifty phase (see WithThrifty) waits for
@@ -557,7 +560,7 @@ func runPhase[R any](c *Client, pctx context.Context, pr *Proposal, first, rest 
 	st := pr.Status()
 	ch := make(chan R, len(pr.Config().Acceptors))
 	var start, hedgedAt time.Time // when first and rest were sent
-	if c.thr != nil {
+	if len(rest) > 0 {
 		start = time.Now()
 	}
 	hedged, refused := false, false // refused: a reply of the subset was not a yes
@@ -606,18 +609,12 @@ func runPhase[R any](c *Client, pctx context.Context, pr *Proposal, first, rest 
 		case r := <-ch:
 			feed(r)
 			from, yes, err := answer(r)
-			if c.thr != nil { // a reply's latency, from when it was sent
+			if len(rest) > 0 { // a reply's latency, from when it was sent
 				sent := start
 				if hedged && !slices.Contains(first, from) {
 					sent = hedgedAt
 				}
-				d := time.Since(sent)
-				if len(rest) > 0 {
-					c.thr.observe(d)
-				}
-				if err == nil {
-					c.thr.observeFrom(from, d)
-				}
+				c.thr.observe(time.Since(sent))
 			}
 			if !slices.Contains(answered, from) {
 				answered = append(answered, from)

@@ -26,9 +26,6 @@ func HedgeDelay(c *Client) time.Duration { return c.thr.delay() }
 // Observe feeds c's hedge delay estimate the latency of a phase.
 func Observe(c *Client, d time.Duration) { c.thr.observe(d) }
 
-// ObserveFrom feeds c's latency estimate of acceptor id one answer's latency.
-func ObserveFrom(c *Client, id string, d time.Duration) { c.thr.observeFrom(id, d) }
-
 // Subset returns the acceptors of cfg that c's next thrifty accept would go
 // to first.
 func Subset(c *Client, cfg Config) []string {

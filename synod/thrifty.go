@@ -32,8 +32,7 @@ func ThriftySize(cfg Config, accept bool) int {
 // acceptors only: a phase never mixes configurations.
 //
 // A Client passes its proposer ID as spread, so all its phases go to one
-// subset, and moves to another rotation once it has measured one to be
-// faster; see WithThrifty for why. Safety does not depend on the choice.
+// subset; see WithThrifty for why. Safety does not depend on the choice.
 func ThriftySplit(cfg Config, spread string, accept bool, suspect func(id string) bool) (first, rest []string) {
 	size := ThriftySize(cfg, accept)
 	if size >= len(cfg.Acceptors) {
@@ -81,8 +80,8 @@ const (
 )
 
 // thrifty is a Client's state for thrifty phases (see WithThrifty): the
-// smoothed latency of replies to thrifty phases and of each acceptor, the
-// acceptors it suspects, and the subsets of its configuration.
+// smoothed latency of replies to thrifty phases, the acceptors it suspects,
+// and the subsets of its configuration.
 type thrifty struct {
 	fixed      time.Duration // WithHedgeDelay; 0: adaptive
 	ceiling    time.Duration
@@ -97,31 +96,19 @@ type thrifty struct {
 	suspected atomic.Int32 // len(suspects), read without mu on every phase
 	mu        sync.Mutex
 	suspects  map[string]time.Time // acceptor -> when it is tried again
-	latency   map[string]int64     // acceptor -> smoothed reply latency (ns)
 	rot       atomic.Pointer[rotations]
 }
 
 // rotations caches every rotation of one acceptor list, so that a phase
 // with no suspects splits without allocating, and which one the client's
-// subsets (the first size acceptors) come from: its proposer ID's at first,
-// then the fastest it measured (see prefer).
+// subsets (the first size acceptors) come from: its proposer ID's.
 type rotations struct {
 	acceptors []string
 	size      int
+	spread    string
 	rot       [][]string
-	pick      atomic.Int32
+	pick      int
 }
-
-// How much faster another subset must have been measured (its slowest
-// member's smoothed latency) before a client moves its subset there: by a
-// quarter (preferBy quarters of the current one's or less) and by
-// preferGap. Moving splits the client's frames for a while, which
-// near-equal acceptors are not worth, and latencies that differ by noise
-// alone must not make subsets flap.
-const (
-	preferBy  = 3
-	preferGap = int64(250 * time.Microsecond)
-)
 
 func newThrifty(o clientOptions) *thrifty {
 	now := o.now
@@ -134,14 +121,12 @@ func newThrifty(o clientOptions) *thrifty {
 		suspectFor: o.suspectFor,
 		now:        now,
 		suspects:   make(map[string]time.Time),
-		latency:    make(map[string]int64),
 	}
 }
 
 // split returns the client's subset of cfg for a phase, the rest after it:
-// the rotation it prefers (from the cache), or with suspects the same
-// rotation with the suspects moved to the rest. spread (the client's
-// proposer ID) picks the first rotation.
+// ThriftySplit of spread (the client's proposer ID), from the cache when
+// the client suspects no acceptor.
 func (t *thrifty) split(cfg Config, spread string, accept bool) (first, rest []string) {
 	acc := cfg.Acceptors
 	size := ThriftySize(cfg, accept)
@@ -149,80 +134,22 @@ func (t *thrifty) split(cfg Config, spread string, accept bool) (first, rest []s
 		return acc, nil
 	}
 	r := t.rot.Load()
-	if r == nil || r.size != size || !slices.Equal(r.acceptors, acc) {
-		r = &rotations{acceptors: acc, size: size, rot: make([][]string, len(acc))}
+	if r == nil || r.size != size || r.spread != spread || !slices.Equal(r.acceptors, acc) {
+		r = &rotations{acceptors: acc, size: size, spread: spread, rot: make([][]string, len(acc))}
 		for i := range acc {
 			r.rot[i] = append(append(make([]string, 0, len(acc)), acc[i:]...), acc[:i]...)
 		}
-		r.pick.Store(int32(keySlot(spread, len(acc))))
-		t.mu.Lock()
-		t.preferLocked(r)
-		t.mu.Unlock()
+		r.pick = keySlot(spread, len(acc))
 		t.rot.Store(r)
 	}
-	pick := int(r.pick.Load())
 	if t.suspected.Load() > 0 {
 		t.mu.Lock()
 		defer t.mu.Unlock()
 		now := t.now()
-		return splitAt(acc, pick, size, func(id string) bool { return t.suspectLocked(id, now) })
+		return splitAt(acc, r.pick, size, func(id string) bool { return t.suspectLocked(id, now) })
 	}
-	s := r.rot[pick]
+	s := r.rot[r.pick]
 	return s[:size:size], s[size:]
-}
-
-// observeFrom feeds the latency of one answer of acceptor id (a vote, not an
-// error: a lost or undeliverable request is answered at once, which says
-// nothing of the acceptor), from when its request was sent, and moves the
-// client's subset if another has become faster.
-func (t *thrifty) observeFrom(id string, d time.Duration) {
-	x := max(int64(d), 1)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if l, ok := t.latency[id]; ok {
-		x = max(l+(x-l)/8, 1)
-	}
-	t.latency[id] = x
-	if r := t.rot.Load(); r != nil {
-		t.preferLocked(r)
-	}
-}
-
-// preferLocked moves r's pick to the rotation whose subset's slowest member
-// answers fastest, among the rotations whose members all have answered,
-// if that beats the current pick's by preferBy and preferGap. An
-// acceptor that never answered is not chosen; one that stopped answering
-// keeps its old estimate, and suspicion keeps it out of the subsets. t.mu is
-// held.
-func (t *thrifty) preferLocked(r *rotations) {
-	slowest := func(i int) (int64, bool) {
-		var worst int64
-		for _, id := range r.rot[i][:r.size] {
-			l, ok := t.latency[id]
-			if !ok {
-				return 0, false
-			}
-			worst = max(worst, l)
-		}
-		return worst, true
-	}
-	cur := int(r.pick.Load())
-	best, bestCost, ok := cur, int64(0), false
-	if c, known := slowest(cur); known {
-		bestCost, ok = c, true
-	}
-	for i := range r.rot {
-		if c, known := slowest(i); known && (!ok || c < bestCost) {
-			best, bestCost, ok = i, c, true
-		}
-	}
-	if best == cur {
-		return
-	}
-	if c, known := slowest(cur); known && (bestCost*4 >= c*preferBy || c-bestCost < preferGap) {
-		return
-	}
-	r.pick.Store(int32(best))
 }
 
 // suspectLocked reports whether id is suspected at now, forgetting the

@@ -378,41 +378,6 @@ func TestThriftySubsetIsTheClients(t *testing.T) {
 	}
 }
 
-// A client starts with its proposer ID's subset and moves it to the
-// acceptors it measured to answer faster, but not for noise.
-func TestThriftyPrefersFasterSubset(t *testing.T) {
-	tr, cfg := newFakeTransport(3)
-	c := newTestClient(t, nameWith(t, cfg, "a0", true), cfg, tr)
-	if got, want := synod.Subset(c, cfg), must(synod.ThriftySplit(cfg, c.ID(), true, nil)); !slices.Equal(got, want) {
-		t.Fatalf("subset before any answer %v, want the proposer ID's %v", got, want)
-	}
-	feed := func(ms map[string]float64) {
-		for range 40 {
-			for id, m := range ms {
-				synod.ObserveFrom(c, id, time.Duration(m*float64(time.Millisecond)))
-			}
-		}
-	}
-	// a0 is far: the subset leaves it.
-	feed(map[string]float64{"a0": 20, "a1": 1, "a2": 1.2})
-	if got := synod.Subset(c, cfg); slices.Contains(got, "a0") {
-		t.Fatalf("subset %v holds a0, which answers in 20ms against 1ms", got)
-	}
-	before := synod.Subset(c, cfg)
-	// a0 comes close, but not closer by enough: the subset stays.
-	feed(map[string]float64{"a0": 1.1, "a1": 1, "a2": 1.2})
-	if got := synod.Subset(c, cfg); !slices.Equal(got, before) {
-		t.Fatalf("subset moved from %v to %v for a 0.1ms difference", before, got)
-	}
-	// a2 (in the subset) becomes slow: the subset takes a0 back.
-	feed(map[string]float64{"a0": 1.1, "a1": 1, "a2": 30})
-	if got := synod.Subset(c, cfg); slices.Contains(got, "a2") || !slices.Contains(got, "a0") {
-		t.Fatalf("subset %v, want a0 and a1 once a2 answers in 30ms", got)
-	}
-}
-
-func must(first, _ []string) []string { return first }
-
 // WithThrifty(false) sends every phase to every acceptor.
 func TestThriftyOff(t *testing.T) {
 	tr, cfg := newFakeTransport(3)
