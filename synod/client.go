@@ -622,6 +622,7 @@ func runPhase[R any](c *Client, pctx context.Context, pr *Proposal, first, rest 
 			// Every acceptor asked answered, some without a vote (their
 			// replies were lost, say): nothing more can decide the phase.
 			if pr.Status() == st && (hedged || withheld || len(rest) == 0) && len(answered) >= asked(first, rest, hedged) {
+				c.metrics.undecidedPhase(pctx)
 				c.opts.logger.Debug("synod: every acceptor answered the phase, undecided; retrying with every acceptor",
 					"key", pr.Key(), "status", pr.Status(), "yes", pr.yes, "no", pr.no, "failed", pr.failed)
 				c.thr.suspectSilent(pr, first, delayed)

@@ -41,6 +41,10 @@ const MeterName = "github.com/protosynod/protosynod/synod"
 //     and the other acceptors stayed silent for the stall wait (two hedge
 //     delays with thrifty phases, a quarter of the phase timeout without):
 //     paused or cut off acceptors; the change retried with every acceptor;
+//   - undecided (counter): phases given up at once because every acceptor
+//     they were sent to answered without a decision (replies lost with the
+//     proposer's NATS connection, overloaded or stopping acceptors); the
+//     change retried with every acceptor;
 //   - reads (counter): reads by the path they took, attribute path
 //     ("quorum": answered by acceptors' agreeing states without a round;
 //     "round": a full round).
@@ -62,6 +66,7 @@ type clientMetrics struct {
 	batchSize     metric.Int64Histogram
 	hedges        metric.Int64Counter
 	stalls        metric.Int64Counter
+	undecided     metric.Int64Counter
 }
 
 func newClientMetrics(mp metric.MeterProvider) (*clientMetrics, error) {
@@ -102,6 +107,9 @@ func newClientMetrics(mp metric.MeterProvider) (*clientMetrics, error) {
 	add(err)
 	cm.stalls, err = m.Int64Counter("synod.client.stalls", metric.WithUnit("{phase}"),
 		metric.WithDescription("Phases given up because a quorum answered but split and the other acceptors stayed silent for the stall wait."))
+	add(err)
+	cm.undecided, err = m.Int64Counter("synod.client.undecided", metric.WithUnit("{phase}"),
+		metric.WithDescription("Phases given up at once because every acceptor they were sent to answered without a decision."))
 	add(err)
 	if err := errors.Join(errs...); err != nil {
 		return nil, errorf(ErrInvalidConfig, "meter provider: %v", err)
@@ -165,6 +173,12 @@ func (m *clientMetrics) hedge(ctx context.Context, why int) {
 // stall records a phase given up as stalled.
 func (m *clientMetrics) stall(ctx context.Context) {
 	m.stalls.Add(context.WithoutCancel(ctx), 1)
+}
+
+// undecidedPhase records a phase given up because every acceptor it was sent
+// to answered without a decision.
+func (m *clientMetrics) undecidedPhase(ctx context.Context) {
+	m.undecided.Add(context.WithoutCancel(ctx), 1)
 }
 
 // readPath records the path n reads took: quorum (no round) or a full round.

@@ -632,8 +632,9 @@ func TestPhaseEveryAcceptorAnsweredGivesUp(t *testing.T) {
 			defer cancel()
 			// A thrifty phase whose subset lost its replies hedges after
 			// the hedge delay, and then has every acceptor's answer.
+			reader := metrictest.New()
 			c := newTestClient(t, "c", cfg, tr, synod.WithThrifty(thrifty), synod.WithHedgeDelay(time.Millisecond),
-				synod.WithPhaseTimeout(time.Hour))
+				synod.WithPhaseTimeout(time.Hour), synod.WithMeterProvider(reader.Provider))
 			const key = "k"
 			tr.loseReplies(1, cfg.Acceptors...) // the first prepare
 			if v, err := c.Change(ctx, key, incr); err != nil || string(v) != "1" {
@@ -645,6 +646,9 @@ func TestPhaseEveryAcceptorAnsweredGivesUp(t *testing.T) {
 			}
 			if v, err := c.Read(ctx, key); err != nil || string(v) != "2" {
 				t.Fatalf("read = %q, %v; want 2", v, err)
+			}
+			if n := reader.Get(t, "synod.client.undecided").N; n < 2 {
+				t.Errorf("%v phases given up undecided, want at least 2 (one per change)", n)
 			}
 		})
 	}
