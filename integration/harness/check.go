@@ -42,8 +42,12 @@ type Result struct {
 	// operations never completed count as indeterminate.
 	OK, Failed, Indeterminate int
 	// LongestUnavailable is the longest stretch of the history (from the
-	// first call to the last event) in which no operation completed OK.
-	LongestUnavailable time.Duration
+	// first call to the last event) in which no operation completed OK, and
+	// UnavailableFrom and HistoryLength where it began and how long the
+	// history is, both from its first call: a stretch that ends the history
+	// is the last operations' tail, when the workload has stopped.
+	LongestUnavailable             time.Duration
+	UnavailableFrom, HistoryLength time.Duration
 	// Lost lists acknowledged writes that final reads do not reflect.
 	Lost []LostWrite
 	// Unverified lists keys that had acknowledged writes but no successful
@@ -102,7 +106,7 @@ func (r *Recorder) Analyze(timeout time.Duration) *Result {
 			res.Indeterminate++
 		}
 	}
-	res.LongestUnavailable = longestUnavailable(ops)
+	res.LongestUnavailable, res.UnavailableFrom, res.HistoryLength = longestUnavailable(ops)
 	res.Lost, res.Unverified = lostWrites(ops)
 
 	history, pruned := porcupineHistory(ops)
@@ -157,8 +161,9 @@ func (res *Result) Err() error {
 
 // String summarizes the result on one line.
 func (res *Result) String() string {
-	s := fmt.Sprintf("%d ok, %d failed, %d indeterminate; longest without success %v; linearizable: %s",
-		res.OK, res.Failed, res.Indeterminate, res.LongestUnavailable.Round(time.Millisecond), res.Linearizable)
+	s := fmt.Sprintf("%d ok, %d failed, %d indeterminate; longest without success %v (from %v of %v); linearizable: %s",
+		res.OK, res.Failed, res.Indeterminate, res.LongestUnavailable.Round(time.Millisecond),
+		res.UnavailableFrom.Round(time.Millisecond), res.HistoryLength.Round(time.Millisecond), res.Linearizable)
 	if len(res.IllegalKeys) > 0 {
 		s += fmt.Sprintf(" (keys %s)", strings.Join(res.IllegalKeys, ", "))
 	}
@@ -269,10 +274,11 @@ func lostWrites(ops []Op) (lost []LostWrite, unverified []string) {
 }
 
 // longestUnavailable returns the longest interval, from the first call to the
-// last event, without an operation completing OK.
-func longestUnavailable(ops []Op) time.Duration {
+// last event, without an operation completing OK, where it began and the
+// history's length, both from the first call.
+func longestUnavailable(ops []Op) (longest, from, length time.Duration) {
 	if len(ops) == 0 {
-		return 0
+		return 0, 0, 0
 	}
 	start, end := ops[0].Call, ops[0].Call
 	var oks []time.Duration
@@ -287,13 +293,14 @@ func longestUnavailable(ops []Op) time.Duration {
 		}
 	}
 	sort.Slice(oks, func(i, j int) bool { return oks[i] < oks[j] })
-	longest := time.Duration(0)
 	prev := start
-	for _, t := range oks {
-		longest = max(longest, t-prev)
-		prev = t
+	for _, t := range append(oks, end) {
+		if t-prev > longest {
+			longest, from = t-prev, prev-start
+		}
+		prev = max(prev, t)
 	}
-	return max(longest, end-prev)
+	return longest, from, end - start
 }
 
 // CheckOption configures [Recorder.Check].

@@ -265,12 +265,25 @@ func TestAnalyzeCountsAndUnavailability(t *testing.T) {
 	if want := 800 * time.Millisecond; res.LongestUnavailable != want {
 		t.Errorf("LongestUnavailable = %v, want %v", res.LongestUnavailable, want)
 	}
+	if res.UnavailableFrom != 100*time.Millisecond || res.HistoryLength != time.Second {
+		t.Errorf("unavailable from %v of %v, want from 100ms of 1s", res.UnavailableFrom, res.HistoryLength)
+	}
 	row := res.Row("scenario")
 	if row.OK != 3 || row.Linearizable != "Ok" || row.LostWrites != 0 {
 		t.Errorf("Row = %+v", row)
 	}
-	if got := longestUnavailable(nil); got != 0 {
-		t.Errorf("longestUnavailable(nil) = %v", got)
+	if got, from, length := longestUnavailable(nil); got != 0 || from != 0 || length != 0 {
+		t.Errorf("longestUnavailable(nil) = %v, %v, %v", got, from, length)
+	}
+	// A stretch at the end (the last operation's tail) is reported as such.
+	r = historyOf(
+		step{0, Write("x", "a"), Output{}, 0, 100, StatusOK},
+		step{1, Write("x", "b"), Output{}, 150, 200, StatusOK},
+		step{1, Write("x", "c"), Output{}, 250, 1250, StatusFailed},
+	)
+	res = r.Analyze(10 * time.Second)
+	if res.LongestUnavailable != 1050*time.Millisecond || res.UnavailableFrom != 200*time.Millisecond || res.HistoryLength != 1250*time.Millisecond {
+		t.Errorf("tail: longest %v from %v of %v, want 1.05s from 200ms of 1.25s", res.LongestUnavailable, res.UnavailableFrom, res.HistoryLength)
 	}
 }
 
