@@ -377,8 +377,8 @@ func (t *Transport) peer(id string) (*peer, error) {
 }
 
 // flush sends p's queue as one frame if p has room for another frame in
-// flight. It reports a failed publish; the items of that frame are then done
-// without a reply.
+// flight. It reports a failed publish; each item of that frame then gets a
+// reply whose Err matches synod.ErrReplyLost.
 func (t *Transport) flush(p *peer) error {
 	limit := t.opts.limits.maxMessage()
 	if mp := int(t.nc.MaxPayload()); mp > 0 && mp < limit {
@@ -446,18 +446,12 @@ func (t *Transport) flush(p *peer) error {
 		return nil
 	}
 	t.log.Debug("natstransport: frame not sent", "acceptor", p.id, "items", len(taken), "err", err)
-	// Room on the stack for the usual few entries.
-	var (
-		stops [16]func() bool
-		peers [8]*peer
-	)
-	a := afterUnlock{stops: stops[:0], peers: peers[:0]}
-	t.mu.Lock()
-	for _, it := range taken {
-		a = a.add(t.finish(it))
-	}
-	t.mu.Unlock()
-	t.run(a)
+	// Each item gets a reply saying so: a frame flushed after an earlier one
+	// ended (see run) has no caller to return err to, and a request without
+	// a reply holds its phase until the phase times out. ErrReplyLost, not
+	// ErrNotDelivered: a failed publish is most likely unsent, but nothing
+	// here proves that none of it reached the server.
+	t.frameFailed(fr, fmt.Errorf("natstransport: acceptor %s: frame not sent (%w): %w", p.id, err, synod.ErrReplyLost))
 	return err
 }
 

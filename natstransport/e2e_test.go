@@ -349,3 +349,60 @@ func TestTransportConnectionLost(t *testing.T) {
 		}
 	}
 }
+
+// TestTransportFrameNotSentIsAnswered checks that a frame whose publish
+// fails, sent from the background when an earlier frame to its acceptor
+// ended, answers its requests (ErrReplyLost) instead of leaving them without
+// a reply: here the connection has no reconnect buffer, so once the server is
+// gone the queued frame cannot be published. Before, the request's phase
+// waited for its timeout.
+func TestTransportFrameNotSentIsAnswered(t *testing.T) {
+	srv := runRestartableServer(t)
+	frames := make(chan struct{}, 16)
+	mute, err := nats.Connect(srv.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(mute.Close)
+	if _, err := mute.Subscribe("synod."+testCluster+".mute.frame", func(*nats.Msg) { frames <- struct{}{} }); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(srv.url(), nats.MaxReconnects(-1), nats.ReconnectWait(time.Hour), nats.ReconnectBufSize(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	tr := newTransport(t, nc)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	first := make(chan synod.PrepareReply, 1)
+	if err := tr.Prepare(ctx, []string{"mute"}, synod.PrepareRequest{Key: "a", Ballot: b1}, first); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-frames:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first frame never reached the acceptor")
+	}
+	// Queued behind the first frame, which stays in flight.
+	second := make(chan synod.PrepareReply, 1)
+	if err := tr.Prepare(ctx, []string{"mute"}, synod.PrepareRequest{Key: "b", Ballot: b1}, second); err != nil {
+		t.Fatal(err)
+	}
+	srv.shutdown()
+	for _, ch := range []chan synod.PrepareReply{first, second} {
+		select {
+		case r := <-ch:
+			if !errors.Is(r.Err, synod.ErrReplyLost) || r.From != "mute" {
+				t.Fatalf("reply %+v, want one from mute matching synod.ErrReplyLost", r)
+			}
+			t.Logf("%s: %v", r.Key, r.Err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("a request got no reply within 10s of the connection dropping (its context has a minute left)")
+		}
+	}
+	waitFor(t, "the requests to leave", func() bool { return tr.Pending() == 0 })
+}
