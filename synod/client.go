@@ -482,10 +482,11 @@ func (c *Client) backoff(attempt int) time.Duration {
 // context lives until the caller calls cancel, so that replies to an accept can
 // still arrive on accepts after the phase was decided.
 //
-// Thrifty (see WithThrifty), the request goes first to the client's subset
-// of pr's configuration only (ThriftySplit), and to the others (a hedge) as soon
-// as the subset alone can no longer win (a reply that is not a yes, a failed
-// send) or the hedge delay passes with the phase still pending. An accept
+// Thrifty (see WithThrifty), a one-round-trip accept goes first to the
+// client's subset of pr's configuration only (ThriftySplit), and to the
+// others (a hedge) as soon as the subset alone can no longer win (a reply
+// that is not a yes, a failed send) or the hedge delay passes with the phase
+// still pending. An accept
 // carrying the change's result is not hedged on a refusal while it may be
 // nowhere: if its whole subset refuses, the others are withheld
 // (Proposal.Withhold) and the phase is lost with its result nowhere. With

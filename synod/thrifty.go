@@ -34,16 +34,13 @@ func ThriftySize(cfg Config, accept bool) int {
 // A Client passes its proposer ID as spread, so all its phases go to one
 // subset; see WithThrifty for why. Safety does not depend on the choice.
 func ThriftySplit(cfg Config, spread string, accept bool, suspect func(id string) bool) (first, rest []string) {
-	size := ThriftySize(cfg, accept)
-	if size >= len(cfg.Acceptors) {
-		return cfg.Acceptors, nil
-	}
-	return splitAt(cfg.Acceptors, keySlot(spread, len(cfg.Acceptors)), size, suspect)
-}
-
-// splitAt is ThriftySplit of acc rotated by start, with subsets of size.
-func splitAt(acc []string, start, size int, suspect func(id string) bool) (first, rest []string) {
+	acc := cfg.Acceptors
 	n := len(acc)
+	size := ThriftySize(cfg, accept)
+	if size >= n {
+		return acc, nil
+	}
+	start := keySlot(spread, n)
 	out := make([]string, 0, n)
 	var skipped []string
 	for i := range n {
@@ -100,14 +97,10 @@ type thrifty struct {
 }
 
 // rotations caches every rotation of one acceptor list, so that a phase
-// with no suspects splits without allocating, and which one the client's
-// subsets (the first size acceptors) come from: its proposer ID's.
+// with no suspects splits without allocating.
 type rotations struct {
 	acceptors []string
-	size      int
-	spread    string
 	rot       [][]string
-	pick      int
 }
 
 func newThrifty(o clientOptions) *thrifty {
@@ -124,31 +117,29 @@ func newThrifty(o clientOptions) *thrifty {
 	}
 }
 
-// split returns the client's subset of cfg for a phase, the rest after it:
-// ThriftySplit of spread (the client's proposer ID), from the cache when
-// the client suspects no acceptor.
+// split is ThriftySplit of spread (the client's proposer ID) with the
+// client's suspects, from the cache when there are none.
 func (t *thrifty) split(cfg Config, spread string, accept bool) (first, rest []string) {
 	acc := cfg.Acceptors
 	size := ThriftySize(cfg, accept)
 	if size >= len(acc) {
 		return acc, nil
 	}
-	r := t.rot.Load()
-	if r == nil || r.size != size || r.spread != spread || !slices.Equal(r.acceptors, acc) {
-		r = &rotations{acceptors: acc, size: size, spread: spread, rot: make([][]string, len(acc))}
-		for i := range acc {
-			r.rot[i] = append(append(make([]string, 0, len(acc)), acc[i:]...), acc[:i]...)
-		}
-		r.pick = keySlot(spread, len(acc))
-		t.rot.Store(r)
-	}
 	if t.suspected.Load() > 0 {
 		t.mu.Lock()
 		defer t.mu.Unlock()
 		now := t.now()
-		return splitAt(acc, r.pick, size, func(id string) bool { return t.suspectLocked(id, now) })
+		return ThriftySplit(cfg, spread, accept, func(id string) bool { return t.suspectLocked(id, now) })
 	}
-	s := r.rot[r.pick]
+	r := t.rot.Load()
+	if r == nil || !slices.Equal(r.acceptors, acc) {
+		r = &rotations{acceptors: acc, rot: make([][]string, len(acc))}
+		for i := range acc {
+			r.rot[i] = append(append(make([]string, 0, len(acc)), acc[i:]...), acc[:i]...)
+		}
+		t.rot.Store(r)
+	}
+	s := r.rot[keySlot(spread, len(acc))]
 	return s[:size:size], s[size:]
 }
 
