@@ -295,11 +295,7 @@ func TestTransportConnectionLost(t *testing.T) {
 		t.Cleanup(nc.Close)
 		return nc
 	}
-	// An acceptor that takes frames and never answers.
-	frames := make(chan struct{}, 16)
-	if _, err := connect().Subscribe("synod."+testCluster+".mute.frame", func(*nats.Msg) { frames <- struct{}{} }); err != nil {
-		t.Fatal(err)
-	}
+	frames := muteAcceptor(t, connect())
 	nc := connect()
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
@@ -311,11 +307,7 @@ func TestTransportConnectionLost(t *testing.T) {
 	if err := tr.Prepare(ctx, []string{"mute"}, synod.PrepareRequest{Key: "k", Ballot: b1}, replies); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-frames:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the frame never reached the acceptor")
-	}
+	awaitFrame(t, frames)
 
 	srv.shutdown()
 	select {
@@ -358,15 +350,12 @@ func TestTransportConnectionLost(t *testing.T) {
 // waited for its timeout.
 func TestTransportFrameNotSentIsAnswered(t *testing.T) {
 	srv := runRestartableServer(t)
-	frames := make(chan struct{}, 16)
 	mute, err := nats.Connect(srv.url())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(mute.Close)
-	if _, err := mute.Subscribe("synod."+testCluster+".mute.frame", func(*nats.Msg) { frames <- struct{}{} }); err != nil {
-		t.Fatal(err)
-	}
+	frames := muteAcceptor(t, mute)
 	nc, err := nats.Connect(srv.url(), nats.MaxReconnects(-1), nats.ReconnectWait(time.Hour), nats.ReconnectBufSize(-1))
 	if err != nil {
 		t.Fatal(err)
@@ -382,11 +371,7 @@ func TestTransportFrameNotSentIsAnswered(t *testing.T) {
 	if err := tr.Prepare(ctx, []string{"mute"}, synod.PrepareRequest{Key: "a", Ballot: b1}, first); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-frames:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the first frame never reached the acceptor")
-	}
+	awaitFrame(t, frames)
 	// Queued behind the first frame, which stays in flight.
 	second := make(chan synod.PrepareReply, 1)
 	if err := tr.Prepare(ctx, []string{"mute"}, synod.PrepareRequest{Key: "b", Ballot: b1}, second); err != nil {
@@ -405,4 +390,25 @@ func TestTransportFrameNotSentIsAnswered(t *testing.T) {
 		}
 	}
 	waitFor(t, "the requests to leave", func() bool { return tr.Pending() == 0 })
+}
+
+// muteAcceptor serves acceptor "mute" of testCluster over nc: it takes
+// frames and never answers. The channel gets a value per frame.
+func muteAcceptor(t *testing.T, nc *nats.Conn) <-chan struct{} {
+	t.Helper()
+	frames := make(chan struct{}, 16)
+	if _, err := nc.Subscribe("synod."+testCluster+".mute.frame", func(*nats.Msg) { frames <- struct{}{} }); err != nil {
+		t.Fatal(err)
+	}
+	return frames
+}
+
+// awaitFrame waits up to 10s for a frame to reach a muteAcceptor.
+func awaitFrame(t *testing.T, frames <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-frames:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the frame never reached the acceptor")
+	}
 }
