@@ -223,6 +223,19 @@ func (r *restartableServer) shutdown() {
 
 func (r *restartableServer) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", r.port) }
 
+// connect dials the server, reconnecting every 20ms forever unless opts say
+// otherwise, and closes the connection when t ends.
+func (r *restartableServer) connect(t testing.TB, opts ...nats.Option) *nats.Conn {
+	t.Helper()
+	all := append([]nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(20 * time.Millisecond)}, opts...)
+	nc, err := nats.Connect(r.url(), all...)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
 // TestEndToEndNATSRestart restarts the NATS server under running acceptors and
 // clients: changes fail within their deadline while it is down and work again
 // after the connections reconnect, with nothing restarted.
@@ -233,11 +246,7 @@ func TestEndToEndNATSRestart(t *testing.T) {
 		conns []*nats.Conn
 	)
 	connect := func(t testing.TB) *nats.Conn {
-		nc, err := nats.Connect(srv.url(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
-		if err != nil {
-			t.Fatalf("connect: %v", err)
-		}
-		t.Cleanup(nc.Close)
+		nc := srv.connect(t)
 		mu.Lock()
 		conns = append(conns, nc)
 		mu.Unlock()
@@ -287,16 +296,8 @@ func TestEndToEndNATSRestart(t *testing.T) {
 // reconnect.
 func TestTransportConnectionLost(t *testing.T) {
 	srv := runRestartableServer(t)
-	connect := func() *nats.Conn {
-		nc, err := nats.Connect(srv.url(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
-		if err != nil {
-			t.Fatalf("connect: %v", err)
-		}
-		t.Cleanup(nc.Close)
-		return nc
-	}
-	frames := muteAcceptor(t, connect())
-	nc := connect()
+	frames := muteAcceptor(t, srv.connect(t))
+	nc := srv.connect(t)
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -350,17 +351,8 @@ func TestTransportConnectionLost(t *testing.T) {
 // waited for its timeout.
 func TestTransportFrameNotSentIsAnswered(t *testing.T) {
 	srv := runRestartableServer(t)
-	mute, err := nats.Connect(srv.url())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(mute.Close)
-	frames := muteAcceptor(t, mute)
-	nc, err := nats.Connect(srv.url(), nats.MaxReconnects(-1), nats.ReconnectWait(time.Hour), nats.ReconnectBufSize(-1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	frames := muteAcceptor(t, srv.connect(t))
+	nc := srv.connect(t, nats.ReconnectWait(time.Hour), nats.ReconnectBufSize(-1))
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
