@@ -260,12 +260,13 @@ func bench(ctx context.Context, w, progress io.Writer, c config) error {
 		return err
 	}
 	defer dep.close()
-	js, err := newJSKV(ctx, dep.urls, dep.replicas, max(c.clients, 1))
+	clients := max(c.clients, 1) // a config built in code may leave it zero
+	js, err := newJSKV(ctx, dep.urls, dep.replicas, clients)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	defer js.close()
-	sy, err := newSynodEngine(dep, c.thrifty, max(c.clients, 1))
+	sy, err := newSynodEngine(dep, c.thrifty, clients)
 	if err != nil {
 		return fmt.Errorf("protosynod: %w", err)
 	}
@@ -342,7 +343,7 @@ func bench(ctx context.Context, w, progress io.Writer, c config) error {
 		return err
 	}
 	_, err = fmt.Fprintf(w, "\n%s layout, %d nats-servers, %d connection(s) per system%s, %v per workload and system, fsync before every acknowledgement; ratios: protosynod over jetstream-kv\n",
-		dep.layout, len(dep.urls), max(c.clients, 1), map[bool]string{true: "", false: ", thrifty phases off"}[c.thrifty], d)
+		dep.layout, len(dep.urls), clients, map[bool]string{true: "", false: ", thrifty phases off"}[c.thrifty], d)
 	return err
 }
 
