@@ -124,6 +124,8 @@ type frame struct {
 // matches synod.ErrReplyLost (their replies cannot come back), so that the
 // Client retries through the server nats.go reconnects to at once instead of
 // waiting out its phase timeout.
+// When an acceptor's own connection drops and comes back, it announces so,
+// and its frames in flight get such replies too (see Service.announce).
 // A frame to an acceptor that nobody serves (its process is down) gets the
 // server's "no responders" answer at once, which the Transport delivers as
 // replies whose Err matches synod.ErrNotDelivered, so a change that cannot
@@ -511,6 +513,10 @@ func (t *Transport) onReply(m *nats.Msg) {
 		t.log.Debug("natstransport: message on inbox with a foreign subject ignored", "subject", m.Subject)
 		return
 	}
+	if id == helloFrameID {
+		t.onHello(m)
+		return
+	}
 	t.mu.Lock()
 	fr := t.frames[id]
 	t.mu.Unlock()
@@ -609,6 +615,46 @@ func (t *Transport) frameFailed(fr *frame, err error) {
 	}
 	t.mu.Unlock()
 	t.run(a)
+}
+
+// helloFrameID is the frame ID no frame gets (IDs start at 1): an acceptor
+// that reconnected to NATS announces itself on <inbox>.0 (see
+// Service.announce).
+const helloFrameID = 0
+
+// onHello handles an acceptor's announcement that its NATS connection was
+// lost and is back: a reply frame with no items, from that acceptor. Requests
+// in flight to it when the connection dropped were lost with their replies,
+// and nothing else would say so; their phases would wait out their timeout,
+// and every later request to that acceptor would queue behind their frames.
+// Its frames in flight therefore end with replies matching
+// synod.ErrReplyLost, and the Client retries at once. A frame that reached
+// the acceptor after the reconnect may be answered still; ending it costs
+// its phase one retry.
+func (t *Transport) onHello(m *nats.Msg) {
+	f, err := DecodeReplyFrame(m.Data, t.opts.limits)
+	if err == nil && len(f.Items) > 0 {
+		err = fmt.Errorf("%w: announcement with %d items", ErrMalformed, len(f.Items))
+	}
+	if err != nil {
+		t.log.Warn("natstransport: bad acceptor announcement ignored", "err", err)
+		return
+	}
+	t.mu.Lock()
+	var frames []*frame
+	for _, fr := range t.frames {
+		if fr.peer.id == f.From {
+			frames = append(frames, fr)
+		}
+	}
+	t.mu.Unlock()
+	if len(frames) == 0 {
+		return
+	}
+	t.log.Info("natstransport: acceptor reconnected to NATS; its frames in flight will get no reply", "acceptor", f.From, "frames", len(frames))
+	for _, fr := range frames {
+		t.frameFailed(fr, fmt.Errorf("natstransport: acceptor %s: its NATS connection was lost with the request: %w", f.From, synod.ErrReplyLost))
+	}
 }
 
 // logRemote logs an acceptor's refusal to serve a request.

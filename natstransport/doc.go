@@ -23,6 +23,12 @@
 // A proposer's Transport sends only version-2 frames. It subscribes once to
 // <inbox>.* and gives each frame its own reply subject <inbox>.<frame ID>, so
 // replies are correlated without a goroutine or a subscription per request.
+// Frame IDs start at 1: <inbox>.0 carries an acceptor's announcement, a reply
+// frame from it with no items, sent after its NATS connection was lost and
+// came back, to the inboxes it had frames from in the last ten minutes. The
+// Transport then ends its frames in flight to that acceptor, whose requests
+// or replies may have been lost with the connection, instead of waiting for
+// replies that will not come.
 // The version-1 subjects stay so that proposers of the previous release keep
 // working during a rolling upgrade; PrepareAt and AcceptAt still use them.
 //

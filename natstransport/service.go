@@ -69,10 +69,15 @@ type Service struct {
 	workers    sync.WaitGroup
 	done       chan struct{} // closed when every worker has returned
 
-	mu          sync.Mutex // guards stopping, queued, queuedBytes and sends on queues
+	mu          sync.Mutex // guards stopping, queued, queuedBytes, inboxes and sends on queues
 	stopping    bool
 	queued      int
 	queuedBytes int
+	// inboxes are the reply inboxes of the proposer Transports that sent
+	// frames lately, with when each last did: the ones an announcement
+	// after a reconnect goes to (see announce).
+	inboxes map[string]time.Time
+	status  chan nats.Status // the connection's reconnects, see watchReconnects
 
 	stopOnce sync.Once
 	stopErr  error
@@ -150,6 +155,11 @@ func (j job) op() string {
 // moment can both pass the probe; the data directory's identity and lock are
 // the other guards.)
 //
+// When its connection comes back after a loss, the Service tells the
+// proposers that sent it frames in the last ten minutes (see announce), so
+// that those whose requests were lost with the connection retry at once
+// rather than wait out their phase timeout.
+//
 // Handlers decode each message on the subscription's goroutine and reply at
 // once to bad input with an error reply (see the Code constants). A request
 // frame goes to one of the frame workers, which applies all its items with
@@ -190,6 +200,7 @@ func Serve(ctx context.Context, nc *nats.Conn, cluster string, acc *synod.Accept
 		log:     o.logger.With("acceptor", acc.ID(), "cluster", cluster),
 		seed:    maphash.MakeSeed(),
 		done:    make(chan struct{}),
+		inboxes: make(map[string]time.Time),
 	}
 	s.rlog = ratelog.New(s.log, failureLogInterval)
 	if s.metrics, err = newServiceMetrics(o.meterProvider, s); err != nil {
@@ -233,6 +244,8 @@ func Serve(ctx context.Context, nc *nats.Conn, cluster string, acc *synod.Accept
 		s.metrics.close()
 		return nil, err
 	}
+	s.status = nc.StatusChanged(nats.CONNECTED)
+	go s.watchReconnects(s.status)
 	s.log.Info("natstransport: acceptor serving", "frame", frame, "prepare", prep, "accept", accept, "instance", s.svc.Info().ID)
 	if cfg, err := acc.Config(ctx); err == nil {
 		s.warnIfRetired(cfg)
@@ -601,6 +614,7 @@ func (s *Service) closeQueues() {
 // Close the storage only after Stop returned nil.
 func (s *Service) Stop(ctx context.Context) error {
 	s.stopOnce.Do(func() {
+		s.nc.RemoveStatusListener(s.status)
 		s.closeQueues()
 		if err := s.svc.Stop(); err != nil {
 			s.stopErr = fmt.Errorf("natstransport: stop micro service: %w", err)

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/protosynod/protosynod/synod"
@@ -66,6 +69,7 @@ func (s *Service) enqueueFrame(j frameJob) error {
 	case s.frames <- j:
 		s.queued += len(j.reqs)
 		s.queuedBytes += j.size
+		s.noteInboxLocked(j.reply, j.arrived)
 		return nil
 	default:
 		s.stats.Overloaded.Add(uint64(len(j.reqs)))
@@ -232,4 +236,103 @@ func (s *Service) publish(subject string, msg []byte) {
 		s.stats.ReplyErrors.Add(1)
 		s.log.Debug("natstransport: reply frame not sent", "reply", subject, "err", err)
 	}
+}
+
+// Announcements after a reconnect (see announce).
+const (
+	// inboxWindow is how long after its last frame a proposer's inbox
+	// still gets announcements: far longer than any request stays in
+	// flight, so a proposer that sent its last frame just before the
+	// connection dropped is told.
+	inboxWindow = 10 * time.Minute
+	// maxInboxes bounds the inboxes remembered; beyond it, new ones are
+	// not (their proposers wait out their phase timeout, as before).
+	maxInboxes = 4096
+)
+
+// noteInboxLocked remembers the inbox of reply, a Transport's reply subject
+// <inbox>.<frame ID>, as seen at now. Other reply subjects (a caller's own
+// request-reply) are not remembered: an announcement means nothing to them.
+// s.mu is held.
+func (s *Service) noteInboxLocked(reply string, now time.Time) {
+	i := strings.LastIndexByte(reply, '.')
+	if i <= 0 || !isFrameID(reply[i+1:]) {
+		return
+	}
+	inbox := reply[:i]
+	if _, ok := s.inboxes[inbox]; !ok && len(s.inboxes) >= maxInboxes {
+		s.forgetInboxesLocked(now)
+		if len(s.inboxes) >= maxInboxes {
+			return
+		}
+	}
+	s.inboxes[inbox] = now
+}
+
+// isFrameID reports whether tok is a Transport's frame ID: decimal digits.
+func isFrameID(tok string) bool {
+	if tok == "" || len(tok) > 20 {
+		return false
+	}
+	for i := 0; i < len(tok); i++ {
+		if tok[i] < '0' || tok[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// forgetInboxesLocked forgets the inboxes not seen within inboxWindow of
+// now. s.mu is held.
+func (s *Service) forgetInboxesLocked(now time.Time) {
+	for inbox, at := range s.inboxes {
+		if now.Sub(at) > inboxWindow {
+			delete(s.inboxes, inbox)
+		}
+	}
+}
+
+// watchReconnects announces the acceptor each time its connection is back.
+func (s *Service) watchReconnects(ch <-chan nats.Status) {
+	for range ch {
+		s.announce()
+	}
+}
+
+// announce tells every proposer Transport that sent a frame within
+// inboxWindow that this acceptor's NATS connection was lost and is back: a
+// reply frame from this acceptor with no items, on frame ID 0 of its inbox,
+// which no frame has. Frames that were on their way to the acceptor, and
+// replies that were on their way back, when the connection dropped were lost
+// with no answer to say so; the Transports end their frames in flight to
+// this acceptor (synod.ErrReplyLost), so the phases that sent them retry at
+// once. nats.go has sent the subscriptions again before it reports the
+// reconnect, and this publish goes after them, so the retries find the
+// acceptor. A Transport of an earlier release ignores the announcement (no
+// frame of its has ID 0).
+func (s *Service) announce() {
+	now := time.Now()
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		return
+	}
+	s.forgetInboxesLocked(now)
+	inboxes := make([]string, 0, len(s.inboxes))
+	for inbox := range s.inboxes {
+		inboxes = append(inboxes, inbox)
+	}
+	s.mu.Unlock()
+	if len(inboxes) == 0 {
+		return
+	}
+	msg, err := EncodeReplyFrame(s.acc.ID(), nil)
+	if err != nil {
+		s.log.Error("natstransport: encode announcement", "err", err)
+		return
+	}
+	for _, inbox := range inboxes {
+		s.publish(inbox+"."+strconv.Itoa(helloFrameID), msg)
+	}
+	s.log.Info("natstransport: NATS connection back; told the proposers that requests in flight may be lost", "proposers", len(inboxes))
 }
