@@ -69,6 +69,10 @@ type run struct {
 	// kill-nats-server: the server killed, the acceptor connected to it and
 	// how many reconnects it had logged before.
 	killed, victim, reconnects int
+	// kill-shared-nats-server: the acceptors connected to the killed
+	// server, and how many reconnects each had logged before.
+	victims      []int
+	reconnectsOf map[int]int
 }
 
 // proposers is how many proposer connections a scenario uses, one per
@@ -256,6 +260,18 @@ func TestFaults(t *testing.T) {
 			name: "kill-nats-server", env: natsEnv(3), hold: time.Second,
 			fault: fault{inject: killProposersServer, during: failedOver, heal: restartKilledServer},
 		},
+		{
+			// Kill a server that two acceptors are connected to (a0 and a1
+			// connect to server 0 at first, and after each fault some
+			// server serves two again): the requests in flight to both
+			// are lost with it, with no answer, and no quorum answers the
+			// phases that sent them until both acceptors are back.
+			name: "kill-shared-nats-server", hold: time.Second,
+			env: envConfig{natsServers: 3, acceptors: 3, acceptorURL: func(c *harness.NATSCluster, i int) string {
+				return c.ClientURL([]int{0, 0, 2}[i])
+			}},
+			fault: fault{inject: killSharedServer, during: acceptorsFailedOver, heal: restartKilledServer},
+		},
 	}
 	for _, sc := range scenarios {
 		for s := range seeds() {
@@ -304,6 +320,55 @@ func killProposersServer(ctx context.Context, r *run) error {
 	}
 	r.t.Logf("killing nats server %d, which serves proposer p0 and acceptor a%d", r.killed, r.victim)
 	return r.env.nats.Server(r.killed).Kill()
+}
+
+// killSharedServer kills the NATS server that most acceptors are connected
+// to (at least two).
+func killSharedServer(ctx context.Context, r *run) error {
+	r.killed, r.victims = -1, nil
+	for i := range r.env.nats.Size() {
+		names, err := connectionNames(ctx, r.env.nats.MonitorURL(i))
+		if err != nil {
+			return err
+		}
+		var on []int
+		for a := range r.env.acceptors {
+			if names[fmt.Sprintf("synod-acceptor-%s-a%d", clusterName, a)] {
+				on = append(on, a)
+			}
+		}
+		if len(on) > len(r.victims) {
+			r.killed, r.victims = i, on
+		}
+	}
+	if len(r.victims) < 2 {
+		return fmt.Errorf("no NATS server serves two acceptors")
+	}
+	r.reconnectsOf = map[int]int{}
+	for _, a := range r.victims {
+		r.reconnectsOf[a] = strings.Count(r.env.acceptors[a].Tail(), reconnectedLine)
+	}
+	r.t.Logf("killing nats server %d, which serves acceptors %v", r.killed, r.victims)
+	return r.env.nats.Server(r.killed).Kill()
+}
+
+// acceptorsFailedOver waits, while the server killSharedServer killed is
+// dead, until its acceptors reconnected, and checks that every proposer
+// completes a change.
+func acceptorsFailedOver(ctx context.Context, r *run) error {
+	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	for _, a := range r.victims {
+		for strings.Count(r.env.acceptors[a].Tail(), reconnectedLine) <= r.reconnectsOf[a] {
+			if wctx.Err() != nil {
+				return fmt.Errorf("acceptor a%d did not fail over from server %d", a, r.killed)
+			}
+			sleep(wctx, 20*time.Millisecond)
+		}
+	}
+	r.t.Logf("failed over: acceptors %v reconnected", r.victims)
+	r.w.verifyResume(wctx, r.t, 10*time.Second)
+	return nil
 }
 
 // reconnectedLine is what synod-acceptor logs after a NATS reconnect.
