@@ -306,8 +306,9 @@ func (s *Service) watchReconnects(ch <-chan nats.Status) {
 // replies that were on their way back, when the connection dropped were lost
 // with no answer to say so; the Transports end their frames in flight to
 // this acceptor (synod.ErrReplyLost), so the phases that sent them retry at
-// once. nats.go has sent the subscriptions again before it reports the
-// reconnect, and this publish goes after them, so the retries find the
+// once. nats.go reports the reconnect while it holds the connection's lock,
+// which it releases only after it has sent the subscriptions again; this
+// publish needs that lock and so goes after them, and the retries find the
 // acceptor. A Transport of an earlier release ignores the announcement (no
 // frame of its has ID 0).
 func (s *Service) announce() {
