@@ -27,7 +27,17 @@ import (
 const (
 	defaultSeeds = 1000
 	raceSeeds    = 100 // -race and -short runs
+	// checkTimeout bounds porcupine's check of one history where a history
+	// it cannot decide in time only costs a seed (the search for injected
+	// bugs, which needs a verdict of Illegal).
 	checkTimeout = time.Minute
+	// proofTimeout bounds it where every history must be proved legal
+	// (TestSimLinearizable, TestSimExactlyOnce). The hardest history of
+	// seeds 1..5000 (seed 1959: 146 operations, 82 indeterminate) takes
+	// ~47s alone, and longer while the other seeds' checks share the CPU:
+	// the one-minute bound made SYNOD_SEEDS=5000 runs fail now and then
+	// with a history that was never found illegal.
+	proofTimeout = 5 * time.Minute
 )
 
 func envUint(t *testing.T, name string, def uint64) uint64 {
@@ -59,14 +69,14 @@ func seedRange(t *testing.T) (first, n uint64, single bool) {
 
 // runSeeds runs cfg(seed) for n seeds from first on every core and returns
 // the results in seed order.
-func runSeeds(first, n uint64, cfg func(seed uint64) synodtest.SimConfig) []*synodtest.SimResult {
+func runSeeds(first, n uint64, timeout time.Duration, cfg func(seed uint64) synodtest.SimConfig) []*synodtest.SimResult {
 	results := make([]*synodtest.SimResult, n)
 	var next atomic.Uint64
 	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			for i := next.Add(1) - 1; i < n; i = next.Add(1) - 1 {
-				results[i] = synodtest.RunSim(cfg(first+i), checkTimeout)
+				results[i] = synodtest.RunSim(cfg(first+i), timeout)
 			}
 		})
 	}
@@ -86,6 +96,9 @@ func report(t *testing.T, r *synodtest.SimResult, replay string) {
 			break
 		}
 		fmt.Fprintf(&b, "  violation: %s\n", v)
+	}
+	if r.Check == porcupine.Unknown {
+		fmt.Fprintf(&b, "  the linearizability check ran out of its %v before it found the history legal or illegal\n", proofTimeout)
 	}
 	if r.Check != porcupine.Ok {
 		path, err := synodtest.WriteVisualization(r.History, fmt.Sprintf("synod-sim-seed-%d-*.html", r.Config.Seed))
@@ -113,7 +126,7 @@ func TestSimLinearizable(t *testing.T) {
 			return c
 		}
 	}
-	results := runSeeds(first, n, cfg)
+	results := runSeeds(first, n, proofTimeout, cfg)
 	var ops, committed, indeterminate, pruned, timedOut, notApplied, events, crashes, lean, fallbacks, leanSeeds int
 	var deleted, steps1, collections, collected, withOps, notDelivered int
 	var batches, batched, dropped, batchSeeds int
@@ -329,7 +342,7 @@ func TestSimFindsInjectedBugs(t *testing.T) {
 			var found *synodtest.SimResult
 			const batch = 20
 			for first := uint64(1); first <= maxSeeds && found == nil; first += batch {
-				for _, r := range runSeeds(first, batch, cfg(tt.fault)) {
+				for _, r := range runSeeds(first, batch, checkTimeout, cfg(tt.fault)) {
 					// The bug must show in porcupine's verdict, not only in
 					// the durability invariant.
 					if r.Check == porcupine.Illegal {
@@ -343,7 +356,7 @@ func TestSimFindsInjectedBugs(t *testing.T) {
 			}
 			seed := found.Config.Seed
 			t.Logf("fault %v: seed %d found it: %v (first violation: %s)", tt.fault, seed, found, firstOr(found.Violations, "none"))
-			for _, r := range runSeeds(1, seed, cfg(synodtest.FaultNone)) {
+			for _, r := range runSeeds(1, seed, proofTimeout, cfg(synodtest.FaultNone)) {
 				if !r.OK() {
 					report(t, r, "synodtest.RunSim with the config above (RandomSimConfig(seed) with this test's tweak)")
 				}
@@ -399,7 +412,7 @@ func TestSimExactlyOnce(t *testing.T) {
 		t.Run(sh.name, func(t *testing.T) {
 			rate := map[bool]float64{}
 			for _, once := range []bool{false, true} {
-				results := runSeeds(first, n, func(seed uint64) synodtest.SimConfig {
+				results := runSeeds(first, n, proofTimeout, func(seed uint64) synodtest.SimConfig {
 					c := synodtest.RandomSimConfig(seed)
 					sh.tweak(&c)
 					c.ExactlyOnce = once
