@@ -22,74 +22,112 @@ import (
 func TestTransportAnnouncementEndsFramesInFlight(t *testing.T) {
 	srv := runRestartableServer(t)
 	acc := srv.connect(t)
-	replySubjects := make(chan string, 16)
-	if _, err := acc.Subscribe("synod."+testCluster+".mute.frame", func(m *nats.Msg) { replySubjects <- m.Reply }); err != nil {
-		t.Fatal(err)
+	// Three acceptors that never answer on their own: the test answers for
+	// them from acc, whose messages the Transport handles one at a time, in
+	// order.
+	requests := map[string]chan *nats.Msg{}
+	for _, id := range []string{"mute", "quiet", "late"} {
+		ch := make(chan *nats.Msg, 16)
+		requests[id] = ch
+		if _, err := acc.Subscribe("synod."+testCluster+"."+id+".frame", func(m *nats.Msg) { ch <- m }); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := acc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	nc := srv.connect(t)
-	tr := newTransport(t, nc)
+	tr := newTransport(t, srv.connect(t))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	replies := make(chan synod.PrepareReply, 1)
-	if err := tr.Prepare(ctx, []string{"mute"}, synod.PrepareRequest{Key: "k", Ballot: b1}, replies); err != nil {
-		t.Fatal(err)
+	replies := map[string]chan synod.PrepareReply{}
+	frames := map[string]*nats.Msg{}
+	for _, id := range []string{"mute", "quiet", "late"} {
+		replies[id] = make(chan synod.PrepareReply, 1)
+		if err := tr.Prepare(ctx, []string{id}, synod.PrepareRequest{Key: "k", Ballot: b1}, replies[id]); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case frames[id] = <-requests[id]:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the frame never reached %s", id)
+		}
 	}
-	var reply string
-	select {
-	case reply = <-replySubjects:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the frame never reached the acceptor")
-	}
+	reply := frames["mute"].Reply
 	hello := reply[:strings.LastIndexByte(reply, '.')] + ".0"
-
-	other, err := EncodeReplyFrame("other", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	withItem, err := EncodeReplyFrame("mute", []ReplyItem{{Op: itemError, Seq: 1, Error: ItemError{Code: CodeStorage, Message: "x"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, bad := range [][]byte{other, withItem, []byte("garbage"), nil} {
-		if err := acc.Publish(hello, bad); err != nil {
+	announce := func(data []byte) {
+		t.Helper()
+		if err := acc.Publish(hello, data); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// Messages from one publisher arrive in order and the Transport handles
-	// them one at a time: when this reply comes, the ones before it were
-	// handled and ended nothing (or the reply would be theirs).
-	mute, err := EncodeReplyFrame("mute", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := acc.Publish(hello, mute); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case r := <-replies:
-		if !errors.Is(r.Err, synod.ErrReplyLost) || r.From != "mute" || r.Key != "k" || r.Ballot != b1 {
-			t.Fatalf("reply after the announcement: %+v, want one from mute for k at %v matching synod.ErrReplyLost", r, b1)
+	encode := func(from string, items []ReplyItem) []byte {
+		t.Helper()
+		b, err := EncodeReplyFrame(from, items)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if !strings.Contains(r.Err.Error(), "connection was lost") {
-			t.Fatalf("reply error %q does not say why", r.Err)
-		}
-		t.Logf("reply: %v", r.Err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("no reply within 10s of the announcement (the request's context has a minute left)")
+		return b
 	}
-	waitFor(t, "the lost request to leave", func() bool { return tr.Pending() == 0 })
+	awaitReply := func(id string) synod.PrepareReply {
+		t.Helper()
+		select {
+		case r := <-replies[id]:
+			return r
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no reply from %s within 10s (the request's context has a minute left)", id)
+			return synod.PrepareReply{}
+		}
+	}
+	isLost := func(r synod.PrepareReply, id string) {
+		t.Helper()
+		if !errors.Is(r.Err, synod.ErrReplyLost) || r.From != id || r.Key != "k" || r.Ballot != b1 ||
+			!strings.Contains(r.Err.Error(), "acceptor "+id+": its NATS connection was lost") {
+			t.Fatalf("reply %+v, want one from %s for k at %v matching synod.ErrReplyLost that says why", r, id, b1)
+		}
+	}
 
-	// The acceptor's pipeline is free: the next request goes out at once.
+	// Ignored: an acceptor without frames here, an announcement with an
+	// item, garbage, nothing. Then quiet's, which ends quiet's frame only.
+	announce(encode("other", nil))
+	announce(encode("mute", []ReplyItem{{Op: itemError, Seq: 1, Error: ItemError{Code: CodeStorage, Message: "x"}}}))
+	announce([]byte("garbage"))
+	announce(nil)
+	announce(encode("quiet", nil))
+	// late answers its frame normally. When its reply arrives, the
+	// Transport has finished with every message before it.
+	reqs, err := DecodeRequestFrame(frames["late"].Data, DefaultLimits())
+	if err != nil || len(reqs) != 1 {
+		t.Fatalf("late's frame: %v, %d items", err, len(reqs))
+	}
+	answer := encode("late", []ReplyItem{{Seq: reqs[0].Seq, Op: synod.OpPrepare,
+		Prepare: synod.PrepareReply{From: "late", Key: "k", Ballot: b1, OK: true}}})
+	if err := acc.Publish(frames["late"].Reply, answer); err != nil {
+		t.Fatal(err)
+	}
+	if r := awaitReply("late"); r.Err != nil || !r.OK {
+		t.Fatalf("late's reply: %+v", r)
+	}
+	isLost(awaitReply("quiet"), "quiet")
+	select {
+	case r := <-replies["mute"]:
+		t.Fatalf("mute's frame ended before its own announcement: %+v", r)
+	default:
+	}
+
+	announce(encode("mute", nil))
+	r := awaitReply("mute")
+	isLost(r, "mute")
+	t.Logf("reply: %v", r.Err)
+	waitFor(t, "the lost requests to leave", func() bool { return tr.Pending() == 0 })
+
+	// mute's pipeline is free: the next request goes out at once.
 	if err := tr.Prepare(ctx, []string{"mute"}, synod.PrepareRequest{Key: "k2", Ballot: b1}, make(chan synod.PrepareReply, 1)); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-replySubjects:
+	case <-requests["mute"]:
 	case <-time.After(10 * time.Second):
-		t.Fatal("the next frame did not reach the acceptor")
+		t.Fatal("the next frame did not reach mute")
 	}
 }
 
