@@ -392,6 +392,11 @@ func muteAcceptor(t *testing.T, nc *nats.Conn) <-chan struct{} {
 	if _, err := nc.Subscribe("synod."+testCluster+".mute.frame", func(*nats.Msg) { frames <- struct{}{} }); err != nil {
 		t.Fatal(err)
 	}
+	// The server must have the subscription before the first frame, which
+	// would otherwise get "no responders" and never arrive.
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	return frames
 }
 
