@@ -2,6 +2,7 @@ package synod_test
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -40,9 +41,13 @@ func (s slowRequests) Accept(ctx context.Context, to []string, req synod.AcceptR
 // TestChangeOvertakesAKeyChangedInALoop runs changes of one key from a
 // second client while a first one changes it in a loop on the one-round-trip
 // path, taking a new ballot with each change, as a rescan or a failed-over
-// actor meets its old activation. Every change of the second client must
-// succeed within its context: a retry that only went one ballot past the
-// refusal it saw would be refused again for as long as the loop runs.
+// actor meets its old activation. Every change of the second client must end
+// well within its context: a retry that only went one ballot past the
+// refusal it saw would be refused again for as long as the loop runs, until
+// the context ends. A change may end early with ErrIndeterminate, and only
+// with that: when its accept reached some acceptors and the loop's next
+// round may or may not have adopted it (the Proposal's rule), which happens
+// under load (in 2 of 2 runs of the -race suite beside natstransport's).
 func TestChangeOvertakesAKeyChangedInALoop(t *testing.T) {
 	local, cfg, _ := synodtest.NewLocalCluster(3)
 	tr := slowRequests{LocalTransport: local, delay: time.Millisecond}
@@ -75,13 +80,22 @@ func TestChangeOvertakesAKeyChangedInALoop(t *testing.T) {
 	}()
 	<-started
 	const changes = 10
+	indeterminate := 0
 	for i := range changes {
 		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
 		_, err := other.Change(cctx, "k", incr)
+		ended := cctx.Err()
 		ccancel()
-		if err != nil {
-			t.Fatalf("change %d of %d beside the loop (which made %d): %v", i+1, changes, looped.Load(), err)
+		switch {
+		case err == nil:
+		case errors.Is(err, synod.ErrIndeterminate) && ended == nil:
+			indeterminate++
+		default:
+			t.Fatalf("change %d of %d beside the loop (which made %d): %v (context: %v)", i+1, changes, looped.Load(), err, ended)
 		}
 	}
-	t.Logf("%d changes beside %d of the loop", changes, looped.Load())
+	if indeterminate == changes {
+		t.Fatalf("all %d changes beside the loop ended indeterminate", changes)
+	}
+	t.Logf("%d changes beside %d of the loop, %d of them indeterminate", changes, looped.Load(), indeterminate)
 }
