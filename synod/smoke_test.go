@@ -16,6 +16,9 @@ func incr(old []byte) ([]byte, error) {
 	return []byte(strconv.Itoa(n + 1)), nil
 }
 
+// TestSmokeConcurrentIncrements runs increments of one key from three
+// clients: the register ends holding every acknowledged increment, and of
+// the indeterminate ones any number.
 func TestSmokeConcurrentIncrements(t *testing.T) {
 	tr, cfg, _ := synodtest.NewLocalCluster(3)
 	var clients []*synod.Client
@@ -28,7 +31,7 @@ func TestSmokeConcurrentIncrements(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	ok := 0
+	ok, indeterminate := 0, 0
 	for _, c := range clients {
 		wg.Add(1)
 		go func() {
@@ -38,7 +41,11 @@ func TestSmokeConcurrentIncrements(t *testing.T) {
 					mu.Lock()
 					ok++
 					mu.Unlock()
-				} else if !errors.Is(err, synod.ErrIndeterminate) {
+				} else if errors.Is(err, synod.ErrIndeterminate) {
+					mu.Lock()
+					indeterminate++
+					mu.Unlock()
+				} else {
 					t.Errorf("change: %v", err)
 				}
 			}
@@ -49,7 +56,10 @@ func TestSmokeConcurrentIncrements(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := string(v); got != strconv.Itoa(ok) {
-		t.Fatalf("value = %s, want %d acknowledged increments", got, ok)
+	// An indeterminate increment may or may not have landed (under load one
+	// does now and then: 149 with 148 acknowledged, in a CI run).
+	got, err := strconv.Atoi(string(v))
+	if err != nil || got < ok || got > ok+indeterminate {
+		t.Fatalf("value = %q, want %d acknowledged increments plus at most %d indeterminate ones", v, ok, indeterminate)
 	}
 }
