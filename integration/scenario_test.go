@@ -66,13 +66,12 @@ type run struct {
 	rec   *harness.Recorder
 	extra []harness.LogSource
 
-	// kill-nats-server: the server killed, the acceptor connected to it and
-	// how many reconnects it had logged before.
-	killed, victim, reconnects int
-	// kill-shared-nats-server: the acceptors connected to the killed
-	// server, and how many reconnects each had logged before.
-	victims      []int
-	reconnectsOf map[int]int
+	// kill-nats-server and kill-shared-nats-server: the server killed, the
+	// acceptors connected to it, and how many reconnects each had logged
+	// before.
+	killed     int
+	victims    []int
+	reconnects map[int]int
 }
 
 // proposers is how many proposer connections a scenario uses, one per
@@ -292,79 +291,96 @@ func seeds() int {
 }
 
 // killProposersServer kills the NATS server proposer p0 is connected to,
-// after finding an acceptor connected to it (in the server's /connz).
+// after finding the acceptors connected to it (in the server's /connz).
 func killProposersServer(ctx context.Context, r *run) error {
 	url := r.w.props[0].nc.ConnectedUrl()
-	r.killed, r.victim = -1, -1
+	server := -1
 	for i := range r.env.nats.Size() {
 		if r.env.nats.ClientURL(i) == url {
-			r.killed = i
+			server = i
 		}
 	}
-	if r.killed < 0 {
+	if server < 0 {
 		return fmt.Errorf("proposer p0 is connected to %q, not to a server of the cluster", url)
 	}
-	names, err := connectionNames(ctx, r.env.nats.MonitorURL(r.killed))
+	on, err := acceptorsOn(ctx, r, server)
 	if err != nil {
 		return err
 	}
-	for i := range r.env.acceptors {
-		if names[fmt.Sprintf("synod-acceptor-%s-a%d", clusterName, i)] {
-			r.victim = i
-			r.reconnects = strings.Count(r.env.acceptors[i].Tail(), reconnectedLine)
-			break
-		}
+	if len(on) == 0 {
+		return fmt.Errorf("no acceptor is connected to server %d", server)
 	}
-	if r.victim < 0 {
-		return fmt.Errorf("no acceptor is connected to server %d (connections %v)", r.killed, names)
-	}
-	r.t.Logf("killing nats server %d, which serves proposer p0 and acceptor a%d", r.killed, r.victim)
-	return r.env.nats.Server(r.killed).Kill()
+	r.t.Logf("killing nats server %d, which serves proposer p0 and acceptors %v", server, on)
+	return r.kill(server, on)
 }
 
 // killSharedServer kills the NATS server that most acceptors are connected
 // to (at least two).
 func killSharedServer(ctx context.Context, r *run) error {
-	r.killed, r.victims = -1, nil
+	server, most := -1, []int(nil)
 	for i := range r.env.nats.Size() {
-		names, err := connectionNames(ctx, r.env.nats.MonitorURL(i))
+		on, err := acceptorsOn(ctx, r, i)
 		if err != nil {
 			return err
 		}
-		var on []int
-		for a := range r.env.acceptors {
-			if names[fmt.Sprintf("synod-acceptor-%s-a%d", clusterName, a)] {
-				on = append(on, a)
-			}
-		}
-		if len(on) > len(r.victims) {
-			r.killed, r.victims = i, on
+		if len(on) > len(most) {
+			server, most = i, on
 		}
 	}
-	if len(r.victims) < 2 {
+	if len(most) < 2 {
 		return fmt.Errorf("no NATS server serves two acceptors")
 	}
-	r.reconnectsOf = map[int]int{}
-	for _, a := range r.victims {
-		r.reconnectsOf[a] = strings.Count(r.env.acceptors[a].Tail(), reconnectedLine)
-	}
-	r.t.Logf("killing nats server %d, which serves acceptors %v", r.killed, r.victims)
-	return r.env.nats.Server(r.killed).Kill()
+	r.t.Logf("killing nats server %d, which serves acceptors %v", server, most)
+	return r.kill(server, most)
 }
 
-// acceptorsFailedOver waits, while the server killSharedServer killed is
-// dead, until its acceptors reconnected, and checks that every proposer
-// completes a change.
+// acceptorsOn returns the acceptors connected to NATS server i.
+func acceptorsOn(ctx context.Context, r *run, i int) ([]int, error) {
+	names, err := connectionNames(ctx, r.env.nats.MonitorURL(i))
+	if err != nil {
+		return nil, err
+	}
+	var on []int
+	for a := range r.env.acceptors {
+		if names[fmt.Sprintf("synod-acceptor-%s-a%d", clusterName, a)] {
+			on = append(on, a)
+		}
+	}
+	return on, nil
+}
+
+// kill notes the acceptors connected to NATS server i and how many
+// reconnects each has logged, and kills the server.
+func (r *run) kill(i int, victims []int) error {
+	r.killed, r.victims, r.reconnects = i, victims, map[int]int{}
+	for _, a := range victims {
+		r.reconnects[a] = strings.Count(r.env.acceptors[a].Tail(), reconnectedLine)
+	}
+	return r.env.nats.Server(i).Kill()
+}
+
+// victimsReconnected waits until every acceptor of the killed server logged
+// one more reconnect.
+func victimsReconnected(ctx context.Context, r *run) error {
+	for _, a := range r.victims {
+		for strings.Count(r.env.acceptors[a].Tail(), reconnectedLine) <= r.reconnects[a] {
+			if ctx.Err() != nil {
+				return fmt.Errorf("acceptor a%d did not fail over from server %d", a, r.killed)
+			}
+			sleep(ctx, 20*time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// acceptorsFailedOver checks, while the server killSharedServer killed is
+// dead, that its acceptors reconnected and that every proposer completes a
+// change.
 func acceptorsFailedOver(ctx context.Context, r *run) error {
 	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	for _, a := range r.victims {
-		for strings.Count(r.env.acceptors[a].Tail(), reconnectedLine) <= r.reconnectsOf[a] {
-			if wctx.Err() != nil {
-				return fmt.Errorf("acceptor a%d did not fail over from server %d", a, r.killed)
-			}
-			sleep(wctx, 20*time.Millisecond)
-		}
+	if err := victimsReconnected(wctx, r); err != nil {
+		return err
 	}
 	r.t.Logf("failed over: acceptors %v reconnected", r.victims)
 	r.w.verifyResume(wctx, r.t, 10*time.Second)
@@ -410,18 +426,14 @@ func connectionNames(ctx context.Context, monitorURL string) (map[string]bool, e
 }
 
 // failedOver checks, while the server killed by killProposersServer is
-// dead, that its acceptor reconnected to another server and that proposer
+// dead, that its acceptors reconnected to another server and that proposer
 // p0 moved to another server and completes changes.
 func failedOver(ctx context.Context, r *run) error {
 	dead := r.env.nats.ClientURL(r.killed)
 	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	acc := r.env.acceptors[r.victim]
-	for strings.Count(acc.Tail(), reconnectedLine) <= r.reconnects {
-		if wctx.Err() != nil {
-			return fmt.Errorf("acceptor a%d did not fail over from server %d", r.victim, r.killed)
-		}
-		sleep(wctx, 20*time.Millisecond)
+	if err := victimsReconnected(wctx, r); err != nil {
+		return err
 	}
 	p := r.w.props[0]
 	for p.nc.ConnectedUrl() == dead || !p.nc.IsConnected() {
@@ -430,7 +442,7 @@ func failedOver(ctx context.Context, r *run) error {
 		}
 		sleep(wctx, 20*time.Millisecond)
 	}
-	r.t.Logf("failed over: a%d reconnected, p0 now on %s", r.victim, p.nc.ConnectedUrl())
+	r.t.Logf("failed over: acceptors %v reconnected, p0 now on %s", r.victims, p.nc.ConnectedUrl())
 	r.w.verifyResume(wctx, r.t, 10*time.Second)
 	return nil
 }
