@@ -189,18 +189,27 @@ func (t *Transport) watchConnection(ch <-chan nats.Status) {
 // nats.go and sent after the reconnect; one caught here too only costs its
 // phase a retry.
 func (t *Transport) connectionLost() {
+	if n := t.endFrames("", "connection lost before the reply"); n > 0 {
+		t.log.Info("natstransport: connection to the NATS server lost; frames in flight got no reply", "frames", n)
+	}
+}
+
+// endFrames answers every item of the frames in flight to acceptor (to
+// every acceptor if it is "") with a reply whose Err matches
+// synod.ErrReplyLost and says why, and returns how many frames it ended.
+func (t *Transport) endFrames(acceptor, why string) int {
 	t.mu.Lock()
-	frames := make([]*frame, 0, len(t.frames))
+	var frames []*frame
 	for _, fr := range t.frames {
-		frames = append(frames, fr)
+		if acceptor == "" || fr.peer.id == acceptor {
+			frames = append(frames, fr)
+		}
 	}
 	t.mu.Unlock()
-	if len(frames) > 0 {
-		t.log.Info("natstransport: connection to the NATS server lost; frames in flight will get no reply", "frames", len(frames))
-	}
 	for _, fr := range frames {
-		t.frameFailed(fr, fmt.Errorf("natstransport: acceptor %s: connection lost before the reply: %w", fr.peer.id, synod.ErrReplyLost))
+		t.frameFailed(fr, fmt.Errorf("natstransport: acceptor %s: %s: %w", fr.peer.id, why, synod.ErrReplyLost))
 	}
+	return len(frames)
 }
 
 // Close unsubscribes and forgets every pending request. Calls after Close
@@ -640,20 +649,11 @@ func (t *Transport) onHello(m *nats.Msg) {
 		t.log.Warn("natstransport: bad acceptor announcement ignored", "err", err)
 		return
 	}
-	t.mu.Lock()
-	var frames []*frame
-	for _, fr := range t.frames {
-		if fr.peer.id == f.From {
-			frames = append(frames, fr)
-		}
+	if f.From == "" {
+		return // endFrames would take it for every acceptor
 	}
-	t.mu.Unlock()
-	if len(frames) == 0 {
-		return
-	}
-	t.log.Info("natstransport: acceptor reconnected to NATS; its frames in flight will get no reply", "acceptor", f.From, "frames", len(frames))
-	for _, fr := range frames {
-		t.frameFailed(fr, fmt.Errorf("natstransport: acceptor %s: its NATS connection was lost with the request: %w", f.From, synod.ErrReplyLost))
+	if n := t.endFrames(f.From, "its NATS connection was lost with the request"); n > 0 {
+		t.log.Info("natstransport: acceptor reconnected to NATS; its frames in flight got no reply", "acceptor", f.From, "frames", n)
 	}
 }
 
