@@ -256,7 +256,11 @@ const (
 // s.mu is held.
 func (s *Service) noteInboxLocked(reply string, now time.Time) {
 	i := strings.LastIndexByte(reply, '.')
-	if i <= 0 || !isFrameID(reply[i+1:]) {
+	if i <= 0 {
+		return
+	}
+	// A frame ID, as Transport.parseReplySubject reads it.
+	if _, err := strconv.ParseUint(reply[i+1:], 10, 64); err != nil {
 		return
 	}
 	inbox := reply[:i]
@@ -267,19 +271,6 @@ func (s *Service) noteInboxLocked(reply string, now time.Time) {
 		}
 	}
 	s.inboxes[inbox] = now
-}
-
-// isFrameID reports whether tok is a Transport's frame ID: decimal digits.
-func isFrameID(tok string) bool {
-	if tok == "" || len(tok) > 20 {
-		return false
-	}
-	for i := 0; i < len(tok); i++ {
-		if tok[i] < '0' || tok[i] > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // forgetInboxesLocked forgets the inboxes not seen within inboxWindow of
