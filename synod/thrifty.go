@@ -93,14 +93,16 @@ type thrifty struct {
 	suspected atomic.Int32 // len(suspects), read without mu on every phase
 	mu        sync.Mutex
 	suspects  map[string]time.Time // acceptor -> when it is tried again
-	rot       atomic.Pointer[rotations]
+	order     atomic.Pointer[order]
 }
 
-// rotations caches every rotation of one acceptor list, so that a phase
-// with no suspects splits without allocating.
-type rotations struct {
+// order caches the client's rotation of one acceptor list (ThriftySplit's
+// order for spread with no suspects), so that such a phase splits without
+// allocating or hashing.
+type order struct {
 	acceptors []string
-	rot       [][]string
+	spread    string
+	rotated   []string
 }
 
 func newThrifty(o clientOptions) *thrifty {
@@ -131,15 +133,13 @@ func (t *thrifty) split(cfg Config, spread string, accept bool) (first, rest []s
 		now := t.now()
 		return ThriftySplit(cfg, spread, accept, func(id string) bool { return t.suspectLocked(id, now) })
 	}
-	r := t.rot.Load()
-	if r == nil || !slices.Equal(r.acceptors, acc) {
-		r = &rotations{acceptors: acc, rot: make([][]string, len(acc))}
-		for i := range acc {
-			r.rot[i] = append(append(make([]string, 0, len(acc)), acc[i:]...), acc[:i]...)
-		}
-		t.rot.Store(r)
+	o := t.order.Load()
+	if o == nil || o.spread != spread || !slices.Equal(o.acceptors, acc) {
+		i := keySlot(spread, len(acc))
+		o = &order{acceptors: acc, spread: spread, rotated: append(append(make([]string, 0, len(acc)), acc[i:]...), acc[:i]...)}
+		t.order.Store(o)
 	}
-	s := r.rot[keySlot(spread, len(acc))]
+	s := o.rotated
 	return s[:size:size], s[size:]
 }
 
