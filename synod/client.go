@@ -50,6 +50,20 @@ type Reader interface {
 	Read(ctx context.Context, to []string, req ReadRequest, replies chan<- ReadReply) error
 }
 
+// Nearness is an optional Transport ability: knowing which acceptors are
+// near the client, such as those reached through the client's own NATS
+// server or in its own zone, where the others are a network hop or a zone
+// farther. A thrifty Client (see WithThrifty) puts them first in its subset,
+// so that its one-round-trip accepts wait for near acceptors where it can.
+// Safety does not depend on the answer.
+type Nearness interface {
+	// Near returns the IDs of the near acceptors, or nil when the transport
+	// does not know or finds them all equally near. It is called on every
+	// thrifty phase, so it must be cheap, and the caller may keep the slice:
+	// a changed answer is a new slice.
+	Near() []string
+}
+
 // Client runs changes of registers against a set of acceptors: it is the thin
 // driver that adds contexts, timers, backoff and a Transport to the pure
 // Proposer. It is safe for concurrent use. Rounds of one key from one Client
@@ -62,7 +76,8 @@ type Client struct {
 	opts    clientOptions
 	metrics *clientMetrics
 
-	thr *thrifty // nil without thrifty phases
+	thr  *thrifty // nil without thrifty phases
+	near Nearness // the Transport's, nil if it has none
 
 	mu   sync.Mutex // guards p and rng
 	p    *Proposer
@@ -159,15 +174,20 @@ func WithLeanReads(on bool) Option { return func(o *clientOptions) { o.noLeanRea
 // acceptor: those are where proposers contend, and sending them to a subset
 // left many more changes indeterminate under contention and network faults.
 //
-// The subset is the client's own (ThriftySplit of its proposer ID), not one
-// per key: all of a client's requests to an acceptor then share the
+// The subset is the client's own (ThriftySplitNear of its proposer ID and
+// the Transport's near acceptors, see Nearness), not one per key: all of a client's requests to an acceptor then share the
 // Transport's frames to it, which stay as large as with every acceptor
 // asked, and a third fewer frames travel (with three acceptors). Subsets per
 // key would spread each client's requests over every acceptor in smaller
 // frames, and with many changes in flight it is the cost per frame, not per
 // request, that bounds acceptors and NATS servers. Clients with different
 // proposer IDs spread over the acceptors, and no acceptor gets more requests
-// than it would with every acceptor asked.
+// than it would with every acceptor asked. When the Transport knows which
+// acceptors are near (a Nearness), the subset holds those first and fills up
+// as the proposer ID picks: a proposer whose NATS server also serves an
+// acceptor saves the hop to another server on one of its two accepts (with
+// three acceptors), and one in a zone with two acceptors waits for no other
+// zone.
 //
 // The others get the accept too (a hedge) as soon as a reply of the subset
 // is not a yes (a refusal, a storage failure, a request not delivered, a
@@ -184,8 +204,9 @@ func WithLeanReads(on bool) Option { return func(o *clientOptions) { o.noLeanRea
 // Disabled, every phase goes to every acceptor at once. That is better
 // under network latency with jitter, where a fixed subset forgoes the
 // fastest two replies of three, and when one acceptor is much farther than
-// the others (another zone): the subset takes no account of distance, so a
-// client whose subset holds the far acceptor waits for it. A paused
+// the others (another zone) and the Transport cannot tell (it has no
+// Nearness): then a client whose subset holds the far acceptor waits for
+// it. A paused
 // acceptor or nats-server costs less with thrifty phases (the README's
 // performance section has the figures).
 func WithThrifty(on bool) Option { return func(o *clientOptions) { o.noThrifty = !on } }
@@ -238,6 +259,7 @@ func NewClient(proposerID string, cfg Config, tr Transport, opts ...Option) (*Cl
 	c := &Client{tr: tr, opts: o, metrics: m, p: p, rng: rng}
 	if !o.noThrifty {
 		c.thr = newThrifty(o)
+		c.near, _ = tr.(Nearness)
 	}
 	return c, nil
 }
@@ -509,7 +531,11 @@ func (c *Client) phase(ctx context.Context, pr *Proposal, all, settle bool) (ok,
 	cfg := pr.Config()
 	first, rest := cfg.Acceptors, []string(nil)
 	if c.thr != nil && !all && pr.OneRoundTrip() {
-		first, rest = c.thr.split(cfg, c.p.ID(), req.Accept != nil)
+		var near []string
+		if c.near != nil {
+			near = c.near.Near()
+		}
+		first, rest = c.thr.split(cfg, c.p.ID(), near, req.Accept != nil)
 	}
 	if p := req.Prepare; p != nil {
 		ok, stalled, _ := runPhase(c, pctx, pr, first, rest,

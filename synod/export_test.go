@@ -29,6 +29,10 @@ func Observe(c *Client, d time.Duration) { c.thr.observe(d) }
 // Subset returns the acceptors of cfg that c's next thrifty accept would go
 // to first.
 func Subset(c *Client, cfg Config) []string {
-	first, _ := c.thr.split(cfg, c.ID(), true)
+	var near []string
+	if c.near != nil {
+		near = c.near.Near()
+	}
+	first, _ := c.thr.split(cfg, c.ID(), near, true)
 	return first
 }

@@ -34,17 +34,26 @@ func ThriftySize(cfg Config, accept bool) int {
 // A Client passes its proposer ID as spread, so all its phases go to one
 // subset; see WithThrifty for why. Safety does not depend on the choice.
 func ThriftySplit(cfg Config, spread string, accept bool, suspect func(id string) bool) (first, rest []string) {
+	return ThriftySplitNear(cfg, spread, nil, accept, suspect)
+}
+
+// ThriftySplitNear is ThriftySplit with the acceptors in near (see Nearness)
+// first, in the order of spread's rotation, then the others in that order:
+// a subset takes the near acceptors it has room for and fills up with the
+// others as spread picks them. Acceptors of near that cfg does not hold are
+// ignored. With near empty, or holding every acceptor of cfg, it is
+// ThriftySplit.
+func ThriftySplitNear(cfg Config, spread string, near []string, accept bool, suspect func(id string) bool) (first, rest []string) {
 	acc := cfg.Acceptors
 	n := len(acc)
 	size := ThriftySize(cfg, accept)
 	if size >= n {
 		return acc, nil
 	}
-	start := keySlot(spread, n)
+	order := thriftyOrder(acc, spread, near)
 	out := make([]string, 0, n)
 	var skipped []string
-	for i := range n {
-		id := acc[(start+i)%n]
+	for _, id := range order {
 		if len(out) < size && (suspect == nil || !suspect(id)) {
 			out = append(out, id)
 		} else {
@@ -57,6 +66,32 @@ func ThriftySplit(cfg Config, spread string, accept bool, suspect func(id string
 	}
 	out = append(out, skipped...)
 	return out[:size:size], out[size:]
+}
+
+// thriftyOrder returns acc rotated by a hash of spread, with the acceptors
+// in near moved to the front (a stable partition: each part keeps the
+// rotation's order). It returns a new slice.
+func thriftyOrder(acc []string, spread string, near []string) []string {
+	n := len(acc)
+	start := keySlot(spread, n)
+	out := make([]string, 0, n)
+	if len(near) > 0 {
+		for i := range n {
+			if id := acc[(start+i)%n]; slices.Contains(near, id) {
+				out = append(out, id)
+			}
+		}
+	}
+	if len(out) == 0 || len(out) == n {
+		out = out[:0]
+		return append(append(out, acc[start:]...), acc[:start]...)
+	}
+	for i := range n {
+		if id := acc[(start+i)%n]; !slices.Contains(near, id) {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // keySlot hashes s (FNV-1a) to one of n slots, without allocating.
@@ -96,12 +131,13 @@ type thrifty struct {
 	order     atomic.Pointer[order]
 }
 
-// order caches the client's rotation of one acceptor list (ThriftySplit's
-// order for spread with no suspects), so that such a phase splits without
-// allocating or hashing.
+// order caches the client's order of one acceptor list (ThriftySplitNear's
+// order for spread and near with no suspects), so that such a phase splits
+// without allocating or hashing.
 type order struct {
 	acceptors []string
 	spread    string
+	near      []string
 	rotated   []string
 }
 
@@ -119,9 +155,10 @@ func newThrifty(o clientOptions) *thrifty {
 	}
 }
 
-// split is ThriftySplit of spread (the client's proposer ID) with the
-// client's suspects, from the cache when there are none.
-func (t *thrifty) split(cfg Config, spread string, accept bool) (first, rest []string) {
+// split is ThriftySplitNear of spread (the client's proposer ID) and near
+// (its Transport's, see Nearness) with the client's suspects, from the cache
+// when there are none.
+func (t *thrifty) split(cfg Config, spread string, near []string, accept bool) (first, rest []string) {
 	acc := cfg.Acceptors
 	size := ThriftySize(cfg, accept)
 	if size >= len(acc) {
@@ -131,12 +168,11 @@ func (t *thrifty) split(cfg Config, spread string, accept bool) (first, rest []s
 		t.mu.Lock()
 		defer t.mu.Unlock()
 		now := t.now()
-		return ThriftySplit(cfg, spread, accept, func(id string) bool { return t.suspectLocked(id, now) })
+		return ThriftySplitNear(cfg, spread, near, accept, func(id string) bool { return t.suspectLocked(id, now) })
 	}
 	o := t.order.Load()
-	if o == nil || o.spread != spread || !slices.Equal(o.acceptors, acc) {
-		i := keySlot(spread, len(acc))
-		o = &order{acceptors: acc, spread: spread, rotated: append(append(make([]string, 0, len(acc)), acc[i:]...), acc[:i]...)}
+	if o == nil || o.spread != spread || !slices.Equal(o.acceptors, acc) || !slices.Equal(o.near, near) {
+		o = &order{acceptors: acc, spread: spread, near: near, rotated: thriftyOrder(acc, spread, near)}
 		t.order.Store(o)
 	}
 	s := o.rotated

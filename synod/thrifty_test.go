@@ -104,6 +104,112 @@ func TestThriftySplitSpreads(t *testing.T) {
 	}
 }
 
+// ThriftySplitNear puts the near acceptors first and fills the subset as
+// the spread picks; near sets that say nothing (empty, every acceptor, none
+// of cfg's) leave ThriftySplit's choice, and suspects still go to rest.
+func TestThriftySplitNear(t *testing.T) {
+	cfg5 := synod.Config{Acceptors: []string{"a0", "a1", "a2", "a3", "a4"}}
+	cfg3 := synod.Config{Acceptors: []string{"a0", "a1", "a2"}}
+	for _, tt := range []struct {
+		name    string
+		cfg     synod.Config
+		near    []string
+		suspect []string
+		want    []string // must be in first (accept), in any order
+		same    bool     // first must equal ThriftySplit's
+	}{
+		{name: "no near", cfg: cfg3, same: true},
+		{name: "all near", cfg: cfg3, near: []string{"a2", "a0", "a1"}, same: true},
+		{name: "foreign near", cfg: cfg3, near: []string{"x9"}, same: true},
+		{name: "one near", cfg: cfg3, near: []string{"a1"}, want: []string{"a1"}},
+		{name: "one near and a foreign one", cfg: cfg3, near: []string{"x9", "a2"}, want: []string{"a2"}},
+		{name: "two near of five", cfg: cfg5, near: []string{"a4", "a1"}, want: []string{"a1", "a4"}},
+		{name: "more near than room", cfg: synod.Config{Acceptors: cfg5.Acceptors, PrepareQuorum: 5, AcceptQuorum: 1},
+			near: []string{"a3"}, want: []string{"a3"}},
+		{name: "suspect near goes to rest", cfg: cfg3, near: []string{"a1"}, suspect: []string{"a1"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			suspect := func(id string) bool { return slices.Contains(tt.suspect, id) }
+			picked := map[string]int{}
+			for k := range 300 {
+				spread := synod.ProposerID(fmt.Sprintf("node-%d", k), uint64(k))
+				first, rest := synod.ThriftySplitNear(tt.cfg, spread, tt.near, true, suspect)
+				plain, _ := synod.ThriftySplit(tt.cfg, spread, true, suspect)
+				if len(first) != tt.cfg.Q2() {
+					t.Fatalf("%s: first %v, want %d acceptors", spread, first, tt.cfg.Q2())
+				}
+				all := append(slices.Clone(first), rest...)
+				slices.Sort(all)
+				if !slices.Equal(all, tt.cfg.Acceptors) {
+					t.Fatalf("%s: first %v + rest %v is not the configuration", spread, first, rest)
+				}
+				if tt.same && !slices.Equal(first, plain) {
+					t.Fatalf("%s: near %v changed the subset %v to %v", spread, tt.near, plain, first)
+				}
+				for _, id := range tt.want {
+					if !slices.Contains(first, id) {
+						t.Fatalf("%s: near %s not in first %v", spread, id, first)
+					}
+				}
+				for _, id := range tt.suspect {
+					if slices.Contains(first, id) {
+						t.Fatalf("%s: suspect %s in first %v", spread, id, first)
+					}
+				}
+				for _, id := range first {
+					picked[id]++
+				}
+			}
+			// The rest of the subset still spreads over the others.
+			if len(tt.want) > 0 && len(tt.want) < tt.cfg.Q2() {
+				for _, id := range tt.cfg.Acceptors {
+					if !slices.Contains(tt.want, id) && picked[id] == 0 {
+						t.Errorf("%s never picked to fill a subset: %v", id, picked)
+					}
+				}
+			}
+		})
+	}
+}
+
+// A thrifty Client asks its Transport which acceptors are near, on every
+// phase, and its subset follows the answer.
+func TestClientSubsetFollowsNearness(t *testing.T) {
+	tr, cfg := newFakeTransport(3)
+	nt := &nearTransport{fakeTransport: tr}
+	name := nameWith(t, cfg, "a2", false)
+	c := newTestClient(t, name, cfg, nt, synod.WithThrifty(true), synod.WithHedgeDelay(time.Hour))
+	if got := synod.Subset(c, cfg); slices.Contains(got, "a2") {
+		t.Fatalf("subset %v holds a2 before a2 is near", got)
+	}
+	warm(t, c, tr, "k")
+	nt.near.Store(&[]string{"a2"})
+	if _, err := c.Change(context.Background(), "k", incr); err != nil {
+		t.Fatal(err)
+	}
+	reqs := tr.requests()
+	if len(reqs) != 1 || reqs[0].op != "accept" || len(reqs[0].to) != 2 || !slices.Contains(reqs[0].to, "a2") {
+		t.Fatalf("sent %+v, want one accept to two acceptors, a2 one of them", reqs)
+	}
+	nt.near.Store(nil)
+	if got := synod.Subset(c, cfg); slices.Contains(got, "a2") {
+		t.Fatalf("subset %v still holds a2 when nothing is near", got)
+	}
+}
+
+// nearTransport is a fakeTransport with a Nearness.
+type nearTransport struct {
+	*fakeTransport
+	near atomic.Pointer[[]string]
+}
+
+func (n *nearTransport) Near() []string {
+	if p := n.near.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
 // fakeTransport serves requests with real acceptors, synchronously, and
 // records where each went. An acceptor can be gone (every request to it is
 // answered ErrNotDelivered at once) or silent (requests to it are lost).

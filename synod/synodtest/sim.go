@@ -178,7 +178,9 @@ type SimConfig struct {
 	// the proposer's subsets for SuspectFor steps (default 2*PhaseTimeout).
 	// A phase after one that timed out goes to every acceptor. As with
 	// synod.Client, only one-round-trip accepts go to a subset, the
-	// proposer's (ThriftySplit of its ID); with ThriftyByKey every phase
+	// proposer's (ThriftySplitNear of its ID and its near acceptors: none,
+	// one or two of the first configuration's, drawn from the seed, as a
+	// Transport's Nearness would report them); with ThriftyByKey every phase
 	// does, to the key's subset (the Client's rule before).
 	Thrifty      bool
 	HedgeDelay   int64
@@ -491,7 +493,7 @@ func newSim(cfg SimConfig) *sim {
 		if err != nil {
 			panic(fmt.Sprintf("synodtest: simulation config: %v", err)) // a bug in this file, not input
 		}
-		pp := &simProposer{idx: i, p: p, opts: popts, seen: make(map[string]string)}
+		pp := &simProposer{idx: i, p: p, opts: popts, seen: make(map[string]string), near: simNear(cfg.Seed, i, s.synCfg.Acceptors)}
 		for slot := range cfg.Callers {
 			pp.callers = append(pp.callers, &simCaller{slot: slot, opsLeft: cfg.Ops})
 		}
@@ -502,6 +504,24 @@ func newSim(cfg SimConfig) *sim {
 		s.newOperator(popts)
 	}
 	return s
+}
+
+// simNear returns proposer i's near acceptors (see SimConfig.Thrifty): none
+// for a third of the proposers, one for a third, two for the rest, from a
+// hash of the seed so that it draws nothing from the simulation's random
+// streams (seeds keep their schedules).
+func simNear(seed uint64, i int, acceptors []string) []string {
+	h := (seed+uint64(i)+1)*0x9e3779b97f4a7c15 ^ seed>>29
+	h ^= h >> 31
+	n := int(h % 3)
+	if len(acceptors) < 2 {
+		return nil
+	}
+	var near []string
+	for k := range min(n, len(acceptors)) {
+		near = append(near, acceptors[(int(h>>8)+k)%len(acceptors)])
+	}
+	return near
 }
 
 func (s *sim) tracef(format string, args ...any) {

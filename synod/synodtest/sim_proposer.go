@@ -45,6 +45,7 @@ type simProposer struct {
 	all      bool             // a phase of the round timed out: the next go to everyone
 	phases   uint64           // phases started, to tell a stall timer's phase
 	suspects map[string]int64 // acceptor -> step until which subsets avoid it
+	near     []string         // acceptors its subsets take first (see simNear)
 }
 
 // simPhase is the phase in flight of a thrifty proposer: its request, the
@@ -535,11 +536,11 @@ func (s *sim) startPhase(pp *simProposer) {
 		ph.prep = *req.Prepare
 	}
 	if s.cfg.Thrifty && !pp.all && (s.cfg.ThriftyByKey || pr.OneRoundTrip()) {
-		spread := pp.p.ID()
+		spread, near := pp.p.ID(), pp.near
 		if s.cfg.ThriftyByKey {
-			spread = pr.Key()
+			spread, near = pr.Key(), nil
 		}
-		ph.first, ph.rest = synod.ThriftySplit(cfg, spread, ph.accept, func(id string) bool { return pp.suspects[id] > s.now })
+		ph.first, ph.rest = synod.ThriftySplitNear(cfg, spread, near, ph.accept, func(id string) bool { return pp.suspects[id] > s.now })
 		ph.heard = make(map[string]bool, len(ph.first))
 		s.res.ThriftyPhases++
 		if len(ph.rest) > 0 {
