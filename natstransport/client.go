@@ -50,7 +50,8 @@ type Transport struct {
 	// replyPrefix is inbox + ".", the start of every reply subject.
 	replyPrefix string
 	sub         *nats.Subscription
-	status      chan nats.Status // the connection's losses, see watchConnection
+	status      chan nats.Status // the connection's losses and returns, see watchConnection
+	nearby      nearness         // see Near
 
 	mu        sync.Mutex
 	closed    bool
@@ -65,6 +66,7 @@ type Transport struct {
 var (
 	_ synod.Transport = (*Transport)(nil)
 	_ synod.Reader    = (*Transport)(nil)
+	_ synod.Nearness  = (*Transport)(nil)
 )
 
 // scatter is one Prepare, Accept or Read: one item per acceptor.
@@ -157,6 +159,7 @@ func NewTransport(nc *nats.Conn, cluster string, opts ...Option) (*Transport, er
 		items:    make(map[uint64]*item),
 		frames:   make(map[uint64]*frame),
 		peers:    make(map[string]*peer),
+		nearby:   newNearness(),
 	}
 	t.replyPrefix = t.inbox + "."
 	sub, err := nc.Subscribe(t.inbox+".*", t.onReply)
@@ -164,15 +167,26 @@ func NewTransport(nc *nats.Conn, cluster string, opts ...Option) (*Transport, er
 		return nil, fmt.Errorf("natstransport: new transport: subscribe %s: %w", t.inbox, err)
 	}
 	t.sub = sub
-	t.status = nc.StatusChanged(nats.DISCONNECTED, nats.RECONNECTING)
+	t.status = nc.StatusChanged(nats.DISCONNECTED, nats.RECONNECTING, nats.CONNECTED)
 	go t.watchConnection(t.status)
+	if o.nearEvery > 0 {
+		go t.measureLoop()
+	}
 	return t, nil
 }
 
 // watchConnection ends the frames in flight each time the connection is lost
-// (see connectionLost), until Close removes ch.
+// (see connectionLost), and measures the acceptors' distances again each time
+// it is back (the server, and so which acceptors are near, may have changed),
+// until Close removes ch.
 func (t *Transport) watchConnection(ch <-chan nats.Status) {
-	for range ch {
+	for st := range ch {
+		if st == nats.CONNECTED {
+			t.nearby.near.Store(nil) // measured through the old server
+			t.nearby.forget()
+			t.nearby.remeasure()
+			continue
+		}
 		t.connectionLost()
 	}
 }
@@ -237,6 +251,7 @@ func (t *Transport) Close() error {
 		stop()
 	}
 	t.nc.RemoveStatusListener(t.status)
+	t.nearby.stop()
 	if err := t.sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		return fmt.Errorf("natstransport: close: %w", err)
 	}
@@ -384,6 +399,7 @@ func (t *Transport) peer(id string) (*peer, error) {
 	}
 	p := &peer{id: id, subject: subj}
 	t.peers[id] = p
+	t.nearby.remeasure()
 	return p, nil
 }
 

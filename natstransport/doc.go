@@ -29,6 +29,11 @@
 // Transport then ends its frames in flight to that acceptor, whose requests
 // or replies may have been lost with the connection, instead of waiting for
 // replies that will not come.
+// A request frame with no items is answered at once with a reply frame with
+// no items, outside the acceptor's queue and storage: a Transport sends a
+// few from time to time to measure how far each acceptor is (Transport.Near,
+// WithNearness), and a thrifty synod.Client takes the near ones first. An
+// acceptor of the previous release answers them too, after its queue.
 // The version-1 subjects stay so that proposers of the previous release keep
 // working during a rolling upgrade; PrepareAt and AcceptAt still use them.
 //

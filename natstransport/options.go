@@ -25,6 +25,7 @@ type options struct {
 	meterProvider metric.MeterProvider
 
 	framesInFlight int
+	nearEvery      time.Duration
 }
 
 func defaultOptions() options {
@@ -38,6 +39,7 @@ func defaultOptions() options {
 		probeTimeout:  time.Second,
 
 		framesInFlight: 1,
+		nearEvery:      defaultNearEvery,
 	}
 }
 
@@ -88,6 +90,14 @@ func WithProbeTimeout(d time.Duration) Option { return func(o *options) { o.prob
 // more messages. Transport only.
 func WithFramesInFlight(n int) Option { return func(o *options) { o.framesInFlight = n } }
 
+// WithNearness sets how often a Transport measures how far each acceptor is
+// (default every 30s; see Transport.Near), besides when it first sends to an
+// acceptor and after each reconnect. 0 turns measuring off: Near then
+// returns nil, and a thrifty synod.Client picks its subset by its proposer
+// ID alone. A measurement sends each acceptor three small messages that it
+// answers at once. Transport only.
+func WithNearness(every time.Duration) Option { return func(o *options) { o.nearEvery = every } }
+
 func (o *options) validate() error {
 	if err := validatePrefix(o.prefix); err != nil {
 		return fmt.Errorf("%w: %w", synod.ErrInvalidConfig, err)
@@ -99,6 +109,8 @@ func (o *options) validate() error {
 		return fmt.Errorf("%w: natstransport: queue of %d per worker, %d bytes", synod.ErrInvalidConfig, o.queueLen, o.maxQueueBytes)
 	case o.framesInFlight <= 0:
 		return fmt.Errorf("%w: natstransport: %d frames in flight", synod.ErrInvalidConfig, o.framesInFlight)
+	case o.nearEvery < 0:
+		return fmt.Errorf("%w: natstransport: nearness interval %v", synod.ErrInvalidConfig, o.nearEvery)
 	case o.probeTimeout <= 0:
 		return fmt.Errorf("%w: natstransport: probe timeout %v", synod.ErrInvalidConfig, o.probeTimeout)
 	case o.limits.maxMessage() < o.limits.maxValue():

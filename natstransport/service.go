@@ -61,6 +61,11 @@ type Service struct {
 	admin   string // subject
 	frame   string // subject
 
+	// emptyReply is the reply frame with no items from this acceptor: the
+	// answer to an empty request frame (a Transport measuring its
+	// distance) and the announcement after a reconnect.
+	emptyReply []byte
+
 	seed       maphash.Seed
 	queues     []chan job
 	frames     chan frameJob
@@ -201,6 +206,9 @@ func Serve(ctx context.Context, nc *nats.Conn, cluster string, acc *synod.Accept
 		seed:    maphash.MakeSeed(),
 		done:    make(chan struct{}),
 		inboxes: make(map[string]time.Time),
+	}
+	if s.emptyReply, err = EncodeReplyFrame(acc.ID(), nil); err != nil {
+		return nil, fmt.Errorf("natstransport: serve: %w", err)
 	}
 	s.rlog = ratelog.New(s.log, failureLogInterval)
 	if s.metrics, err = newServiceMetrics(o.meterProvider, s); err != nil {

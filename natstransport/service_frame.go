@@ -45,6 +45,14 @@ func (s *Service) frameHandler(req micro.Request) {
 		rb.put()
 		return
 	}
+	if len(reqs) == 0 {
+		// A Transport measuring its distance (see Transport.Near): the
+		// answer owes nothing to the storage or to frames ahead in the
+		// queue, so it leaves at once, and the round trip is the network's.
+		rb.put()
+		s.publish(req.Reply(), s.emptyReply)
+		return
+	}
 	if err := s.enqueueFrame(frameJob{seqs: seqs, reqs: reqs, bufs: rb, reply: req.Reply(), size: len(data), arrived: arrived}); err != nil {
 		rb.put()
 		s.log.Warn("natstransport: frame refused", "subject", req.Subject(), "items", len(reqs), "err", err)
@@ -318,13 +326,8 @@ func (s *Service) announce() {
 	if len(inboxes) == 0 {
 		return
 	}
-	msg, err := EncodeReplyFrame(s.acc.ID(), nil)
-	if err != nil {
-		s.log.Error("natstransport: encode announcement", "err", err)
-		return
-	}
 	for _, inbox := range inboxes {
-		s.publish(inbox+"."+strconv.Itoa(helloFrameID), msg)
+		s.publish(inbox+"."+strconv.Itoa(helloFrameID), s.emptyReply)
 	}
 	s.log.Info("natstransport: NATS connection back; told the proposers that requests in flight may be lost", "proposers", len(inboxes))
 }

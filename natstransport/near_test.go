@@ -1,0 +1,171 @@
+package natstransport
+
+import (
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/protosynod/protosynod/internal/natstest"
+	"github.com/protosynod/protosynod/synod"
+)
+
+func TestNearSet(t *testing.T) {
+	us := time.Microsecond
+	for _, tt := range []struct {
+		name  string
+		est   map[string]time.Duration
+		known int
+		want  []string
+	}{
+		{"nothing measured", nil, 3, nil},
+		{"one of three closer", map[string]time.Duration{"a0": 100 * us, "a1": 300 * us, "a2": 320 * us}, 3, []string{"a0"}},
+		{"within the slack", map[string]time.Duration{"a0": 100 * us, "a1": 190 * us, "a2": 320 * us}, 3, []string{"a0", "a1"}},
+		{"all alike", map[string]time.Duration{"a0": 100 * us, "a1": 150 * us, "a2": 180 * us}, 3, nil},
+		// Zones: 2ms and 30ms apart; half again of the shortest is the slack.
+		{"two in this zone", map[string]time.Duration{"a0": 2 * time.Millisecond, "a1": 2900 * us, "a2": 30 * time.Millisecond}, 3, []string{"a0", "a1"}},
+		// An acceptor that did not answer is not near, and the others are
+		// not all of them.
+		{"one unreachable", map[string]time.Duration{"a0": 100 * us, "a1": 110 * us}, 3, []string{"a0", "a1"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := nearSet(tt.est, tt.known); !slices.Equal(got, tt.want) {
+				t.Errorf("nearSet(%v, %d) = %v, want %v", tt.est, tt.known, got, tt.want)
+			}
+		})
+	}
+}
+
+// An acceptor answers an empty frame (a Transport measuring its distance)
+// at once, even while its only frame worker waits for the storage.
+func TestServiceAnswersEmptyFrameAtOnce(t *testing.T) {
+	s := natstest.RunServer(t)
+	store := newBlockingStorage(func(string) bool { return true })
+	serveOne(t, natstest.Connect(t, s), "a1", store, WithWorkers(1))
+	tr := newTransport(t, natstest.Connect(t, s))
+	ch := make(chan synod.AcceptReply, 1)
+	if err := tr.Accept(ctxTimeout(t, 10*time.Second), []string{"a1"}, synod.AcceptRequest{Key: "k", Ballot: b1}, ch); err != nil {
+		t.Fatal(err)
+	}
+	<-store.entered // the only frame worker is busy
+	defer close(store.release)
+
+	frame, err := FrameSubject(DefaultPrefix, testCluster, "a1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := natstest.Connect(t, s).RequestWithContext(ctxTimeout(t, 5*time.Second), frame, emptyFrame)
+	if err != nil {
+		t.Fatalf("empty frame while the worker is busy: %v", err)
+	}
+	f, err := DecodeReplyFrame(m.Data, DefaultLimits())
+	if err != nil || f.From != "a1" || len(f.Items) != 0 {
+		t.Fatalf("reply to an empty frame: %+v, %v; want an empty frame from a1", f, err)
+	}
+}
+
+// A Transport finds the acceptors that answer sooner near, follows them when
+// they change, and does not count an answer from the wrong acceptor.
+func TestTransportNear(t *testing.T) {
+	s := natstest.RunServer(t)
+	var delays [3]atomic.Int64 // per acceptor a0..a2, in nanoseconds
+	from := [3]string{"a0", "a1", "a2"}
+	var imposter atomic.Bool // a0's pings are answered by someone else
+	nc := natstest.Connect(t, s)
+	for i, id := range from {
+		subj, err := FrameSubject(DefaultPrefix, testCluster, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := nc.Subscribe(subj, func(m *nats.Msg) {
+			// Only pings are answered; the frames that made the
+			// Transport know the acceptors get nothing.
+			if len(m.Data) != len(emptyFrame) {
+				return
+			}
+			time.Sleep(time.Duration(delays[i].Load()))
+			sender := from[i]
+			if i == 0 && imposter.Load() {
+				sender = "someone"
+			}
+			reply, _ := EncodeReplyFrame(sender, nil)
+			_ = m.Respond(reply)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	delays[1].Store(int64(5 * time.Millisecond))
+	delays[2].Store(int64(5 * time.Millisecond))
+
+	tr := newTransport(t, natstest.Connect(t, s), WithNearness(20*time.Millisecond))
+	if got := tr.Near(); got != nil {
+		t.Fatalf("Near before any request = %v, want nil", got)
+	}
+	// A prepare makes the Transport know the three acceptors.
+	ch := make(chan synod.PrepareReply, 3)
+	if err := tr.Prepare(ctxTimeout(t, 10*time.Second), from[:], synod.PrepareRequest{Key: "k", Ballot: b1}, ch); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a0 alone near", func() bool { return slices.Equal(tr.Near(), []string{"a0"}) })
+
+	// a1 becomes as quick: it is near too. The shortest round trip counts,
+	// so it is at once.
+	delays[1].Store(0)
+	waitFor(t, "a0 and a1 near", func() bool { return slices.Equal(tr.Near(), []string{"a0", "a1"}) })
+
+	// a0's answers come from someone else: a0 no longer counts as
+	// reachable, and a1 is near alone.
+	imposter.Store(true)
+	waitFor(t, "a1 alone near", func() bool { return slices.Equal(tr.Near(), []string{"a1"}) })
+}
+
+// With WithNearness(0) a Transport does not measure.
+func TestTransportNearnessOff(t *testing.T) {
+	s := natstest.RunServer(t)
+	pings := make(chan string, 16) // reply subjects of pings
+	nc := natstest.Connect(t, s)
+	subj, err := FrameSubject(DefaultPrefix, testCluster, "a0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nc.Subscribe(subj, func(m *nats.Msg) {
+		if len(m.Data) == len(emptyFrame) {
+			pings <- m.Reply
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// The silent Transport sends first: measuring, it would ping a0 at
+	// once, before the other Transport's ping that the test waits for.
+	off := newTransport(t, natstest.Connect(t, s, nats.CustomInboxPrefix("_OFF")), WithNearness(0))
+	on := newTransport(t, natstest.Connect(t, s), WithNearness(time.Hour))
+	for _, tr := range []*Transport{off, on} {
+		ch := make(chan synod.PrepareReply, 1)
+		if err := tr.Prepare(ctxTimeout(t, 10*time.Second), []string{"a0"}, synod.PrepareRequest{Key: "k", Ballot: b1}, ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for {
+		select {
+		case reply := <-pings:
+			if strings.HasPrefix(reply, "_OFF.") {
+				t.Fatalf("a Transport with WithNearness(0) pinged a0 (reply subject %s)", reply)
+			}
+			if off.Near() != nil {
+				t.Fatalf("Near with WithNearness(0) = %v", off.Near())
+			}
+			return
+		case <-time.After(10 * time.Second):
+			t.Fatal("no ping from the measuring Transport within 10s")
+		}
+	}
+}
