@@ -75,8 +75,10 @@ func main() {
 		cpuprof   string
 		mutexprof string
 		blockprof string
+		nearness  bool
 	)
 	flag.BoolVar(&c.thrifty, "thrifty", true, "protosynod proposers send each phase to a quorum-sized subset first (synod.WithThrifty, the default); -thrifty=false sends it to every acceptor")
+	flag.BoolVar(&nearness, "nearness", true, "protosynod transports measure which acceptors are near and thrifty subsets take those first (natstransport.WithNearness, the default); -nearness=false picks subsets by proposer ID alone")
 	flag.IntVar(&c.clients, "clients", 1, "NATS connections per system, spread over the nats-servers: protosynod proposer clients (one connection each) and JetStream KV connections")
 	flag.StringVar(&c.layout, "layout", layoutEmbedded, "embedded (servers and acceptors in this process) or processes (nats-server and synod-acceptor processes)")
 	flag.StringVar(&c.natsURL, "nats", "", "run against an existing NATS cluster at these URLs (comma-separated) instead of starting one")
@@ -99,6 +101,7 @@ func main() {
 	flag.StringVar(&mutexprof, "mutexprofile", "", "write a mutex contention profile of the bench process to this file")
 	flag.StringVar(&blockprof, "blockprofile", "", "write a blocking profile of the bench process to this file")
 	flag.Parse()
+	c.noNearness = !nearness
 	flag.Visit(func(f *flag.Flag) {
 		if f.Name == "duration" {
 			c.durationSet = true
@@ -161,6 +164,7 @@ func main() {
 // config is one run's settings.
 type config struct {
 	thrifty              bool // synod.WithThrifty for the proposers
+	noNearness           bool // natstransport.WithNearness(0) for the proposers' transports
 	clients              int  // connections (and proposer clients) per system
 	layout               string
 	natsURL, cluster     string
@@ -266,7 +270,7 @@ func bench(ctx context.Context, w, progress io.Writer, c config) error {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	defer js.close()
-	sy, err := newSynodEngine(dep, c.thrifty, clients)
+	sy, err := newSynodEngine(dep, c.thrifty, !c.noNearness, clients)
 	if err != nil {
 		return fmt.Errorf("protosynod: %w", err)
 	}
@@ -342,8 +346,8 @@ func bench(ctx context.Context, w, progress io.Writer, c config) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(w, "\n%s layout, %d nats-servers, %d connection(s) per system%s, %v per workload and system, fsync before every acknowledgement; ratios: protosynod over jetstream-kv\n",
-		dep.layout, len(dep.urls), clients, map[bool]string{true: "", false: ", thrifty phases off"}[c.thrifty], d)
+	_, err = fmt.Fprintf(w, "\n%s layout, %d nats-servers, %d connection(s) per system%s%s, %v per workload and system, fsync before every acknowledgement; ratios: protosynod over jetstream-kv\n",
+		dep.layout, len(dep.urls), clients, map[bool]string{true: "", false: ", thrifty phases off"}[c.thrifty], sy.nearNote(c.noNearness), d)
 	return err
 }
 

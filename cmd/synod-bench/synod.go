@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -21,7 +22,7 @@ type synodEngine struct {
 	clients []*synod.Client
 }
 
-func newSynodEngine(d *deployment, thrifty bool, clients int) (*synodEngine, error) {
+func newSynodEngine(d *deployment, thrifty, nearness bool, clients int) (*synodEngine, error) {
 	e := &synodEngine{}
 	cfg := synod.Config{Acceptors: d.acceptors}
 	for i := range clients {
@@ -32,7 +33,11 @@ func newSynodEngine(d *deployment, thrifty bool, clients int) (*synodEngine, err
 			return nil, err
 		}
 		e.conns = append(e.conns, nc)
-		tr, err := natstransport.NewTransport(nc, d.cluster)
+		var opts []natstransport.Option
+		if !nearness {
+			opts = append(opts, natstransport.WithNearness(0))
+		}
+		tr, err := natstransport.NewTransport(nc, d.cluster, opts...)
 		if err != nil {
 			e.close()
 			return nil, err
@@ -49,6 +54,24 @@ func newSynodEngine(d *deployment, thrifty bool, clients int) (*synodEngine, err
 }
 
 func (e *synodEngine) name() string { return "protosynod" }
+
+// nearNote says, for the table's footer, which acceptors each proposer's
+// transport found near at the end (see natstransport.Transport.Near), or
+// that they did not measure (off).
+func (e *synodEngine) nearNote(off bool) string {
+	if off {
+		return ", nearness off"
+	}
+	var parts []string
+	for i, tr := range e.trs {
+		near := "none nearer"
+		if n := tr.Near(); n != nil {
+			near = strings.Join(n, "+")
+		}
+		parts = append(parts, fmt.Sprintf("proposer %d: %s", i, near))
+	}
+	return ", near acceptors: " + strings.Join(parts, ", ")
+}
 
 // owner returns the client that owns key. Each key is routed to one proposer,
 // as protoactor's placement routes an actor's messages to its one activation:
