@@ -182,8 +182,7 @@ func NewTransport(nc *nats.Conn, cluster string, opts ...Option) (*Transport, er
 func (t *Transport) watchConnection(ch <-chan nats.Status) {
 	for st := range ch {
 		if st == nats.CONNECTED {
-			t.nearby.near.Store(nil) // measured through the old server
-			t.nearby.forget()
+			t.nearby.forget() // measured through the old server
 			t.nearby.remeasure()
 			continue
 		}

@@ -48,6 +48,7 @@ type nearness struct {
 
 	mu      sync.Mutex
 	history map[string][]time.Duration // acceptor -> its last rounds' shortest round trips
+	gen     uint64                     // counts forget calls: a measurement begun before one is dropped
 }
 
 func newNearness() nearness {
@@ -67,11 +68,14 @@ func (t *Transport) Near() []string {
 	return nil
 }
 
-// forget drops the distances measured so far.
+// forget drops the distances measured so far, and those of a measurement
+// under way: nothing is near until the next one.
 func (n *nearness) forget() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	clear(n.history)
+	n.gen++
+	n.near.Store(nil)
 }
 
 // remeasure asks for a measurement now, without waiting for it.
@@ -114,6 +118,10 @@ func (t *Transport) measure() {
 	if len(subjects) == 0 {
 		return
 	}
+	n := &t.nearby
+	n.mu.Lock()
+	gen := n.gen
+	n.mu.Unlock()
 	rtts := make(map[string]time.Duration, len(subjects))
 	for id, subj := range subjects {
 		if t.nearby.ctx.Err() != nil {
@@ -125,9 +133,11 @@ func (t *Transport) measure() {
 			t.log.Debug("natstransport: no round trip measured", "acceptor", id, "err", err)
 		}
 	}
-	n := &t.nearby
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.gen != gen {
+		return // the connection came back meanwhile: these went through the old server
+	}
 	est := make(map[string]time.Duration, len(subjects))
 	for id := range subjects {
 		d, ok := rtts[id]

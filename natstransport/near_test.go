@@ -67,28 +67,32 @@ func TestServiceAnswersEmptyFrameAtOnce(t *testing.T) {
 	}
 }
 
-// A Transport finds the acceptors that answer sooner near, follows them when
-// they change, and does not count an answer from the wrong acceptor.
-func TestTransportNear(t *testing.T) {
-	s := natstest.RunServer(t)
-	var delays [3]atomic.Int64 // per acceptor a0..a2, in nanoseconds
-	from := [3]string{"a0", "a1", "a2"}
-	var imposter atomic.Bool // a0's pings are answered by someone else
-	nc := natstest.Connect(t, s)
-	for i, id := range from {
+// pingAnswerers subscribes, on nc, three stand-in acceptors a0..a2 that
+// answer only pings (empty frames), each after its delay, and, while
+// imposter is set, a0's in someone else's name. The frames that make a
+// Transport know the acceptors get nothing.
+type pingAnswerers struct {
+	delays   [3]atomic.Int64 // nanoseconds
+	imposter atomic.Bool
+}
+
+var pingIDs = []string{"a0", "a1", "a2"}
+
+func newPingAnswerers(t *testing.T, nc *nats.Conn) *pingAnswerers {
+	t.Helper()
+	p := &pingAnswerers{}
+	for i, id := range pingIDs {
 		subj, err := FrameSubject(DefaultPrefix, testCluster, id)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if _, err := nc.Subscribe(subj, func(m *nats.Msg) {
-			// Only pings are answered; the frames that made the
-			// Transport know the acceptors get nothing.
 			if len(m.Data) != len(emptyFrame) {
 				return
 			}
-			time.Sleep(time.Duration(delays[i].Load()))
-			sender := from[i]
-			if i == 0 && imposter.Load() {
+			time.Sleep(time.Duration(p.delays[i].Load()))
+			sender := id
+			if i == 0 && p.imposter.Load() {
 				sender = "someone"
 			}
 			reply, _ := EncodeReplyFrame(sender, nil)
@@ -100,28 +104,62 @@ func TestTransportNear(t *testing.T) {
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	delays[1].Store(int64(5 * time.Millisecond))
-	delays[2].Store(int64(5 * time.Millisecond))
+	return p
+}
+
+// know makes tr know the three acceptors: it sends them a prepare.
+func know(t *testing.T, tr *Transport) {
+	t.Helper()
+	ch := make(chan synod.PrepareReply, len(pingIDs))
+	if err := tr.Prepare(ctxTimeout(t, 10*time.Second), pingIDs, synod.PrepareRequest{Key: "k", Ballot: b1}, ch); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A Transport finds the acceptors that answer sooner near, follows them when
+// they change, and does not count an answer from the wrong acceptor.
+func TestTransportNear(t *testing.T) {
+	s := natstest.RunServer(t)
+	p := newPingAnswerers(t, natstest.Connect(t, s))
+	p.delays[1].Store(int64(5 * time.Millisecond))
+	p.delays[2].Store(int64(5 * time.Millisecond))
 
 	tr := newTransport(t, natstest.Connect(t, s), WithNearness(20*time.Millisecond))
 	if got := tr.Near(); got != nil {
 		t.Fatalf("Near before any request = %v, want nil", got)
 	}
-	// A prepare makes the Transport know the three acceptors.
-	ch := make(chan synod.PrepareReply, 3)
-	if err := tr.Prepare(ctxTimeout(t, 10*time.Second), from[:], synod.PrepareRequest{Key: "k", Ballot: b1}, ch); err != nil {
-		t.Fatal(err)
-	}
+	know(t, tr)
 	waitFor(t, "a0 alone near", func() bool { return slices.Equal(tr.Near(), []string{"a0"}) })
 
 	// a1 becomes as quick: it is near too. The shortest round trip counts,
 	// so it is at once.
-	delays[1].Store(0)
+	p.delays[1].Store(0)
 	waitFor(t, "a0 and a1 near", func() bool { return slices.Equal(tr.Near(), []string{"a0", "a1"}) })
 
 	// a0's answers come from someone else: a0 no longer counts as
 	// reachable, and a1 is near alone.
-	imposter.Store(true)
+	p.imposter.Store(true)
+	waitFor(t, "a1 alone near", func() bool { return slices.Equal(tr.Near(), []string{"a1"}) })
+}
+
+// After a reconnect a Transport forgets what it measured through the old
+// server and measures again at once: the shortest round trips of before
+// would otherwise hold for ten measurements (here, for hours).
+func TestTransportNearAfterReconnect(t *testing.T) {
+	srv := runRestartableServer(t)
+	p := newPingAnswerers(t, srv.connect(t))
+	p.delays[1].Store(int64(5 * time.Millisecond))
+	p.delays[2].Store(int64(5 * time.Millisecond))
+	nc := srv.connect(t)
+	tr := newTransport(t, nc, WithNearness(time.Hour))
+	know(t, tr)
+	waitFor(t, "a0 alone near", func() bool { return slices.Equal(tr.Near(), []string{"a0"}) })
+
+	p.delays[0].Store(int64(5 * time.Millisecond))
+	p.delays[1].Store(0)
+	srv.shutdown()
+	srv.start()
+	waitFor(t, "the proposer to reconnect", nc.IsConnected)
 	waitFor(t, "a1 alone near", func() bool { return slices.Equal(tr.Near(), []string{"a1"}) })
 }
 
