@@ -32,8 +32,9 @@
 // A request frame with no items is answered at once with a reply frame with
 // no items, outside the acceptor's queue and storage: a Transport sends a
 // few from time to time to measure how far each acceptor is (Transport.Near,
-// WithNearness), and a thrifty synod.Client takes the near ones first. An
-// acceptor of the previous release answers them too, after its queue.
+// WithNearness), and a thrifty synod.Client fills its subset from the
+// nearest. An acceptor of the previous release answers them too, after its
+// queue.
 // The version-1 subjects stay so that proposers of the previous release keep
 // working during a rolling upgrade; PrepareAt and AcceptAt still use them.
 //

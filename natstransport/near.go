@@ -1,9 +1,11 @@
 package natstransport
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,9 +14,10 @@ import (
 // A Transport measures how far each acceptor it sends to is (see Near): it
 // sends each a few empty request frames, which an acceptor answers at once
 // with an empty reply frame, outside its queue and without touching its
-// storage, and keeps the shortest round trips. An acceptor reached through
-// the Transport's own NATS server answers sooner than one behind another
-// server (a route hop each way), and one in another zone much later.
+// storage, and keeps the shortest round trips. An acceptor in another zone
+// or region answers milliseconds later than one in the proposer's; one
+// behind another server of the same cluster, a route hop each way, only
+// a little later, which Near does not count (see nearSlack).
 const (
 	// defaultNearEvery is how often a Transport measures by default.
 	defaultNearEvery = 30 * time.Second
@@ -32,18 +35,22 @@ const (
 	nearFirstEvery = time.Second
 	// nearPingTimeout bounds one ping.
 	nearPingTimeout = time.Second
-	// nearSlack is how much longer than the nearest acceptor's round trip
-	// another's may be and still count as near: a hop to another server
-	// costs more, scheduling noise less.
-	nearSlack = 100 * time.Microsecond
+	// nearSlack is how much longer than twice the nearest acceptor's round
+	// trip another's may be and still count as near. Hops to another
+	// server in one data center cost well under it, and preferring the
+	// acceptor behind the proposer's own server bought nothing measurable
+	// (synod-bench's process layout, -nearness on and off), while it took
+	// the spread over acceptors away from the proposer ID and moved with
+	// every busy moment; another zone or region costs more.
+	nearSlack = time.Millisecond
 )
 
 // nearness is a Transport's knowledge of its acceptors' distances.
 type nearness struct {
 	// near, kick, ctx and stop are set once, by newNearness.
-	near atomic.Pointer[[]string] // nil: nothing is nearer than the rest
-	kick chan struct{}            // a measurement is due now (buffered, 1)
-	ctx  context.Context          // ends with Close, and the pings with it
+	near atomic.Pointer[[][]string] // nil: nothing is nearer than the rest
+	kick chan struct{}              // a measurement is due now (buffered, 1)
+	ctx  context.Context            // ends with Close, and the pings with it
 	stop context.CancelFunc
 
 	mu      sync.Mutex
@@ -56,12 +63,15 @@ func newNearness() nearness {
 	return nearness{kick: make(chan struct{}, 1), ctx: ctx, stop: stop, history: make(map[string][]time.Duration)}
 }
 
-// Near implements synod.Nearness: the acceptors whose round trip from this
-// Transport is within nearSlack (or half again, if more) of the shortest,
-// when that is some of the acceptors it sends to and not all; otherwise
-// nil. A Transport measures when it first sends to an acceptor, after each
-// reconnect, and every WithNearness interval.
-func (t *Transport) Near() []string {
+// Near implements synod.Nearness: the acceptors this Transport reached, in
+// tiers. The first tier holds those whose round trip is at most twice the
+// shortest plus a millisecond; each next tier likewise of the acceptors
+// left, measured from the shortest of them. It is nil when the first tier
+// holds every acceptor the Transport sends to: they are about equally near
+// (as in one data center), and which of them a subset takes is left to the
+// proposer ID. A Transport measures when it first sends to an acceptor,
+// after each reconnect, and every WithNearness interval.
+func (t *Transport) Near() [][]string {
 	if p := t.nearby.near.Load(); p != nil {
 		return *p
 	}
@@ -152,9 +162,9 @@ func (t *Transport) measure() {
 		n.history[id] = h
 		est[id] = slices.Min(h)
 	}
-	near := nearSet(est, len(subjects))
-	if old := n.near.Load(); (old == nil) != (near == nil) || old != nil && !slices.Equal(*old, near) {
-		t.log.Debug("natstransport: near acceptors", "near", near, "round trips", fmt.Sprint(est))
+	near := nearTiers(est, len(subjects))
+	if old := n.near.Load(); (old == nil) != (near == nil) || old != nil && !slices.EqualFunc(*old, near, slices.Equal[[]string]) {
+		t.log.Debug("natstransport: acceptors by distance", "tiers", fmt.Sprint(near), "round trips", fmt.Sprint(est))
 		if near == nil {
 			n.near.Store(nil)
 		} else {
@@ -163,29 +173,37 @@ func (t *Transport) measure() {
 	}
 }
 
-// nearSet returns the acceptors of est (round trips of known of them) within
-// nearSlack or half again of the shortest, sorted; nil if that is none or
-// every one of the known acceptors.
-func nearSet(est map[string]time.Duration, known int) []string {
-	if len(est) == 0 {
-		return nil
+// nearTiers returns the acceptors of est (round trips of known of them) in
+// tiers: the first holds those at most twice the shortest plus nearSlack
+// away, sorted, and each next tier likewise of the acceptors left. It is
+// nil if est is empty, or if the first tier holds every known acceptor.
+func nearTiers(est map[string]time.Duration, known int) [][]string {
+	ids := make([]string, 0, len(est))
+	for id := range est {
+		ids = append(ids, id)
 	}
-	best := time.Duration(1<<63 - 1)
-	for _, d := range est {
-		best = min(best, d)
-	}
-	limit := best + max(nearSlack, best/2)
-	var near []string
-	for id, d := range est {
-		if d <= limit {
-			near = append(near, id)
+	slices.SortFunc(ids, func(a, b string) int {
+		if c := cmp.Compare(est[a], est[b]); c != 0 {
+			return c
 		}
+		return strings.Compare(a, b)
+	})
+	var tiers [][]string
+	for len(ids) > 0 {
+		limit := 2*est[ids[0]] + nearSlack
+		i := 1
+		for i < len(ids) && est[ids[i]] <= limit {
+			i++
+		}
+		tier := slices.Clone(ids[:i])
+		slices.Sort(tier)
+		tiers = append(tiers, tier)
+		ids = ids[i:]
 	}
-	if len(near) == known {
+	if len(tiers) == 0 || len(tiers[0]) == known {
 		return nil
 	}
-	slices.Sort(near)
-	return near
+	return tiers
 }
 
 // emptyFrame is the request frame a ping sends: version 2, no items.

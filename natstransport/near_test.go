@@ -13,27 +13,39 @@ import (
 	"github.com/protosynod/protosynod/synod"
 )
 
-func TestNearSet(t *testing.T) {
-	us := time.Microsecond
+func TestNearTiers(t *testing.T) {
+	us, ms := time.Microsecond, time.Millisecond
+	type tiers = [][]string
 	for _, tt := range []struct {
 		name  string
 		est   map[string]time.Duration
 		known int
-		want  []string
+		want  tiers
 	}{
 		{"nothing measured", nil, 3, nil},
-		{"one of three closer", map[string]time.Duration{"a0": 100 * us, "a1": 300 * us, "a2": 320 * us}, 3, []string{"a0"}},
-		{"within the slack", map[string]time.Duration{"a0": 100 * us, "a1": 190 * us, "a2": 320 * us}, 3, []string{"a0", "a1"}},
-		{"all alike", map[string]time.Duration{"a0": 100 * us, "a1": 150 * us, "a2": 180 * us}, 3, nil},
-		// Zones: 2ms and 30ms apart; half again of the shortest is the slack.
-		{"two in this zone", map[string]time.Duration{"a0": 2 * time.Millisecond, "a1": 2900 * us, "a2": 30 * time.Millisecond}, 3, []string{"a0", "a1"}},
-		// An acceptor that did not answer is not near, and the others are
-		// not all of them.
-		{"one unreachable", map[string]time.Duration{"a0": 100 * us, "a1": 110 * us}, 3, []string{"a0", "a1"}},
+		// A route hop to another server in one data center does not count.
+		{"one data center", map[string]time.Duration{"a0": 100 * us, "a1": 300 * us, "a2": 650 * us}, 3, nil},
+		{"one acceptor in another zone", map[string]time.Duration{"a0": 150 * us, "a1": 350 * us, "a2": 10 * ms}, 3,
+			tiers{{"a0", "a1"}, {"a2"}}},
+		// Three zones, one nearer than the other: the subset must not be
+		// filled from the far one.
+		{"a near and a far zone", map[string]time.Duration{"a0": 200 * us, "a1": 2 * ms, "a2": 30 * ms}, 3,
+			tiers{{"a0"}, {"a1"}, {"a2"}}},
+		{"two in another zone", map[string]time.Duration{"a0": 300 * us, "a1": 5 * ms, "a2": 6 * ms}, 3,
+			tiers{{"a0"}, {"a1", "a2"}}},
+		// Far from every acceptor: twice the nearest still counts.
+		{"another region", map[string]time.Duration{"a0": 20 * ms, "a1": 25 * ms, "a2": 80 * ms}, 3,
+			tiers{{"a0", "a1"}, {"a2"}}},
+		{"five over zones", map[string]time.Duration{"a0": 200 * us, "a1": 1100 * us, "a2": 2 * ms, "a3": 2 * ms, "a4": 9 * ms},
+			5, tiers{{"a0", "a1"}, {"a2", "a3"}, {"a4"}}},
+		// An acceptor that did not answer is in no tier, so the others
+		// are not all of them.
+		{"one unreachable", map[string]time.Duration{"a0": 100 * us, "a1": 110 * us}, 3, tiers{{"a0", "a1"}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := nearSet(tt.est, tt.known); !slices.Equal(got, tt.want) {
-				t.Errorf("nearSet(%v, %d) = %v, want %v", tt.est, tt.known, got, tt.want)
+			got := nearTiers(tt.est, tt.known)
+			if !slices.EqualFunc(got, tt.want, slices.Equal[[]string]) {
+				t.Errorf("nearTiers(%v, %d) = %v, want %v", tt.est, tt.known, got, tt.want)
 			}
 		})
 	}
@@ -129,17 +141,17 @@ func TestTransportNear(t *testing.T) {
 		t.Fatalf("Near before any request = %v, want nil", got)
 	}
 	know(t, tr)
-	waitFor(t, "a0 alone near", func() bool { return slices.Equal(tr.Near(), []string{"a0"}) })
+	waitFor(t, "a0 alone near", func() bool { return nearIs(tr, [][]string{{"a0"}, {"a1", "a2"}}) })
 
 	// a1 becomes as quick: it is near too. The shortest round trip counts,
 	// so it is at once.
 	p.delays[1].Store(0)
-	waitFor(t, "a0 and a1 near", func() bool { return slices.Equal(tr.Near(), []string{"a0", "a1"}) })
+	waitFor(t, "a0 and a1 near", func() bool { return nearIs(tr, [][]string{{"a0", "a1"}, {"a2"}}) })
 
 	// a0's answers come from someone else: a0 no longer counts as
 	// reachable, and a1 is near alone.
 	p.imposter.Store(true)
-	waitFor(t, "a1 alone near", func() bool { return slices.Equal(tr.Near(), []string{"a1"}) })
+	waitFor(t, "a1 alone near", func() bool { return nearIs(tr, [][]string{{"a1"}, {"a2"}}) })
 }
 
 // After a reconnect a Transport forgets what it measured through the old
@@ -153,14 +165,19 @@ func TestTransportNearAfterReconnect(t *testing.T) {
 	nc := srv.connect(t)
 	tr := newTransport(t, nc, WithNearness(time.Hour))
 	know(t, tr)
-	waitFor(t, "a0 alone near", func() bool { return slices.Equal(tr.Near(), []string{"a0"}) })
+	waitFor(t, "a0 alone near", func() bool { return nearIs(tr, [][]string{{"a0"}, {"a1", "a2"}}) })
 
 	p.delays[0].Store(int64(5 * time.Millisecond))
 	p.delays[1].Store(0)
 	srv.shutdown()
 	srv.start()
 	waitFor(t, "the proposer to reconnect", nc.IsConnected)
-	waitFor(t, "a1 alone near", func() bool { return slices.Equal(tr.Near(), []string{"a1"}) })
+	waitFor(t, "a1 alone near", func() bool { return nearIs(tr, [][]string{{"a1"}, {"a0", "a2"}}) })
+}
+
+// nearIs reports whether tr's tiers are want.
+func nearIs(tr *Transport, want [][]string) bool {
+	return slices.EqualFunc(tr.Near(), want, slices.Equal[[]string])
 }
 
 // With WithNearness(0) a Transport does not measure.

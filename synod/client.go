@@ -50,18 +50,18 @@ type Reader interface {
 	Read(ctx context.Context, to []string, req ReadRequest, replies chan<- ReadReply) error
 }
 
-// Nearness is an optional Transport ability: knowing which acceptors are
-// near the client, such as those reached through the client's own NATS
-// server or in its own zone, where the others are a network hop or a zone
-// farther. A thrifty Client (see WithThrifty) puts them first in its subset,
-// so that its one-round-trip accepts wait for near acceptors where it can.
-// Safety does not depend on the answer.
+// Nearness is an optional Transport ability: knowing how far the acceptors
+// are from the client, such as which are in its own zone and which in
+// farther ones. A thrifty Client (see WithThrifty) fills its subset from the
+// nearest acceptors, so that its one-round-trip accepts wait for no farther
+// acceptor than they must. Safety does not depend on the answer.
 type Nearness interface {
-	// Near returns the IDs of the near acceptors, or nil when the transport
-	// does not know or finds them all equally near. It is called on every
-	// thrifty phase, so it must be cheap, and the caller may keep the slice:
-	// a changed answer is a new slice.
-	Near() []string
+	// Near returns acceptor IDs in tiers of distance, the nearest tier
+	// first (acceptors in no tier come after the last), or nil when the
+	// transport does not know or finds them all about equally near. It is
+	// called on every thrifty phase, so it must be cheap, and the caller
+	// may keep the slices: a changed answer is a new slice.
+	Near() [][]string
 }
 
 // Client runs changes of registers against a set of acceptors: it is the thin
@@ -182,12 +182,11 @@ func WithLeanReads(on bool) Option { return func(o *clientOptions) { o.noLeanRea
 // frames, and with many changes in flight it is the cost per frame, not per
 // request, that bounds acceptors and NATS servers. Clients with different
 // proposer IDs spread over the acceptors, and no acceptor gets more requests
-// than it would with every acceptor asked. When the Transport knows which
-// acceptors are near (a Nearness), the subset holds those first and fills up
-// as the proposer ID picks: a proposer whose NATS server also serves an
-// acceptor saves the hop to another server on one of its two accepts (with
-// three acceptors), and one in a zone with two acceptors waits for no other
-// zone.
+// than it would with every acceptor asked. When the Transport knows how far
+// the acceptors are (a Nearness), the subset takes them nearest tier first,
+// and within a tier as the proposer ID picks: a client in a zone with one
+// acceptor, whose other two acceptors are one near zone and one far one,
+// waits for the near zone only.
 //
 // The others get the accept too (a hedge) as soon as a reply of the subset
 // is not a yes (a refusal, a storage failure, a request not delivered, a
@@ -531,7 +530,7 @@ func (c *Client) phase(ctx context.Context, pr *Proposal, all, settle bool) (ok,
 	cfg := pr.Config()
 	first, rest := cfg.Acceptors, []string(nil)
 	if c.thr != nil && !all && pr.OneRoundTrip() {
-		var near []string
+		var near [][]string
 		if c.near != nil {
 			near = c.near.Near()
 		}

@@ -29,7 +29,7 @@ func Observe(c *Client, d time.Duration) { c.thr.observe(d) }
 // Subset returns the acceptors of cfg that c's next thrifty accept would go
 // to first.
 func Subset(c *Client, cfg Config) []string {
-	var near []string
+	var near [][]string
 	if c.near != nil {
 		near = c.near.Near()
 	}

@@ -37,13 +37,14 @@ func ThriftySplit(cfg Config, spread string, accept bool, suspect func(id string
 	return ThriftySplitNear(cfg, spread, nil, accept, suspect)
 }
 
-// ThriftySplitNear is ThriftySplit with the acceptors in near (see Nearness)
-// first, in the order of spread's rotation, then the others in that order:
-// a subset takes the near acceptors it has room for and fills up with the
-// others as spread picks them. Acceptors of near that cfg does not hold are
-// ignored. With near empty, or holding every acceptor of cfg, it is
-// ThriftySplit.
-func ThriftySplitNear(cfg Config, spread string, near []string, accept bool, suspect func(id string) bool) (first, rest []string) {
+// ThriftySplitNear is ThriftySplit with the acceptors in tiers of distance
+// (see Nearness), the nearest tier first: the order is each tier's
+// acceptors in spread's rotation, then the others in that rotation, so a
+// subset takes the nearest acceptors it has room for and, within a tier,
+// those spread picks. Acceptors that cfg does not hold, or that an earlier
+// tier names, are ignored. With no tiers, or one holding every acceptor of
+// cfg, it is ThriftySplit.
+func ThriftySplitNear(cfg Config, spread string, near [][]string, accept bool, suspect func(id string) bool) (first, rest []string) {
 	acc := cfg.Acceptors
 	n := len(acc)
 	size := ThriftySize(cfg, accept)
@@ -69,25 +70,25 @@ func ThriftySplitNear(cfg Config, spread string, near []string, accept bool, sus
 }
 
 // thriftyOrder returns acc rotated by a hash of spread, with the acceptors
-// in near moved to the front (a stable partition: each part keeps the
-// rotation's order). It returns a new slice.
-func thriftyOrder(acc []string, spread string, near []string) []string {
+// of each tier of near moved ahead of the rest, the nearest tier first, each
+// part in the rotation's order. It returns a new slice.
+func thriftyOrder(acc []string, spread string, near [][]string) []string {
 	n := len(acc)
 	start := keySlot(spread, n)
+	rotated := append(append(make([]string, 0, n), acc[start:]...), acc[:start]...)
+	if len(near) == 0 {
+		return rotated
+	}
 	out := make([]string, 0, n)
-	if len(near) > 0 {
-		for i := range n {
-			if id := acc[(start+i)%n]; slices.Contains(near, id) {
+	for _, tier := range near {
+		for _, id := range rotated {
+			if slices.Contains(tier, id) && !slices.Contains(out, id) {
 				out = append(out, id)
 			}
 		}
 	}
-	if len(out) == 0 || len(out) == n {
-		out = out[:0]
-		return append(append(out, acc[start:]...), acc[:start]...)
-	}
-	for i := range n {
-		if id := acc[(start+i)%n]; !slices.Contains(near, id) {
+	for _, id := range rotated {
+		if !slices.Contains(out, id) {
 			out = append(out, id)
 		}
 	}
@@ -137,7 +138,7 @@ type thrifty struct {
 type order struct {
 	acceptors []string
 	spread    string
-	near      []string
+	near      [][]string
 	rotated   []string
 }
 
@@ -156,9 +157,9 @@ func newThrifty(o clientOptions) *thrifty {
 }
 
 // split is ThriftySplitNear of spread (the client's proposer ID) and near
-// (its Transport's, see Nearness) with the client's suspects, from the cache
-// when there are none.
-func (t *thrifty) split(cfg Config, spread string, near []string, accept bool) (first, rest []string) {
+// (its Transport's tiers, see Nearness) with the client's suspects, from the
+// cache when there are none.
+func (t *thrifty) split(cfg Config, spread string, near [][]string, accept bool) (first, rest []string) {
 	acc := cfg.Acceptors
 	size := ThriftySize(cfg, accept)
 	if size >= len(acc) {
@@ -171,7 +172,7 @@ func (t *thrifty) split(cfg Config, spread string, near []string, accept bool) (
 		return ThriftySplitNear(cfg, spread, near, accept, func(id string) bool { return t.suspectLocked(id, now) })
 	}
 	o := t.order.Load()
-	if o == nil || o.spread != spread || !slices.Equal(o.acceptors, acc) || !slices.Equal(o.near, near) {
+	if o == nil || o.spread != spread || !slices.Equal(o.acceptors, acc) || !slices.EqualFunc(o.near, near, slices.Equal[[]string]) {
 		o = &order{acceptors: acc, spread: spread, near: near, rotated: thriftyOrder(acc, spread, near)}
 		t.order.Store(o)
 	}

@@ -104,29 +104,36 @@ func TestThriftySplitSpreads(t *testing.T) {
 	}
 }
 
-// ThriftySplitNear puts the near acceptors first and fills the subset as
-// the spread picks; near sets that say nothing (empty, every acceptor, none
-// of cfg's) leave ThriftySplit's choice, and suspects still go to rest.
+// ThriftySplitNear fills the subset nearest tier first and, within a tier,
+// as the spread picks; tiers that say nothing (none, one with every
+// acceptor, none of cfg's) leave ThriftySplit's choice, and suspects still
+// go to rest.
 func TestThriftySplitNear(t *testing.T) {
 	cfg5 := synod.Config{Acceptors: []string{"a0", "a1", "a2", "a3", "a4"}}
 	cfg3 := synod.Config{Acceptors: []string{"a0", "a1", "a2"}}
 	for _, tt := range []struct {
 		name    string
 		cfg     synod.Config
-		near    []string
+		near    [][]string
 		suspect []string
 		want    []string // must be in first (accept), in any order
+		notIn   []string // must not be in first
 		same    bool     // first must equal ThriftySplit's
 	}{
-		{name: "no near", cfg: cfg3, same: true},
-		{name: "all near", cfg: cfg3, near: []string{"a2", "a0", "a1"}, same: true},
-		{name: "foreign near", cfg: cfg3, near: []string{"x9"}, same: true},
-		{name: "one near", cfg: cfg3, near: []string{"a1"}, want: []string{"a1"}},
-		{name: "one near and a foreign one", cfg: cfg3, near: []string{"x9", "a2"}, want: []string{"a2"}},
-		{name: "two near of five", cfg: cfg5, near: []string{"a4", "a1"}, want: []string{"a1", "a4"}},
+		{name: "no tiers", cfg: cfg3, same: true},
+		{name: "one tier of all", cfg: cfg3, near: [][]string{{"a2", "a0", "a1"}}, same: true},
+		{name: "foreign tier", cfg: cfg3, near: [][]string{{"x9"}}, same: true},
+		{name: "one near", cfg: cfg3, near: [][]string{{"a1"}}, want: []string{"a1"}},
+		{name: "one near and a foreign one", cfg: cfg3, near: [][]string{{"x9", "a2"}}, want: []string{"a2"}},
+		{name: "near, then a nearer zone than the last", cfg: cfg3, near: [][]string{{"a2"}, {"a0"}},
+			want: []string{"a2", "a0"}, notIn: []string{"a1"}},
+		{name: "a tier twice", cfg: cfg3, near: [][]string{{"a2"}, {"a2"}}, want: []string{"a2"}},
+		{name: "two near of five", cfg: cfg5, near: [][]string{{"a4", "a1"}}, want: []string{"a1", "a4"}},
+		{name: "tiers of five", cfg: cfg5, near: [][]string{{"a3"}, {"a0", "a4"}, {"a1"}},
+			want: []string{"a3", "a0", "a4"}, notIn: []string{"a1", "a2"}},
 		{name: "more near than room", cfg: synod.Config{Acceptors: cfg5.Acceptors, PrepareQuorum: 5, AcceptQuorum: 1},
-			near: []string{"a3"}, want: []string{"a3"}},
-		{name: "suspect near goes to rest", cfg: cfg3, near: []string{"a1"}, suspect: []string{"a1"}},
+			near: [][]string{{"a3"}}, want: []string{"a3"}},
+		{name: "suspect near goes to rest", cfg: cfg3, near: [][]string{{"a1"}}, suspect: []string{"a1"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			suspect := func(id string) bool { return slices.Contains(tt.suspect, id) }
@@ -144,16 +151,16 @@ func TestThriftySplitNear(t *testing.T) {
 					t.Fatalf("%s: first %v + rest %v is not the configuration", spread, first, rest)
 				}
 				if tt.same && !slices.Equal(first, plain) {
-					t.Fatalf("%s: near %v changed the subset %v to %v", spread, tt.near, plain, first)
+					t.Fatalf("%s: tiers %v changed the subset %v to %v", spread, tt.near, plain, first)
 				}
 				for _, id := range tt.want {
 					if !slices.Contains(first, id) {
 						t.Fatalf("%s: near %s not in first %v", spread, id, first)
 					}
 				}
-				for _, id := range tt.suspect {
+				for _, id := range append(slices.Clone(tt.notIn), tt.suspect...) {
 					if slices.Contains(first, id) {
-						t.Fatalf("%s: suspect %s in first %v", spread, id, first)
+						t.Fatalf("%s: %s in first %v", spread, id, first)
 					}
 				}
 				for _, id := range first {
@@ -183,7 +190,7 @@ func TestClientSubsetFollowsNearness(t *testing.T) {
 		t.Fatalf("subset %v holds a2 before a2 is near", got)
 	}
 	warm(t, c, tr, "k")
-	nt.near.Store(&[]string{"a2"})
+	nt.near.Store(&[][]string{{"a2"}})
 	if _, err := c.Change(context.Background(), "k", incr); err != nil {
 		t.Fatal(err)
 	}
@@ -200,10 +207,10 @@ func TestClientSubsetFollowsNearness(t *testing.T) {
 // nearTransport is a fakeTransport with a Nearness.
 type nearTransport struct {
 	*fakeTransport
-	near atomic.Pointer[[]string]
+	near atomic.Pointer[[][]string]
 }
 
-func (n *nearTransport) Near() []string {
+func (n *nearTransport) Near() [][]string {
 	if p := n.near.Load(); p != nil {
 		return *p
 	}

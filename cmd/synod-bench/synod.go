@@ -55,9 +55,9 @@ func newSynodEngine(d *deployment, thrifty, nearness bool, clients int) (*synodE
 
 func (e *synodEngine) name() string { return "protosynod" }
 
-// nearNote says, for the table's footer, which acceptors each proposer's
-// transport found near at the end (see natstransport.Transport.Near), or
-// that they did not measure (off).
+// nearNote says, for the table's footer, how each proposer's transport
+// ranked the acceptors at the end (tiers of distance, nearest first, see
+// natstransport.Transport.Near), or that they did not measure (off).
 func (e *synodEngine) nearNote(off bool) string {
 	if off {
 		return ", nearness off"
@@ -65,8 +65,12 @@ func (e *synodEngine) nearNote(off bool) string {
 	var parts []string
 	for i, tr := range e.trs {
 		near := "none nearer"
-		if n := tr.Near(); n != nil {
-			near = strings.Join(n, "+")
+		if tiers := tr.Near(); tiers != nil {
+			var ts []string
+			for _, tier := range tiers {
+				ts = append(ts, strings.Join(tier, "+"))
+			}
+			near = strings.Join(ts, " > ")
 		}
 		parts = append(parts, fmt.Sprintf("proposer %d: %s", i, near))
 	}

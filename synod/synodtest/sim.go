@@ -178,8 +178,8 @@ type SimConfig struct {
 	// the proposer's subsets for SuspectFor steps (default 2*PhaseTimeout).
 	// A phase after one that timed out goes to every acceptor. As with
 	// synod.Client, only one-round-trip accepts go to a subset, the
-	// proposer's (ThriftySplitNear of its ID and its near acceptors: none,
-	// one or two of the first configuration's, drawn from the seed, as a
+	// proposer's (ThriftySplitNear of its ID and its tiers of near
+	// acceptors of the first configuration, drawn from the seed, as a
 	// Transport's Nearness would report them); with ThriftyByKey every phase
 	// does, to the key's subset (the Client's rule before).
 	Thrifty      bool
@@ -506,20 +506,21 @@ func newSim(cfg SimConfig) *sim {
 	return s
 }
 
-// simNear returns proposer i's near acceptors (see SimConfig.Thrifty): none
-// for a third of the proposers, one for a third, two for the rest, from a
-// hash of the seed so that it draws nothing from the simulation's random
-// streams (seeds keep their schedules).
-func simNear(seed uint64, i int, acceptors []string) []string {
+// simNear returns proposer i's tiers of near acceptors (see
+// SimConfig.Thrifty): none for a third of the proposers, one tier of one
+// acceptor for a third, and for the rest a tier of one and a tier of the
+// next, from a hash of the seed so that it draws nothing from the
+// simulation's random streams (seeds keep their schedules).
+func simNear(seed uint64, i int, acceptors []string) [][]string {
 	h := (seed+uint64(i)+1)*0x9e3779b97f4a7c15 ^ seed>>29
 	h ^= h >> 31
-	n := int(h % 3)
-	if len(acceptors) < 2 {
+	if len(acceptors) < 2 || h%3 == 0 {
 		return nil
 	}
-	var near []string
-	for k := range min(n, len(acceptors)) {
-		near = append(near, acceptors[(int(h>>8)+k)%len(acceptors)])
+	k := int(h>>8) % len(acceptors)
+	near := [][]string{{acceptors[k]}}
+	if h%3 == 2 {
+		near = append(near, []string{acceptors[(k+1)%len(acceptors)]})
 	}
 	return near
 }

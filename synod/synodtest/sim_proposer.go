@@ -45,7 +45,7 @@ type simProposer struct {
 	all      bool             // a phase of the round timed out: the next go to everyone
 	phases   uint64           // phases started, to tell a stall timer's phase
 	suspects map[string]int64 // acceptor -> step until which subsets avoid it
-	near     []string         // acceptors its subsets take first (see simNear)
+	near     [][]string       // acceptors its subsets take first (see simNear)
 }
 
 // simPhase is the phase in flight of a thrifty proposer: its request, the
