@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -106,6 +107,48 @@ func TestNetworkFaults(t *testing.T) {
 				}
 				runScenario(t, sc, scenarioSeed(t, base+int64(s)))
 			})
+		}
+	}
+}
+
+// TestNearestAcceptorsFirst puts one acceptor 20ms farther away (toxiproxy
+// latency on its connection) and checks that a proposer's Transport, talking
+// to real acceptor processes through real nats-servers, ranks it in a tier
+// of its own after the other two, which a thrifty Client then fills its
+// subset from. (How much that saves is measured, not asserted: see the
+// README's performance section.)
+func TestNearestAcceptorsFirst(t *testing.T) {
+	skipShort(t)
+	p := &proxied{acceptors: 3}
+	e := startEnv(t, p.envConfig(t))
+	far := e.cfg.Acceptors[1]
+	if err := p.proxies[1].AddLatency(20*time.Millisecond, 0); err != nil {
+		t.Fatal(err)
+	}
+	pr := e.newProposer(t, "near", urlsFrom(e.nats, 0), baseSeed(t))
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if _, err := pr.client.Change(ctx, "near", func([]byte) ([]byte, error) { return []byte("x"), nil }); err != nil {
+		t.Fatal(err)
+	}
+	var near []string
+	for _, id := range e.cfg.Acceptors {
+		if id != far {
+			near = append(near, id)
+		}
+	}
+	want := [][]string{near, {far}}
+	deadline := time.Now().Add(30 * time.Second)
+	for !slices.EqualFunc(pr.tr.Near(), want, slices.Equal[[]string]) {
+		if time.Now().After(deadline) {
+			t.Fatalf("tiers %v after 30s, want %v", pr.tr.Near(), want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Changes still succeed with subsets taken from the tiers.
+	for i := range 20 {
+		if _, err := pr.client.Change(ctx, "near", func([]byte) ([]byte, error) { return []byte{byte('a' + i)}, nil }); err != nil {
+			t.Fatalf("change %d: %v", i, err)
 		}
 	}
 }
