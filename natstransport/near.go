@@ -134,7 +134,7 @@ func (t *Transport) measure() {
 	n.mu.Unlock()
 	rtts := make(map[string]time.Duration, len(subjects))
 	for id, subj := range subjects {
-		if t.nearby.ctx.Err() != nil {
+		if n.ctx.Err() != nil {
 			return // closed
 		}
 		if d, err := t.ping(id, subj); err == nil {

@@ -175,9 +175,10 @@ func WithLeanReads(on bool) Option { return func(o *clientOptions) { o.noLeanRea
 // left many more changes indeterminate under contention and network faults.
 //
 // The subset is the client's own (ThriftySplitNear of its proposer ID and
-// the Transport's near acceptors, see Nearness), not one per key: all of a client's requests to an acceptor then share the
-// Transport's frames to it, which stay as large as with every acceptor
-// asked, and a third fewer frames travel (with three acceptors). Subsets per
+// its Transport's tiers, see Nearness), not one per key: all of a client's
+// requests to an acceptor then share the Transport's frames to it, which
+// stay as large as with every acceptor asked, and a third fewer frames
+// travel (with three acceptors). Subsets per
 // key would spread each client's requests over every acceptor in smaller
 // frames, and with many changes in flight it is the cost per frame, not per
 // request, that bounds acceptors and NATS servers. Clients with different
@@ -489,6 +490,15 @@ func (c *Client) retry(ctx context.Context, pr *Proposal, late <-chan AcceptRepl
 	c.mu.Unlock()
 }
 
+// tiers returns the Transport's tiers of acceptors (see Nearness), nil if
+// it has none.
+func (c *Client) tiers() [][]string {
+	if c.near == nil {
+		return nil
+	}
+	return c.near.Near()
+}
+
 // backoff returns a full-jitter exponential delay for the given attempt.
 func (c *Client) backoff(attempt int) time.Duration {
 	hi := c.opts.backoffMin << min(attempt, 20)
@@ -530,11 +540,7 @@ func (c *Client) phase(ctx context.Context, pr *Proposal, all, settle bool) (ok,
 	cfg := pr.Config()
 	first, rest := cfg.Acceptors, []string(nil)
 	if c.thr != nil && !all && pr.OneRoundTrip() {
-		var near [][]string
-		if c.near != nil {
-			near = c.near.Near()
-		}
-		first, rest = c.thr.split(cfg, c.p.ID(), near, req.Accept != nil)
+		first, rest = c.thr.split(cfg, c.p.ID(), c.tiers(), req.Accept != nil)
 	}
 	if p := req.Prepare; p != nil {
 		ok, stalled, _ := runPhase(c, pctx, pr, first, rest,

@@ -29,10 +29,6 @@ func Observe(c *Client, d time.Duration) { c.thr.observe(d) }
 // Subset returns the acceptors of cfg that c's next thrifty accept would go
 // to first.
 func Subset(c *Client, cfg Config) []string {
-	var near [][]string
-	if c.near != nil {
-		near = c.near.Near()
-	}
-	first, _ := c.thr.split(cfg, c.ID(), near, true)
+	first, _ := c.thr.split(cfg, c.ID(), c.tiers(), true)
 	return first
 }

@@ -78,7 +78,7 @@ func main() {
 		nearness  bool
 	)
 	flag.BoolVar(&c.thrifty, "thrifty", true, "protosynod proposers send each phase to a quorum-sized subset first (synod.WithThrifty, the default); -thrifty=false sends it to every acceptor")
-	flag.BoolVar(&nearness, "nearness", true, "protosynod transports measure which acceptors are near and thrifty subsets take those first (natstransport.WithNearness, the default); -nearness=false picks subsets by proposer ID alone")
+	flag.BoolVar(&nearness, "nearness", true, "protosynod transports rank the acceptors by measured distance and thrifty subsets fill from the nearest (natstransport.WithNearness, the default); -nearness=false picks subsets by proposer ID alone")
 	flag.IntVar(&c.clients, "clients", 1, "NATS connections per system, spread over the nats-servers: protosynod proposer clients (one connection each) and JetStream KV connections")
 	flag.StringVar(&c.layout, "layout", layoutEmbedded, "embedded (servers and acceptors in this process) or processes (nats-server and synod-acceptor processes)")
 	flag.StringVar(&c.natsURL, "nats", "", "run against an existing NATS cluster at these URLs (comma-separated) instead of starting one")
