@@ -1,6 +1,7 @@
 package natstransport
 
 import (
+	"bytes"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -79,6 +80,10 @@ func TestServiceAnswersEmptyFrameAtOnce(t *testing.T) {
 	}
 }
 
+// isPing reports whether m is a Transport's ping: a request frame with no
+// items. Stand-in acceptors that capture frames skip them.
+func isPing(m *nats.Msg) bool { return bytes.Equal(m.Data, emptyFrame) }
+
 // pingAnswerers subscribes, on nc, three stand-in acceptors a0..a2 that
 // answer only pings (empty frames), each after its delay, and, while
 // imposter is set, a0's in someone else's name. The frames that make a
@@ -99,7 +104,7 @@ func newPingAnswerers(t *testing.T, nc *nats.Conn) *pingAnswerers {
 			t.Fatal(err)
 		}
 		if _, err := nc.Subscribe(subj, func(m *nats.Msg) {
-			if len(m.Data) != len(emptyFrame) {
+			if !isPing(m) {
 				return
 			}
 			time.Sleep(time.Duration(p.delays[i].Load()))
@@ -190,7 +195,7 @@ func TestTransportNearnessOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := nc.Subscribe(subj, func(m *nats.Msg) {
-		if len(m.Data) == len(emptyFrame) {
+		if isPing(m) {
 			pings <- m.Reply
 		}
 	}); err != nil {
