@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"sync"
 	"time"
 
@@ -25,6 +26,8 @@ const DefaultRequestTimeout = 10 * time.Second
 type Target interface {
 	// String names the target in errors.
 	String() string
+	// hashTo writes what identifies the target to h (see senderPool).
+	hashTo(h *maphash.Hash)
 	// attempt delivers msg once and waits for the reply.
 	attempt(ctx context.Context, msg proto.Message, id string) (any, error)
 }
@@ -47,6 +50,12 @@ type localTarget struct {
 
 func (t localTarget) String() string { return t.pid.String() }
 
+func (t localTarget) hashTo(h *maphash.Hash) {
+	h.WriteString(t.pid.GetAddress())
+	h.WriteByte('/')
+	h.WriteString(t.pid.GetId())
+}
+
 func (t localTarget) attempt(ctx context.Context, msg proto.Message, id string) (any, error) {
 	return requestPID(ctx, t.sys, t.pid, msg, id)
 }
@@ -57,6 +66,12 @@ type grainTarget struct {
 }
 
 func (t grainTarget) String() string { return t.kind + "/" + t.identity }
+
+func (t grainTarget) hashTo(h *maphash.Hash) {
+	h.WriteString(t.kind)
+	h.WriteByte('/')
+	h.WriteString(t.identity)
+}
 
 func (t grainTarget) attempt(ctx context.Context, msg proto.Message, id string) (any, error) {
 	pid, ok := t.c.PidCache.Get(t.identity, t.kind)
@@ -165,20 +180,51 @@ func WithStateCodec(c Codec) RequestOption { return func(o *requestOptions) { o.
 // senderPool holds the senders of this process's Requests that are not in
 // flight. A sender is held by one Request at a time, so that its sequence
 // numbers reach each actor in order and one at a time.
+//
+// A free sender waits in the slot of the last target it was used for (a
+// hash of the target), and a Request takes the sender of its target's slot
+// when there is one: an actor that this process sends to one request at a
+// time then sees the same sender each time, and its register keeps one
+// senders-table entry for this process instead of one per sender the
+// process has (each entry holds a sender ID and a reply; with 64 Requests
+// in flight spread over many actors, the tables grew to ~64 entries, ~5 KB
+// written with every change of every actor). Requests in flight to one
+// actor at the same time still need a sender each.
 type senderPool struct {
-	mu   sync.Mutex
-	free []*dedup.Sender
+	mu    sync.Mutex
+	seed  maphash.Seed
+	slots [senderSlots]*dedup.Sender
+	free  []*dedup.Sender // free senders whose slot was taken
 }
 
 // senders is the process's pool: request IDs must not repeat within a
 // process, whatever actor systems it runs.
-var senders senderPool
+var senders = senderPool{seed: maphash.MakeSeed()}
 
-const maxFreeSenders = 1024
+const (
+	// senderSlots bounds the senders waiting in slots: a process keeps at
+	// most this many plus maxFreeSenders.
+	senderSlots    = 1024
+	maxFreeSenders = 1024
+)
 
-func (p *senderPool) take() *dedup.Sender {
+// slot returns the slot of target.
+func (p *senderPool) slot(to Target) int {
+	var h maphash.Hash
+	h.SetSeed(p.seed)
+	to.hashTo(&h)
+	return int(h.Sum64() % senderSlots)
+}
+
+// take returns a sender for a Request to the target in slot: the one that
+// waits there, else a free one, else a new one.
+func (p *senderPool) take(slot int) *dedup.Sender {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if s := p.slots[slot]; s != nil {
+		p.slots[slot] = nil
+		return s
+	}
 	if n := len(p.free); n > 0 {
 		s := p.free[n-1]
 		p.free = p.free[:n-1]
@@ -187,10 +233,14 @@ func (p *senderPool) take() *dedup.Sender {
 	return dedup.NewSender()
 }
 
-func (p *senderPool) put(s *dedup.Sender) {
+// put returns s, last used for the target in slot, to the pool.
+func (p *senderPool) put(slot int, s *dedup.Sender) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.free) < maxFreeSenders {
+	switch {
+	case p.slots[slot] == nil:
+		p.slots[slot] = s
+	case len(p.free) < maxFreeSenders:
 		p.free = append(p.free, s)
 	}
 }
@@ -217,8 +267,11 @@ func NewRequestID() string {
 // once. By default the ID is the next of a sender that this Request holds
 // alone while it runs (a process keeps as many senders as it has Requests
 // in flight), so an actor's register keeps one entry per sender rather than
-// one per request. A Request that ends with an error other than the
-// handler's retires its sender: RequestError.ID stays valid for a retry.
+// one per request; a Request takes the sender last used for its target when
+// that one is free, so an actor this process sends to one request at a time
+// keeps one entry for the process. A Request that ends with an error other
+// than the handler's retires its sender: RequestError.ID stays valid for a
+// retry.
 func Request(ctx context.Context, to Target, msg proto.Message, opts ...RequestOption) (_ proto.Message, err error) {
 	var o requestOptions
 	for _, opt := range opts {
@@ -230,11 +283,12 @@ func Request(ctx context.Context, to Target, msg proto.Message, opts ...RequestO
 		}
 	}
 	if _, query := msg.(*Query); o.id == "" && !query {
-		s := senders.take()
+		slot := senders.slot(to)
+		s := senders.take(slot)
 		o.id = s.Next().String()
 		defer func() {
 			if err == nil || errors.Is(err, ErrHandler) {
-				senders.put(s) // the actor answered: the sender may go on
+				senders.put(slot, s) // the actor answered: the sender may go on
 			}
 		}()
 	}

@@ -45,7 +45,10 @@
 // run that wrote it, and per sender of requests with IDs its last request
 // and reply (a dedup.Table). Request gives each call the next sequence
 // number of a sender it holds alone, so a change costs one small entry per
-// active sender, not a window of every recent request. Registers written by
+// active sender, not a window of every recent request; and it takes the
+// sender last used for the same actor when that one is free, so a process
+// that sends to many actors, one request at a time each, adds about one
+// entry per actor, not one per Request it has in flight. Registers written by
 // the first envelope version (a window of request IDs) still decode; their
 // IDs become one-shot entries. The reply
 // a sender gets is the one computed by the run that a quorum accepted, even
