@@ -16,24 +16,25 @@ import (
 	"github.com/protosynod/protosynod/synod/synodtest"
 )
 
-// distinctSlots returns n local targets in distinct slots of p.
-func distinctSlots(p *senderPool, n int) ([]Target, []int) {
-	var targets []Target
+// distinctSlots returns n PIDs at address whose targets fall in distinct
+// slots of p, and their slots.
+func distinctSlots(p *senderPool, address string, n int) ([]*actor.PID, []int) {
+	var pids []*actor.PID
 	var slots []int
 	taken := map[int]bool{}
-	for i := 0; len(targets) < n; i++ {
-		to := Local(nil, actor.NewPID("nonhost", fmt.Sprintf("t%d", i)))
-		if s := p.slot(to); !taken[s] {
+	for i := 0; len(pids) < n; i++ {
+		pid := actor.NewPID(address, fmt.Sprintf("t%d", i))
+		if s := p.slot(Local(nil, pid)); !taken[s] {
 			taken[s] = true
-			targets, slots = append(targets, to), append(slots, s)
+			pids, slots = append(pids, pid), append(slots, s)
 		}
 	}
-	return targets, slots
+	return pids, slots
 }
 
 func TestSenderPoolPrefersTheTargetsSender(t *testing.T) {
 	p := senderPool{seed: maphash.MakeSeed()}
-	_, slots := distinctSlots(&p, 3)
+	_, slots := distinctSlots(&p, "nonhost", 3)
 	a, b, c := slots[0], slots[1], slots[2]
 	s1, s2 := p.take(a), p.take(b)
 	if s1 == s2 {
@@ -83,19 +84,13 @@ func TestConcurrentRequestsKeepTheirSenders(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Two actors whose targets fall in different slots of the process's pool.
-	var pids []*actor.PID
+	pids, _ := distinctSlots(&senders, sys.Address(), 2)
 	var targets []Target
-	seen := map[int]bool{}
-	for i := 0; len(pids) < 2; i++ {
-		pid := actor.NewPID(sys.Address(), fmt.Sprintf("keep%d", i))
-		to := Local(sys, pid)
-		if s := senders.slot(to); !seen[s] {
-			seen[s] = true
-			if pid, err = sys.Root.SpawnNamed(props, pid.Id); err != nil {
-				t.Fatal(err)
-			}
-			pids, targets = append(pids, pid), append(targets, Local(sys, pid))
+	for i, pid := range pids {
+		if pids[i], err = sys.Root.SpawnNamed(props, pid.Id); err != nil {
+			t.Fatal(err)
 		}
+		targets = append(targets, Local(sys, pids[i]))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

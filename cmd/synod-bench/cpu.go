@@ -156,18 +156,25 @@ func (m *batchMeter) perOp(before storageSample, ops int64) string {
 	}
 	out := fmt.Sprintf("; acceptor commits: %.1f registers each, %.2f per op and acceptor",
 		(now.items-before.items)/(now.commits-before.commits), (now.commits-before.commits)/float64(ops)/float64(len(m.urls)))
-	if n := now.syncs - before.syncs; n > 0 {
-		mean := time.Duration((now.syncSecs - before.syncSecs) / n * float64(time.Second))
-		out += fmt.Sprintf(", mean synced commit %v", mean.Round(time.Microsecond))
+	if mean, ok := meanSince(now.syncSecs-before.syncSecs, now.syncs-before.syncs); ok {
+		out += fmt.Sprintf(", mean synced commit %v", mean)
 	}
-	if n := now.reqs - before.reqs; n > 0 {
-		// From a request's arrival at the acceptor to its reply's publish:
-		// what the round trip spends inside the acceptor, the commit
-		// included; the rest of a change's latency is NATS and the proposer.
-		mean := time.Duration((now.reqSecs - before.reqSecs) / n * float64(time.Second))
-		out += fmt.Sprintf(", mean request in the acceptor %v", mean.Round(time.Microsecond))
+	// From a request's arrival at the acceptor to its reply's publish: what
+	// the round trip spends inside the acceptor, the commit included; the
+	// rest of a change's latency is NATS and the proposer.
+	if mean, ok := meanSince(now.reqSecs-before.reqSecs, now.reqs-before.reqs); ok {
+		out += fmt.Sprintf(", mean request in the acceptor %v", mean)
 	}
 	return out
+}
+
+// meanSince returns the mean of n observations summing to secs, to the
+// microsecond; ok is false when there were none.
+func meanSince(secs, n float64) (time.Duration, bool) {
+	if n <= 0 {
+		return 0, false
+	}
+	return time.Duration(secs / n * float64(time.Second)).Round(time.Microsecond), true
 }
 
 func scrapeStorage(url string) (storageSample, error) {
